@@ -1,0 +1,52 @@
+// swift-tools-version:6.1
+// Lathe: a REPL and notebook scripting environment for research on efficient deep learning.
+import PackageDescription
+import Foundation
+
+let env = ProcessInfo.processInfo.environment
+// x86-64-v3 class baseline (AVX2, FMA, F16C). The frontend rejects "x86-64-v3"; "haswell" is the same ISA.
+// LATHE_CPU=znver4 enables AVX-512 (faster where it exists, SIGILL where it does not).
+let cpu = env["LATHE_CPU"] ?? "haswell"
+let kernelSettings: [SwiftSetting] = [
+  .unsafeFlags(["-target-cpu", cpu]),
+  .unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"], .when(configuration: .release)),
+]
+// The interpreter is class-field heavy: dynamic exclusivity checks cost 2x there (engine-notes.md section 4).
+let interpreterSettings: [SwiftSetting] = [
+  .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
+var targets: [Target] = [
+  .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+  .systemLibrary(name: "CReadline", providers: [.apt(["libreadline-dev"])]),
+  .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+  .target(name: "LatheLang", swiftSettings: interpreterSettings),
+  .target(name: "LatheNotebook", dependencies: ["CSQLite"]),
+  .target(name: "LatheCLI", dependencies: ["LatheLang", "LatheNotebook", "CReadline", "CBLAS"],
+          swiftSettings: interpreterSettings),
+  .executableTarget(name: "lathe", dependencies: [
+    "LatheCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+  .executableTarget(name: "lathe-bench", dependencies: ["LatheLang"], swiftSettings: interpreterSettings),
+  .target(name: "LatheTestSupport", dependencies: ["LatheLang"], path: "Tests/LatheTestSupport"),
+  .testTarget(name: "LatheLangTests", dependencies: ["LatheLang", "LatheTestSupport"],
+              resources: [.copy("Scripts"), .copy("FuzzRegressions")]),
+  .testTarget(name: "LatheNotebookTests", dependencies: ["LatheNotebook", "LatheTestSupport"]),
+  .testTarget(name: "LatheCLITests", dependencies: ["LatheCLI", "LatheNotebook", "LatheTestSupport"]),
+]
+// libFuzzer supplies main(), so this target cannot link in a plain `swift build`: it is declared on request only.
+//   LATHE_FUZZ=1 swift build -c release --sanitize=fuzzer --product lathe-fuzz
+if env["LATHE_FUZZ"] == "1" {
+  targets.append(.executableTarget(name: "lathe-fuzz", dependencies: ["LatheLang"],
+                                   swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+}
+
+let package = Package(
+  name: "Lathe",
+  products: [
+    .executable(name: "lathe", targets: ["lathe"]),
+    .executable(name: "lathe-bench", targets: ["lathe-bench"]),
+  ],
+  dependencies: [.package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")],
+  targets: targets,
+  swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,278 @@
+// The compiler, continued: calls (positional fast path, labels, methods), assignment targets and members.
+
+extension Compiler {
+  /// List methods that change the list they are called on: `xs.append(4)` updates the variable `xs`.
+  static let mutatingListMethods: Set<String> = ["append", "extend", "insert", "pop", "clear", "sort", "reverse"]
+
+  func compileCall(_ callee: Expr, _ arguments: [Argument], _ at: SourceLocation) throws -> ExprCode {
+    if case .member(let baseExpr, let name, let memberAt) = callee {
+      return try compileMethodCall(baseExpr, name, arguments, at: memberAt)
+    }
+    let function = try compileExpr(callee)
+    let codes = try arguments.map { try compileExpr($0.value) }
+    let labels = arguments.map(\.label)
+    let interp = self.interp, source = self.source
+    if labels.allSatisfy({ $0 == nil }) {
+      let count = codes.count
+      return { fp in
+        let f = try function(fp)
+        guard case .function(let fn) = f else {
+          throw source.error(.type, "\(f.typeName) \(Compiler.brief(f)) is not callable", at)
+        }
+        // Fast path: a compiled function taking exactly these positionals. Arguments go straight into its frame.
+        if case .compiled(let body) = fn.body, fn.parameters.count == count, !(fn.parameters.last?.variadic ?? false) {
+          let frame = interp.top
+          guard frame + body.frameSize < interp.stackLimit else {
+            throw source.error(.limit, "stack overflow: calls are nested too deeply", at)
+          }
+          interp.top = frame + 1
+          do {
+            for c in codes {
+              let v = try c(fp)
+              interp.top.pointee = v
+              interp.top += 1
+            }
+          } catch {
+            frame.update(repeating: .none, count: interp.top - frame)
+            interp.top = frame
+            throw error
+          }
+          return try interp.enter(fn, body, frame, at, source)
+        }
+        var values: [Value] = []
+        values.reserveCapacity(count)
+        for c in codes { values.append(try c(fp)) }
+        return try interp.call(fn, values, labels: labels, at: at, source: source)
+      }
+    }
+    return { fp in
+      let f = try function(fp)
+      guard case .function(let fn) = f else {
+        throw source.error(.type, "\(f.typeName) \(Compiler.brief(f)) is not callable", at)
+      }
+      var values: [Value] = []
+      values.reserveCapacity(codes.count)
+      for c in codes { values.append(try c(fp)) }
+      return try interp.call(fn, values, labels: labels, at: at, source: source)
+    }
+  }
+
+  static func brief(_ v: Value) -> String {
+    let r = v.repr
+    return r.count > 40 ? String(r.prefix(37)) + "..." : r
+  }
+
+  /// `x.name(args)`: a record's function field, a host object's method, a list's mutating method, or else the
+  /// global function `name(x, args)` (so `t.reshape([2, 3])` is `reshape(t, [2, 3])`).
+  func compileMethodCall(_ baseExpr: Expr, _ name: String, _ arguments: [Argument], at: SourceLocation) throws -> ExprCode {
+    let codes = try arguments.map { try compileExpr($0.value) }
+    let labels = arguments.map(\.label)
+    let interp = self.interp, source = self.source
+    let globalSlot = try self.globalSlot(name)
+    let globals = interp.globals
+
+    func evaluateArguments(_ fp: UnsafeMutablePointer<Value>) throws -> [Value] {
+      var values: [Value] = []
+      values.reserveCapacity(codes.count)
+      for c in codes { values.append(try c(fp)) }
+      return values
+    }
+    /// Calls `receiver.name(values)` for a receiver that is not a list being mutated.
+    func dispatch(_ receiver: Value, _ values: [Value]) throws -> Value {
+      switch receiver {
+      case .record(let r):
+        if let field = r[name] {
+          guard case .function(let fn) = field else {
+            throw source.error(.type, "field '\(name)' is \(field.typeName), not a function", at)
+          }
+          return try interp.call(fn, values, labels: labels, at: at, source: source)
+        }
+      case .host(let h):
+        let member: Value?
+        do { member = try h.member(name) } catch { throw source.locate(error, at) }
+        if case .function(let fn)? = member { return try interp.call(fn, values, labels: labels, at: at, source: source) }
+      default: break
+      }
+      guard globals.defined[globalSlot], case .function(let fn) = globals.values[globalSlot] else {
+        throw source.error(.unknownName, "\(receiver.typeName) has no method '\(name)'", at)
+      }
+      return try interp.call(fn, [receiver] + values, labels: [nil] + labels, at: at, source: source)
+    }
+
+    var constantError: Diagnostic? = nil
+    if Compiler.mutatingListMethods.contains(name) {
+      do {
+        let target = try compileLValue(baseExpr, forMethod: name)
+        return { fp in
+          let values = try evaluateArguments(fp)
+          var result = Value.none
+          try target(fp) { receiver in
+            if case .list(var xs) = receiver {
+              receiver = .none                    // keep the list uniquely referenced while it changes
+              defer { receiver = .list(xs) }
+              do { result = try ListMethods.apply(name, &xs, values, labels, interp) } catch { throw source.locate(error, at) }
+            } else {
+              result = try dispatch(receiver, values)
+            }
+          }
+          return result
+        }
+      } catch let d as Diagnostic where d.kind == .type {
+        constantError = d                         // `let xs = [1]; xs.append(2)` is an error, not a silent copy
+      } catch {}
+    }
+    let base = try compileExpr(baseExpr)
+    return { fp in
+      let receiver = try base(fp)
+      if let constantError, case .list = receiver { throw constantError }
+      return try dispatch(receiver, try evaluateArguments(fp))
+    }
+  }
+
+  // MARK: - Assignment
+
+  typealias LValueCode = (UnsafeMutablePointer<Value>, (inout Value) throws -> Void) throws -> Void
+
+  func compileAssignment(_ target: Expr, _ op: BinaryOperator?, _ valueExpr: Expr, _ at: SourceLocation) throws -> StmtCode {
+    let value = try compileExpr(valueExpr)
+    let source = self.source
+    // Fast paths for plain locals: `x = e`, `x += e`.
+    if case .name(let name, let nameAt) = target, case .local(let v) = try resolve(name), !v.boxed {
+      guard v.mutable else { throw constantError(name, v.location, nameAt) }
+      let slot = v.slot
+      guard let op else { return { fp in fp[slot] = try value(fp); return .normal } }
+      if op == .add {
+        return { fp in
+          let r = try value(fp)
+          if case .int(let x) = fp[slot], case .int(let y) = r {
+            let (s, o) = x.addingReportingOverflow(y)
+            if !o { fp[slot] = .int(s); return .normal }
+          }
+          do { fp[slot] = try Value.binary(.add, fp[slot], r) } catch { throw source.locate(error, at) }
+          return .normal
+        }
+      }
+      return { fp in
+        let r = try value(fp)
+        do { fp[slot] = try Value.binary(op, fp[slot], r) } catch { throw source.locate(error, at) }
+        return .normal
+      }
+    }
+    let lvalue = try compileLValue(target, forMethod: nil)
+    return { fp in
+      let r = try value(fp)
+      try lvalue(fp) { current in
+        if let op {
+          do { current = try Value.binary(op, current, r) } catch { throw source.locate(error, at) }
+        } else {
+          current = r
+        }
+      }
+      return .normal
+    }
+  }
+
+  func constantError(_ name: String, _ declared: SourceLocation, _ at: SourceLocation) -> Diagnostic {
+    error(.type, "cannot assign to '\(name)': it is a constant (declared with 'let' at \(declared)); use 'var' to change it", at)
+  }
+
+  /// Code that hands the current value of `target` to a modifier and stores what the modifier leaves.
+  func compileLValue(_ target: Expr, forMethod method: String?) throws -> LValueCode {
+    let source = self.source
+    switch target {
+    case .name(let name, let at):
+      switch try resolve(name) {
+      case .local(let v):
+        guard v.mutable else { throw constantError(name, v.location, at) }
+        let slot = v.slot
+        if v.boxed {
+          return { fp, modify in
+            let cell = Compiler.cell(fp[slot])
+            var current = cell.value
+            cell.value = .none
+            defer { cell.value = current }
+            try modify(&current)
+          }
+        }
+        return { fp, modify in
+          var current = fp[slot]
+          fp[slot] = .none
+          defer { fp[slot] = current }
+          try modify(&current)
+        }
+      case .global(let slot):
+        let globals = interp.globals
+        let message = "cannot assign to '\(name)': it is a constant; use 'var' to change it"
+        if globals.defined[slot] && !globals.mutable[slot] && method == nil { throw error(.type, message, at) }
+        return { fp, modify in
+          guard globals.defined[slot] else { throw Compiler.unknownName(name, globals, source, at) }
+          guard globals.mutable[slot] else {
+            // A method call on a constant may still be fine (a record's function field); changing a list is not.
+            var copy = globals.values[slot]
+            if method == nil { throw source.error(.type, message, at) }
+            if case .list = copy { throw source.error(.type, message, at) }
+            try modify(&copy)
+            return
+          }
+          var current = globals.values[slot]
+          globals.values[slot] = .none
+          defer { globals.values[slot] = current }
+          try modify(&current)
+        }
+      }
+    case .member(let baseExpr, let name, let at):
+      let base = try compileLValue(baseExpr, forMethod: method)
+      return { fp, modify in
+        try base(fp) { container in
+          guard case .record(var r) = container else {
+            throw source.error(.type, "cannot set member '\(name)' of \(container.typeName)", at)
+          }
+          let existing = r[name]
+          if existing == nil && method != nil { throw source.error(.runtime, Value.missingField(name, in: r), at) }
+          var field = existing ?? Value.none          // assignment may add a field
+          if existing != nil { r[name] = Value.none }  // keep the field's value uniquely referenced while it changes
+          container = Value.none
+          defer { r[name] = field; container = .record(r) }
+          try modify(&field)
+        }
+      }
+    case .index(let baseExpr, let items, let at):
+      let base = try compileLValue(baseExpr, forMethod: method)
+      let index = try compileIndexItems(items)
+      return { fp, modify in
+        let i = try index(fp)
+        try base(fp) { container in
+          do {
+            var element = try container.index(i)
+            try modify(&element)
+            try container.setIndex(i, to: element)
+          } catch { throw source.locate(error, at) }
+        }
+      }
+    default:
+      throw error(.syntax, "cannot assign to this expression", target.location)
+    }
+  }
+}
+
+/// Members read with `x.name`: record fields, host members, and `count` of lists, strings and ranges.
+enum Members {
+  static func get(_ value: Value, _ name: String) throws -> Value {
+    switch value {
+    case .record(let r):
+      guard let v = r[name] else { throw LatheError(Value.missingField(name, in: r)) }
+      return v
+    case .host(let h):
+      if let v = try h.member(name) { return v }
+      var message = "\(h.typeName) has no member '\(name)'"
+      if let near = Spelling.nearest(name, in: h.memberNames) { message += "; did you mean '\(near)'?" }
+      throw LatheError(message)
+    case .list(let xs) where name == "count": return .int(xs.count)
+    case .string(let s) where name == "count": return .int(s.count)
+    case .range(let r) where name == "count": return .int(r.count)
+    case .function(let f) where name == "name": return .string(f.name)
+    default:
+      throw LatheError("\(value.typeName) has no member '\(name)'", kind: .type)
+    }
+  }
+}

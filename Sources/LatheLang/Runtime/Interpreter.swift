@@ -1,0 +1,364 @@
+// The interpreter: one preallocated value stack, the global table, calls, interrupts and budgets.
+
+import Foundation
+
+typealias ExprCode = (UnsafeMutablePointer<Value>) throws -> Value
+typealias StmtCode = (UnsafeMutablePointer<Value>) throws -> Flow
+
+enum Flow { case normal, breakLoop, continueLoop, returned }
+
+/// The process-wide interrupt flag: SIGINT sets it, long-running loops and builtins poll it.
+public enum Interrupt {
+  public static let flag: UnsafeMutablePointer<Int32> = {
+    let p = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+    p.initialize(to: 0)
+    return p
+  }()
+  public static var isRequested: Bool { flag.pointee != 0 }
+  public static func clear() { flag.pointee = 0 }
+  /// Throws `interrupted` when Ctrl-C was pressed; for builtins that run long loops.
+  public static func check() throws {
+    if flag.pointee != 0 { flag.pointee = 0; throw LatheError("interrupted", kind: .interrupted) }
+  }
+}
+
+/// Where a cell's printed text, results and displays go (the REPL's terminal, a notebook run).
+public enum OutputKind: String { case stdout, stderr, result, display, warning, progress }
+
+/// Storage for `save(name, value)` and `load(name)`: the open notebook.
+public protocol ArtifactStore: AnyObject {
+  func saveArtifact(name: String, kind: String, bytes: [UInt8], meta: String?) throws
+  func loadArtifact(name: String) throws -> (kind: String, bytes: [UInt8])?
+}
+
+/// Global variables by name, in stable slots that compiled code holds on to.
+final class Globals {
+  static let capacity = 1 << 16
+  let values: UnsafeMutablePointer<Value>
+  let defined: UnsafeMutablePointer<Bool>
+  let mutable: UnsafeMutablePointer<Bool>
+  var slots: [String: Int] = [:]
+  var names: [String] = []
+
+  init() {
+    values = .allocate(capacity: Globals.capacity)
+    values.initialize(repeating: .none, count: Globals.capacity)
+    defined = .allocate(capacity: Globals.capacity)
+    defined.initialize(repeating: false, count: Globals.capacity)
+    mutable = .allocate(capacity: Globals.capacity)
+    mutable.initialize(repeating: false, count: Globals.capacity)
+  }
+
+  deinit {
+    values.deinitialize(count: Globals.capacity); values.deallocate()
+    defined.deallocate(); mutable.deallocate()
+  }
+
+  func slot(_ name: String) throws -> Int {
+    if let s = slots[name] { return s }
+    guard names.count < Globals.capacity else { throw LatheError("too many global names (limit \(Globals.capacity))", kind: .limit) }
+    let s = names.count
+    names.append(name)
+    slots[name] = s
+    return s
+  }
+
+  func value(_ name: String) -> Value? {
+    guard let s = slots[name], defined[s] else { return nil }
+    return values[s]
+  }
+
+  var definedNames: [String] { names.enumerated().filter { defined[$0.offset] }.map(\.element) }
+}
+
+/// Runs Lathe code. One interpreter holds one session's variables; it is not thread-safe.
+public final class Interpreter {
+  static let stackCapacity = 1 << 18
+  let stackBase: UnsafeMutablePointer<Value>
+  let stackLimit: UnsafeMutablePointer<Value>
+  var top: UnsafeMutablePointer<Value>
+  var depth = 0
+  /// Lathe calls nested deeper than this are an error, not a native stack overflow.
+  public var maxCallDepth = 4000
+  let globals = Globals()
+  let interrupt = Interrupt.flag
+  /// Steps (loop iterations and calls) left before a budget error; `nil` budget means unlimited.
+  var steps = Int.max >> 1
+  public var stepBudget: Int? = nil
+
+  /// Receives everything a cell prints or displays.
+  public var output: (OutputKind, String) -> Void = { kind, text in
+    if kind == .stderr { FileHandle.standardError.write(text.data(using: .utf8) ?? Data()) } else { print(text, terminator: "") }
+  }
+  public var artifactStore: ArtifactStore?
+  public let registry: BuiltinRegistry
+  /// The session seed; `rand()` and later seeded builtins derive their streams from it.
+  public private(set) var seed: UInt64
+  var random: SplitMix64
+  /// Directories searched by `import "path"` after the importing file's own directory.
+  public var importPaths: [String] = []
+  var imported: Set<String> = []
+  /// Metrics and parameters a cell recorded with `metric(...)`/`param(...)`, taken by the notebook at the end of a run.
+  public var pendingMetrics: [(key: String, step: Int, value: Double)] = []
+  public var pendingParams: [(String, String)] = []
+
+  public init(registry: BuiltinRegistry = .core, seed: UInt64 = 0) {
+    self.registry = registry
+    self.seed = seed
+    self.random = SplitMix64(seed: seed)
+    stackBase = .allocate(capacity: Interpreter.stackCapacity)
+    stackBase.initialize(repeating: .none, count: Interpreter.stackCapacity)
+    stackLimit = stackBase + (Interpreter.stackCapacity - 1024)
+    top = stackBase
+    for builtin in registry.functions { define(builtin.name, .function(builtin), mutable: false) }
+  }
+
+  deinit {
+    stackBase.deinitialize(count: Interpreter.stackCapacity)
+    stackBase.deallocate()
+  }
+
+  public func reseed(_ seed: UInt64) { self.seed = seed; random = SplitMix64(seed: seed) }
+  func nextRandom() -> UInt64 { random.next() }
+
+  // MARK: - Globals
+
+  /// Defines or replaces a global variable.
+  public func define(_ name: String, _ value: Value, mutable: Bool = true) {
+    guard let s = try? globals.slot(name) else { return }
+    globals.values[s] = value
+    globals.defined[s] = true
+    globals.mutable[s] = mutable
+  }
+
+  public func global(_ name: String) -> Value? { globals.value(name) }
+
+  /// Names of defined globals (variables, functions, builtins), for completion.
+  public var globalNames: [String] { globals.definedNames }
+
+  // MARK: - Running code
+
+  /// Parses, compiles and runs `source`; returns the value of a final expression statement, if any.
+  ///
+  /// Runs on a thread with a large stack, so deep but legal recursion never meets the native stack's end.
+  public func run(_ source: String, name: String = "input", path: String? = nil, firstLine: Int = 1) throws -> Value? {
+    final class Box: @unchecked Sendable { var result: Result<Value?, Error> = .success(nil) }
+    let box = Box()
+    let done = DispatchSemaphore(value: 0)
+    let thread = Thread { [self] in
+      box.result = Result { try self.runHere(source, name: name, path: path, firstLine: firstLine) }
+      done.signal()
+    }
+    thread.stackSize = 1 << 29
+    thread.start()
+    done.wait()
+    return try box.result.get()
+  }
+
+  /// As `run`, on the calling thread.
+  public func runHere(_ source: String, name: String, path: String? = nil, firstLine: Int = 1) throws -> Value? {
+    let info = SourceInfo(name: name, text: source, path: path, firstLine: firstLine)
+    let statements: [Stmt]
+    do { statements = try Parser.parse(source, start: SourceLocation(line: firstLine, column: 1)) }
+    catch var d as Diagnostic { d.sourceName = name; d.sourceText = source; d.sourceFirstLine = firstLine; throw d }
+    let compiler = Compiler(interpreter: self, source: info)
+    let program = try compiler.compileProgram(statements)
+    let fp = top
+    guard fp + program.frameSize < stackLimit else { throw Diagnostic(.limit, "stack is full", at: .unknown, sourceName: name) }
+    top = fp + program.frameSize
+    steps = stepBudget ?? (Int.max >> 1)
+    let savedDepth = depth
+    defer {
+      fp.update(repeating: .none, count: program.frameSize)
+      top = fp
+      depth = savedDepth
+    }
+    do {
+      _ = try program.code(fp)
+    } catch let e as LatheError {
+      throw info.error(e.kind, e.message, .unknown)
+    }
+    return program.returnsValue ? fp[0] : nil
+  }
+
+  /// Checks the interrupt flag and the step budget; called on every loop iteration and call.
+  @inline(__always) func tick(_ at: SourceLocation, _ source: SourceInfo) throws {
+    steps &-= 1
+    if steps < 0 || interrupt.pointee != 0 { try service(at, source) }
+  }
+
+  func service(_ at: SourceLocation, _ source: SourceInfo) throws {
+    if interrupt.pointee != 0 {
+      interrupt.pointee = 0
+      throw source.error(.interrupted, "interrupted", at)
+    }
+    if stepBudget != nil {
+      throw source.error(.limit, "step budget of \(stepBudget ?? 0) exhausted", at)
+    }
+    steps = Int.max >> 1
+  }
+
+  // MARK: - Calls
+
+  /// Calls a function value with evaluated arguments (for builtins such as `sorted(xs, key: f)`).
+  public func call(_ value: Value, _ arguments: [Value], labels: [String?]? = nil) throws -> Value {
+    guard case .function(let function) = value else {
+      throw LatheError("\(value.typeName) is not callable", kind: .type)
+    }
+    return try call(function, arguments, labels: labels ?? Array(repeating: nil, count: arguments.count),
+                    at: .unknown, source: SourceInfo.native)
+  }
+
+  func call(_ function: Function, _ arguments: [Value], labels: [String?], at: SourceLocation, source: SourceInfo) throws -> Value {
+    let bound: [Value]
+    do { bound = try function.bind(positional: arguments, labels: labels) }
+    catch let e as LatheError { throw source.error(e.kind, e.message, at) }
+    switch function.body {
+    case .native(let implementation):
+      var call = NativeCall(function: function, arguments: bound, interpreter: self)
+      do { return try implementation(&call) }
+      catch let e as LatheError { throw source.error(e.kind, e.message, at) }
+      catch var d as Diagnostic {
+        if d.notes.count < 64 { d.notes.append(("in \(function.name), called", at)) }
+        throw d
+      }
+    case .compiled(let body):
+      let fp = top
+      guard fp + body.frameSize < stackLimit else {
+        throw source.error(.limit, "stack overflow: calls are nested too deeply", at)
+      }
+      for (i, v) in bound.enumerated() { fp[1 + i] = v }
+      top = fp + 1 + bound.count
+      return try enter(function, body, fp, at, source)
+    }
+  }
+
+  /// Runs a compiled function whose arguments are already in `fp[1...]`.
+  @inline(__always)
+  func enter(_ function: Function, _ body: CompiledBody, _ fp: UnsafeMutablePointer<Value>,
+             _ at: SourceLocation, _ source: SourceInfo) throws -> Value {
+    depth += 1
+    top = fp + body.frameSize
+    defer {
+      fp.update(repeating: .none, count: body.frameSize)
+      top = fp
+      depth -= 1
+    }
+    if depth > maxCallDepth {
+      throw source.error(.limit, "recursion is too deep (more than \(maxCallDepth) nested calls)", at)
+    }
+    if fp + body.frameSize >= stackLimit {
+      throw source.error(.limit, "stack overflow: calls are nested too deeply", at)
+    }
+    try tick(at, source)
+    for slot in body.boxedParameterSlots { fp[slot] = .host(Cell(fp[slot])) }
+    if !body.captureSlots.isEmpty {
+      for (i, slot) in body.captureSlots.enumerated() { fp[slot] = .host(function.captures[i]) }
+    }
+    do {
+      _ = try body.code(fp)
+    } catch var d as Diagnostic {
+      if d.notes.count < 64 { d.notes.append(("in \(function.name), called", at)) }
+      throw d
+    }
+    return fp[0]
+  }
+}
+
+/// The name and text of a source, captured by compiled code so runtime errors point into it.
+final class SourceInfo {
+  let name: String
+  let text: String
+  let path: String?
+  let firstLine: Int
+  init(name: String, text: String, path: String?, firstLine: Int = 1) {
+    self.name = name; self.text = text; self.path = path; self.firstLine = firstLine
+  }
+  static let native = SourceInfo(name: "", text: "", path: nil)
+
+  func error(_ kind: Diagnostic.Kind, _ message: String, _ at: SourceLocation) -> Diagnostic {
+    var d = Diagnostic(kind, message, at: at, sourceName: name, sourceText: text.isEmpty ? nil : text)
+    d.sourceFirstLine = firstLine
+    return d
+  }
+
+  /// Locates any error thrown under `at`: a `LatheError` gains this location, a `Diagnostic` keeps its own.
+  func locate(_ error: Error, _ at: SourceLocation) -> Error {
+    switch error {
+    case let d as Diagnostic: return d
+    case let e as LatheError: return self.error(e.kind, e.message, at)
+    default: return self.error(.runtime, "\(error)", at)
+    }
+  }
+}
+
+/// SplitMix64: a small, fast, seedable generator; the stream depends only on the seed.
+struct SplitMix64 {
+  var state: UInt64
+  init(seed: UInt64) { state = seed }
+  mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+}
+
+extension Interpreter {
+  /// Runs a script file into the global scope once; later imports of the same file do nothing.
+  func importFile(_ path: String, from source: SourceInfo) throws {
+    var candidates: [String] = []
+    if path.hasPrefix("/") { candidates = [path] } else {
+      if let from = source.path { candidates.append(URL(fileURLWithPath: from).deletingLastPathComponent().appendingPathComponent(path).path) }
+      candidates += importPaths.map { URL(fileURLWithPath: $0).appendingPathComponent(path).path }
+      candidates.append(URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(path).path)
+    }
+    guard let found = candidates.first(where: { FileManager.default.isReadableFile(atPath: $0) }) else {
+      throw LatheError("import: cannot find \(Value.quote(path)) (looked in: \(candidates.joined(separator: ", ")))")
+    }
+    let canonical = URL(fileURLWithPath: found).standardizedFileURL.resolvingSymlinksInPath().path
+    if imported.contains(canonical) { return }
+    imported.insert(canonical)
+    guard let data = FileManager.default.contents(atPath: found) else { throw LatheError("import: cannot read \(found)") }
+    guard let text = String(data: data, encoding: .utf8) else { throw LatheError("import: \(found) is not UTF-8 text") }
+    _ = try runNested(text, name: path, path: found)
+  }
+
+  /// Runs source on the current thread above the current frames (for imports and the prelude).
+  func runNested(_ source: String, name: String, path: String?) throws -> Value? {
+    let savedSteps = steps
+    defer { steps = savedSteps }
+    return try runHere(source, name: name, path: path)
+  }
+}
+
+/// Finds and loads stdlib/prelude.lathe.
+public enum Prelude {
+  /// The stdlib folder: `$LATHE_STDLIB`, else `stdlib/` beside the package that built the running binary
+  /// (`.build/<config>/lathe` → `../../stdlib`), else `../share/lathe/stdlib` beside an installed binary.
+  public static func stdlibDirectory() -> String? {
+    let fm = FileManager.default
+    if let env = ProcessInfo.processInfo.environment["LATHE_STDLIB"], fm.fileExists(atPath: env + "/prelude.lathe") { return env }
+    let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath().deletingLastPathComponent()
+    var candidates: [URL] = []
+    var dir = exe
+    for _ in 0..<5 { candidates.append(dir.appendingPathComponent("stdlib")); dir = dir.deletingLastPathComponent() }
+    candidates.append(exe.deletingLastPathComponent().appendingPathComponent("share/lathe/stdlib"))
+    candidates.append(URL(fileURLWithPath: fm.currentDirectoryPath).appendingPathComponent("stdlib"))
+    return candidates.first(where: { fm.fileExists(atPath: $0.appendingPathComponent("prelude.lathe").path) })?.path
+  }
+}
+
+extension Interpreter {
+  /// Runs the prelude into the globals and adds the stdlib folder to the import path.
+  public func loadPrelude(from directory: String) throws {
+    importPaths.append(directory)
+    let path = directory + "/prelude.lathe"
+    guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+      throw LatheError("cannot read \(path)")
+    }
+    imported.insert(URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path)
+    _ = try run(text, name: "stdlib/prelude.lathe", path: path)
+  }
+}

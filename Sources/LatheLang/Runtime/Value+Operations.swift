@@ -1,0 +1,288 @@
+// Printing, equality, arithmetic, comparison and indexing of values.
+
+import Foundation
+
+public enum Limits {
+  /// The most elements one list, string repetition or range materialisation may hold: errors, not allocations.
+  public static let maxElements = 1 << 26
+}
+
+extension Value: CustomStringConvertible {
+  /// How `print` shows a value: strings bare, everything else as `repr`.
+  public var description: String {
+    if case .string(let s) = self { return s }
+    return repr
+  }
+
+  /// How the REPL shows a value: strings quoted, lists and records readably.
+  public var repr: String {
+    var out = ""
+    write(to: &out, depth: 0)
+    return out
+  }
+
+  private func write(to out: inout String, depth: Int) {
+    if out.utf8.count > 100_000 { out += "..."; return }
+    switch self {
+    case .none: out += "none"
+    case .bool(let b): out += b ? "true" : "false"
+    case .int(let i): out += String(i)
+    case .float(let d): out += Value.format(d)
+    case .string(let s): out += Value.quote(s)
+    case .list(let xs):
+      if depth > 32 { out += "[...]"; return }
+      out += "["
+      for (i, x) in xs.enumerated() {
+        if i > 0 { out += ", " }
+        if i >= 1000 { out += "... \(xs.count - i) more"; break }
+        x.write(to: &out, depth: depth + 1)
+      }
+      out += "]"
+    case .record(let r):
+      if depth > 32 { out += "{...}"; return }
+      if r.fields.isEmpty { out += "{}"; return }
+      out += "{"
+      for (i, f) in r.fields.enumerated() {
+        if i > 0 { out += ", " }
+        out += Value.isPlainName(f.name) ? f.name : Value.quote(f.name)
+        out += ": "
+        f.value.write(to: &out, depth: depth + 1)
+      }
+      out += "}"
+    case .range(let r):
+      if r.step == 1 { out += "\(r.start)..<\(r.end)" } else { out += "range(\(r.start), \(r.end), \(r.step))" }
+    case .function(let f): out += f.signature
+    case .host(let h): out += h.description
+    }
+  }
+
+  static func isPlainName(_ s: String) -> Bool {
+    guard let first = s.unicodeScalars.first, first == "_" || (first.isASCII && first.properties.isAlphabetic) else { return false }
+    return s.unicodeScalars.allSatisfy { $0 == "_" || ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) }
+  }
+
+  /// Shortest round-trip form, always with a '.' or exponent so floats read back as floats.
+  public static func format(_ d: Double) -> String {
+    if d.isNaN { return "nan" }
+    if d.isInfinite { return d < 0 ? "-inf" : "inf" }
+    return d.description
+  }
+
+  public static func quote(_ s: String) -> String {
+    var out = "\""
+    for scalar in s.unicodeScalars {
+      switch scalar {
+      case "\"": out += "\\\""
+      case "\\": out += "\\\\"
+      case "\n": out += "\\n"
+      case "\t": out += "\\t"
+      case "\r": out += "\\r"
+      default:
+        if scalar.value < 0x20 || scalar.value == 0x7F { out += "\\u{\(String(scalar.value, radix: 16))}" }
+        else { out.unicodeScalars.append(scalar) }
+      }
+    }
+    return out + "\""
+  }
+
+  static func materialize(_ r: RangeValue) throws -> [Value] {
+    let n = r.count
+    guard n <= Limits.maxElements else { throw LatheError("range of \(n) elements is too large to make a list (limit \(Limits.maxElements))", kind: .limit) }
+    var out: [Value] = []
+    out.reserveCapacity(n)
+    for i in 0..<n { out.append(.int(r.element(i))) }
+    return out
+  }
+}
+
+extension Value {
+  /// Structural equality; ints and floats compare by value.
+  public static func equal(_ a: Value, _ b: Value) -> Bool {
+    switch (a, b) {
+    case (.none, .none): return true
+    case (.bool(let x), .bool(let y)): return x == y
+    case (.int(let x), .int(let y)): return x == y
+    case (.float(let x), .float(let y)): return x == y
+    case (.int(let x), .float(let y)): return Double(x) == y
+    case (.float(let x), .int(let y)): return x == Double(y)
+    case (.string(let x), .string(let y)): return x == y
+    case (.list(let x), .list(let y)):
+      return x.count == y.count && zip(x, y).allSatisfy { equal($0, $1) }
+    case (.record(let x), .record(let y)):
+      return x.fields.count == y.fields.count && x.fields.allSatisfy { f in y[f.name].map { equal(f.value, $0) } ?? false }
+    case (.range(let x), .range(let y)): return x.start == y.start && x.end == y.end && x.step == y.step
+    case (.function(let x), .function(let y)): return x === y
+    case (.host(let x), .host(let y)): return x.isEqual(to: y)
+    default: return false
+    }
+  }
+
+  /// `<`-style ordering of numbers, strings and lists of them; other pairs are a type error.
+  static func compare(_ a: Value, _ b: Value, _ op: BinaryOperator) throws -> Int {
+    switch (a, b) {
+    case (.int(let x), .int(let y)): return x < y ? -1 : (x > y ? 1 : 0)
+    case (.int, .float), (.float, .int), (.float, .float):
+      let x = a.asDouble ?? 0, y = b.asDouble ?? 0
+      if x.isNaN || y.isNaN { return 2 }   // unordered: every comparison false
+      return x < y ? -1 : (x > y ? 1 : 0)
+    case (.string(let x), .string(let y)): return x < y ? -1 : (x > y ? 1 : 0)
+    case (.list(let x), .list(let y)):
+      for (u, v) in zip(x, y) {
+        let c = try compare(u, v, op)
+        if c != 0 { return c }
+      }
+      return x.count < y.count ? -1 : (x.count > y.count ? 1 : 0)
+    default:
+      throw LatheError("cannot compare \(a.typeName) and \(b.typeName) with '\(op.rawValue)'", kind: .type)
+    }
+  }
+
+  public var asDouble: Double? {
+    switch self {
+    case .int(let i): return Double(i)
+    case .float(let d): return d
+    default: return nil
+    }
+  }
+
+  /// Every binary operator; the evaluator's int fast paths come first and call this for everything else.
+  public static func binary(_ op: BinaryOperator, _ a: Value, _ b: Value) throws -> Value {
+    if case .host(let h) = a, let r = try h.binary(op, b, hostOnLeft: true) { return r }
+    if case .host(let h) = b, let r = try h.binary(op, a, hostOnLeft: false) { return r }
+    switch op {
+    case .equal: return .bool(equal(a, b))
+    case .notEqual: return .bool(!equal(a, b))
+    case .less: let c = try compare(a, b, op); return .bool(c == -1)
+    case .lessEqual: let c = try compare(a, b, op); return .bool(c == -1 || c == 0)
+    case .greater: let c = try compare(a, b, op); return .bool(c == 1)
+    case .greaterEqual: let c = try compare(a, b, op); return .bool(c == 1 || c == 0)
+    case .contains: return .bool(try contains(b, a))
+    case .matmul:
+      throw LatheError("'@' is matrix multiplication: it needs tensors, got \(a.typeName) and \(b.typeName)", kind: .type)
+    default: break
+    }
+    switch (a, b) {
+    case (.int(let x), .int(let y)): return try intArithmetic(op, x, y)
+    case (.int, .float), (.float, .int), (.float, .float):
+      return try floatArithmetic(op, a.asDouble ?? 0, b.asDouble ?? 0)
+    case (.string(let x), .string(let y)) where op == .add:
+      guard x.utf8.count + y.utf8.count <= Limits.maxElements else { throw LatheError("string too long", kind: .limit) }
+      return .string(x + y)
+    case (.string(let s), .int(let n)) where op == .multiply: return .string(try repeatString(s, n))
+    case (.int(let n), .string(let s)) where op == .multiply: return .string(try repeatString(s, n))
+    case (.list(let x), .list(let y)) where op == .add:
+      guard x.count + y.count <= Limits.maxElements else { throw LatheError("list too long", kind: .limit) }
+      return .list(x + y)
+    case (.list(let x), .int(let n)) where op == .multiply: return .list(try repeatList(x, n))
+    case (.int(let n), .list(let x)) where op == .multiply: return .list(try repeatList(x, n))
+    case (.record(var x), .record(let y)) where op == .add:
+      for f in y.fields { x[f.name] = f.value }     // right side wins, like a dictionary merge
+      return .record(x)
+    default:
+      if op == .matmul {
+        throw LatheError("'@' is matrix multiplication: it needs tensors, got \(a.typeName) and \(b.typeName)", kind: .type)
+      }
+      throw LatheError("cannot apply '\(op.rawValue)' to \(a.typeName) and \(b.typeName)", kind: .type)
+    }
+  }
+
+  static func intArithmetic(_ op: BinaryOperator, _ x: Int, _ y: Int) throws -> Value {
+    func overflow() -> LatheError { LatheError("integer overflow in \(x) \(op.rawValue) \(y)") }
+    switch op {
+    case .add: let (r, o) = x.addingReportingOverflow(y); if o { throw overflow() }; return .int(r)
+    case .subtract: let (r, o) = x.subtractingReportingOverflow(y); if o { throw overflow() }; return .int(r)
+    case .multiply: let (r, o) = x.multipliedReportingOverflow(by: y); if o { throw overflow() }; return .int(r)
+    case .divide:
+      guard y != 0 else { throw LatheError("division by zero in \(x) / \(y)") }
+      return .float(Double(x) / Double(y))
+    case .floorDivide:
+      guard y != 0 else { throw LatheError("division by zero in \(x) // \(y)") }
+      let (q, o) = x.dividedReportingOverflow(by: y)
+      if o { throw overflow() }
+      return .int((x % y != 0 && (x < 0) != (y < 0)) ? q - 1 : q)
+    case .modulo:
+      guard y != 0 else { throw LatheError("division by zero in \(x) % \(y)") }
+      let (r, o) = x.remainderReportingOverflow(dividingBy: y)
+      if o { return .int(0) }
+      return .int(r != 0 && (r < 0) != (y < 0) ? r + y : r)
+    case .power:
+      if y < 0 { return .float(pow(Double(x), Double(y))) }
+      var result = 1, base = x, e = y
+      while e > 0 {
+        if e & 1 == 1 { let (r, o) = result.multipliedReportingOverflow(by: base); if o { throw overflow() }; result = r }
+        e >>= 1
+        if e > 0 { let (b, o) = base.multipliedReportingOverflow(by: base); if o { throw overflow() }; base = b }
+      }
+      return .int(result)
+    default: throw LatheError("cannot apply '\(op.rawValue)' to int and int", kind: .type)
+    }
+  }
+
+  static func floatArithmetic(_ op: BinaryOperator, _ x: Double, _ y: Double) throws -> Value {
+    switch op {
+    case .add: return .float(x + y)
+    case .subtract: return .float(x - y)
+    case .multiply: return .float(x * y)
+    case .divide:
+      guard y != 0 else { throw LatheError("division by zero in \(format(x)) / \(format(y))") }
+      return .float(x / y)
+    case .floorDivide:
+      guard y != 0 else { throw LatheError("division by zero in \(format(x)) // \(format(y))") }
+      return .float((x / y).rounded(.down))
+    case .modulo:
+      guard y != 0 else { throw LatheError("division by zero in \(format(x)) % \(format(y))") }
+      let r = fmod(x, y)
+      return .float(r != 0 && (r < 0) != (y < 0) ? r + y : r)
+    case .power: return .float(pow(x, y))
+    default: throw LatheError("cannot apply '\(op.rawValue)' to float and float", kind: .type)
+    }
+  }
+
+  static func repeatString(_ s: String, _ n: Int) throws -> String {
+    guard n > 0 else { return "" }
+    let (total, o) = s.utf8.count.multipliedReportingOverflow(by: n)
+    guard !o, total <= Limits.maxElements else { throw LatheError("string repetition of \(n) copies is too large (limit \(Limits.maxElements) bytes)", kind: .limit) }
+    return String(repeating: s, count: n)
+  }
+
+  static func repeatList(_ xs: [Value], _ n: Int) throws -> [Value] {
+    guard n > 0 else { return [] }
+    let (total, o) = xs.count.multipliedReportingOverflow(by: n)
+    guard !o, total <= Limits.maxElements else { throw LatheError("list repetition of \(n) copies is too large (limit \(Limits.maxElements) elements)", kind: .limit) }
+    var out: [Value] = []
+    out.reserveCapacity(total)
+    for _ in 0..<n { out.append(contentsOf: xs) }
+    return out
+  }
+
+  static func contains(_ container: Value, _ item: Value) throws -> Bool {
+    switch container {
+    case .list(let xs): return xs.contains { equal($0, item) }
+    case .string(let s):
+      guard case .string(let sub) = item else { throw LatheError("'in' on a string needs a string on the left, got \(item.typeName)", kind: .type) }
+      return sub.isEmpty || s.contains(sub)
+    case .record(let r):
+      guard case .string(let key) = item else { throw LatheError("'in' on a record needs a field name string, got \(item.typeName)", kind: .type) }
+      return r[key] != nil
+    case .range(let r):
+      guard case .int(let i) = item else { return false }
+      if r.step > 0 { return i >= r.start && i < r.end && (i - r.start) % r.step == 0 }
+      return i <= r.start && i > r.end && (r.start - i) % (-r.step) == 0
+    default: throw LatheError("'in' needs a list, string, record or range on the right, got \(container.typeName)", kind: .type)
+    }
+  }
+
+  static func unary(_ op: UnaryOperator, _ v: Value) throws -> Value {
+    if case .host(let h) = v, let r = try h.unary(op) { return r }
+    switch (op, v) {
+    case (.negate, .int(let i)):
+      guard i != Int.min else { throw LatheError("integer overflow in -(\(i))") }
+      return .int(-i)
+    case (.negate, .float(let d)): return .float(-d)
+    case (.plus, .int), (.plus, .float): return v
+    case (.not, .bool(let b)): return .bool(!b)
+    case (.not, _): throw LatheError("'!' needs a bool, got \(v.typeName)", kind: .type)
+    default: throw LatheError("cannot apply unary '\(op.rawValue)' to \(v.typeName)", kind: .type)
+    }
+  }
+}

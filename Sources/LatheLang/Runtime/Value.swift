@@ -1,0 +1,122 @@
+// Values of the language: scalars, strings, lists, records, ranges, functions and host objects.
+
+/// A Lathe value. Lists and records have value semantics (copy on write), as Swift's arrays do.
+public enum Value {
+  case none
+  case bool(Bool)
+  case int(Int)
+  case float(Double)
+  case string(String)
+  case list([Value])
+  case record(Record)
+  case range(RangeValue)
+  case function(Function)
+  /// Tensors, models, techniques, datasets: objects of the layers above, registered through `HostObject`.
+  case host(any HostObject)
+
+  public var typeName: String {
+    switch self {
+    case .none: return "none"
+    case .bool: return "bool"
+    case .int: return "int"
+    case .float: return "float"
+    case .string: return "string"
+    case .list: return "list"
+    case .record: return "record"
+    case .range: return "range"
+    case .function: return "function"
+    case .host(let h): return h.typeName
+    }
+  }
+}
+
+/// Fields in the order they were written: `{bits: 4, name: "q"}`.
+public struct Record {
+  public var fields: [(name: String, value: Value)]
+  public init(_ fields: [(name: String, value: Value)] = []) { self.fields = fields }
+
+  public subscript(name: String) -> Value? {
+    get { fields.first(where: { $0.name == name })?.value }
+    set {
+      if let i = fields.firstIndex(where: { $0.name == name }) {
+        if let newValue { fields[i].value = newValue } else { fields.remove(at: i) }
+      } else if let newValue {
+        fields.append((name, newValue))
+      }
+    }
+  }
+  public var names: [String] { fields.map(\.name) }
+}
+
+/// `a..<b`, `a...b` and `range(a, b, step)`: integers from `start` up to (not including) `end`.
+public final class RangeValue {
+  public let start: Int, end: Int, step: Int
+  public init(start: Int, end: Int, step: Int) { self.start = start; self.end = end; self.step = step }
+  public var count: Int {
+    if step > 0 { return start < end ? (end - start - 1) / step + 1 : 0 }
+    return start > end ? (start - end - 1) / (-step) + 1 : 0
+  }
+  public func element(_ i: Int) -> Int { start + i * step }
+}
+
+/// An object of a layer above the language (a tensor, a model, a technique).
+///
+/// Every requirement has a default, so a host type implements only what it supports; the rest are clear errors.
+public protocol HostObject: AnyObject {
+  /// The name shown in errors and by `type(x)`: "tensor", "model".
+  var typeName: String { get }
+  /// What the REPL prints.
+  var description: String { get }
+  /// A member `x.name`, or nil when there is none.
+  func member(_ name: String) throws -> Value?
+  /// Names offered by tab completion after `x.`.
+  var memberNames: [String] { get }
+  /// `x op other` (or `other op x` when `hostOnLeft` is false); nil means "not supported".
+  func binary(_ op: BinaryOperator, _ other: Value, hostOnLeft: Bool) throws -> Value?
+  func unary(_ op: UnaryOperator) throws -> Value?
+  /// `x[items]`.
+  func index(_ items: [IndexValue]) throws -> Value
+  /// `x[items] = value`; returns the updated object (which may be a copy).
+  func setIndex(_ items: [IndexValue], to value: Value) throws -> Value
+  func isEqual(to other: any HostObject) -> Bool
+  /// Bytes and a kind for `save(name, x)`; nil when the object cannot be saved.
+  func serialized() throws -> (kind: String, bytes: [UInt8])?
+}
+
+extension HostObject {
+  public func member(_ name: String) throws -> Value? { nil }
+  public var memberNames: [String] { [] }
+  public func binary(_ op: BinaryOperator, _ other: Value, hostOnLeft: Bool) throws -> Value? { nil }
+  public func unary(_ op: UnaryOperator) throws -> Value? { nil }
+  public func index(_ items: [IndexValue]) throws -> Value {
+    throw LatheError("\(typeName) cannot be indexed")
+  }
+  public func setIndex(_ items: [IndexValue], to value: Value) throws -> Value {
+    throw LatheError("\(typeName) does not support item assignment")
+  }
+  public func isEqual(to other: any HostObject) -> Bool { self === other }
+  public func serialized() throws -> (kind: String, bytes: [UInt8])? { nil }
+}
+
+/// One evaluated component of `x[...]`.
+public enum IndexValue {
+  case single(Value)
+  case slice(Int?, Int?, Int?)
+  case ellipsis
+}
+
+/// An unlocated runtime error thrown by builtins and value operations; the evaluator adds the location.
+public struct LatheError: Error, CustomStringConvertible {
+  public var message: String
+  public var kind: Diagnostic.Kind
+  public init(_ message: String, kind: Diagnostic.Kind = .runtime) { self.message = message; self.kind = kind }
+  public var description: String { message }
+}
+
+/// A variable captured by a closure: shared by the defining frame and every closure that uses it.
+final class Cell: HostObject {
+  var value: Value
+  init(_ value: Value) { self.value = value }
+  var typeName: String { "cell" }
+  var description: String { "cell" }
+}
