@@ -48,9 +48,9 @@ extension NotebookRenderer {
 enum Jupyter {
   /// nbformat's multiline string: lines that keep their "\n", the last one without.
   static func lines(_ text: String) -> [String] {
-    var parts = text.split(separator: "\n", omittingEmptySubsequences: false).map { String($0) + "\n" }
-    guard var last = parts.popLast() else { return [] }
-    last.removeLast()
+    var parts = PercentScript.splitLines(text)
+    guard let last = parts.popLast() else { return [] }
+    parts = parts.map { $0 + "\n" }
     if !last.isEmpty { parts.append(last) }
     return parts
   }
@@ -74,7 +74,7 @@ enum Jupyter {
       case .stdout, .stderr, .warning, .progress:
         let name = group.kind == .stdout ? "stdout" : "stderr"
         var piece = group.kind == .warning && !text.hasPrefix("warning") ? "warning: " + text : text
-        if group.kind == .warning || group.kind == .progress, !piece.hasSuffix("\n") { piece += "\n" }
+        if group.kind == .warning || group.kind == .progress, piece.utf8.last != UInt8(ascii: "\n") { piece += "\n" }
         if let current = stream, current.name == name {
           stream?.text += piece
         } else {
@@ -90,7 +90,7 @@ enum Jupyter {
         outputs.append(["output_type": "display_data", "data": bundle(group), "metadata": [String: Any]()])
       case .error:
         endStream()
-        let traceback = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let traceback = PercentScript.splitLines(text)
         let first = traceback.first { !$0.isEmpty } ?? text
         outputs.append(["output_type": "error", "ename": "LatheError", "evalue": first, "traceback": traceback])
       }

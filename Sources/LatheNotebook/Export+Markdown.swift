@@ -61,7 +61,8 @@ enum Markdown {
       if character == "`" { current += 1; longest = max(longest, current) } else { current = 0 }
     }
     let fence = String(repeating: "`", count: max(3, longest + 1))
-    let body = text.hasSuffix("\n") ? String(text.dropLast()) : text
+    var body = text
+    if body.unicodeScalars.last == "\n" { body.unicodeScalars.removeLast() }
     return "\(fence)\(info)\n\(body)\n\(fence)"
   }
 
@@ -87,7 +88,7 @@ public enum PercentScript {
   public static func render(_ cells: [Cell]) -> String {
     var lines: [String] = []
     for (index, cell) in cells.enumerated() {
-      let sourceLines = cell.source.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+      let sourceLines = splitLines(cell.source)
       switch cell.kind {
       case .code:
         lines.append("# %%")
@@ -102,13 +103,15 @@ public enum PercentScript {
   }
 
   /// Splits a script into cells. Text before the first `# %%` line becomes a code cell unless it is blank.
+  /// A file whose every line ends in CRLF is read as if it ended in LF; otherwise "\r" is kept as content.
   public static func parse(_ text: String) -> [Cell] {
     var body = text
-    if body.hasSuffix("\n") { body.removeLast() }
-    if body.hasSuffix("\r") { body.removeLast() }
-    let lines = body.isEmpty ? [] : body.split(separator: "\n", omittingEmptySubsequences: false).map {
-      $0.hasSuffix("\r") ? String($0.dropLast()) : String($0)
+    let newlines = body.unicodeScalars.filter { $0 == "\n" }.count
+    if newlines > 0, body.components(separatedBy: "\r\n").count - 1 == newlines {
+      body = body.replacingOccurrences(of: "\r\n", with: "\n")
     }
+    if body.unicodeScalars.last == "\n" { body.unicodeScalars.removeLast() }
+    let lines = body.isEmpty ? [] : splitLines(body)
     var groups: [(kind: CellKind, lines: [String])] = []
     var current: (kind: CellKind, lines: [String])? = nil
     for line in lines {
@@ -135,6 +138,11 @@ public enum PercentScript {
       }
       return Cell(kind: group.kind, source: lines.joined(separator: "\n"))
     }
+  }
+
+  /// Lines split at each "\n" scalar (Swift's Character view treats "\r\n" as one character).
+  static func splitLines(_ text: String) -> [String] {
+    text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { String(String.UnicodeScalarView($0)) }
   }
 
   /// The kind of cell a header line opens, or nil when the line is not a header.

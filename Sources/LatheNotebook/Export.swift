@@ -151,8 +151,7 @@ public struct NotebookRenderer {
       case .code(let code):
         let prompt = "In [\(code.run.map { String($0.seq) } ?? " ")]: "
         let indent = String(repeating: " ", count: prompt.count)
-        out += prompt + code.source.split(separator: "\n", omittingEmptySubsequences: false)
-          .joined(separator: "\n" + indent) + "\n"
+        out += prompt + PercentScript.splitLines(code.source).joined(separator: "\n" + indent) + "\n"
         guard let run = code.run else { continue }
         for group in OutputGroup.grouping(run.outputs) { out += textOutput(group, seq: run.seq) }
         out += "[\(Format.statusLine(run))]\n"
@@ -179,7 +178,7 @@ public struct NotebookRenderer {
 
 /// Small formatting helpers shared by the renderers.
 enum Format {
-  static func endingWithNewline(_ text: String) -> String { text.hasSuffix("\n") ? text : text + "\n" }
+  static func endingWithNewline(_ text: String) -> String { text.utf8.last == UInt8(ascii: "\n") ? text : text + "\n" }
 
   /// "2025-06-01 10:00:00 UTC" from Unix milliseconds.
   static func timestamp(_ milliseconds: Int64) -> String {

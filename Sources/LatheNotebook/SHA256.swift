@@ -94,41 +94,46 @@ public struct SHA256 {
     return digest
   }
 
-  @inline(__always) private func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
+  /// The round constants in memory that lives as long as the process, so `compress` needs no closure.
+  private static let roundConstants: UnsafePointer<UInt32> = {
+    let pointer = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)
+    pointer.initialize(from: k, count: 64)
+    return UnsafePointer(pointer)
+  }()
 
-  /// Runs the compression function (FIPS 180-4 6.2.2) over whole 64-byte blocks.
+  /// Runs the compression function (FIPS 180-4 6.2.2) over whole 64-byte blocks. Written to stay fast in debug
+  /// builds, where tests hash blobs of 17 MiB: raw pointers rather than arrays, no closures, masking shifts (`&>>`,
+  /// which the compiler inlines even unoptimized, unlike `>>`). `@_optimize(speed)` helps where honoured.
+  @_optimize(speed)
   private mutating func compress(blocks: UnsafeRawBufferPointer) {
     precondition(blocks.count % 64 == 0, "SHA256.compress takes whole blocks")
+    guard let base = blocks.baseAddress else { return }
+    let k = SHA256.roundConstants
+    let w = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)
+    defer { w.deallocate() }
     var h0 = state[0], h1 = state[1], h2 = state[2], h3 = state[3]
     var h4 = state[4], h5 = state[5], h6 = state[6], h7 = state[7]
-    SHA256.k.withUnsafeBufferPointer { k in
-      withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
-        var base = 0
-        while base < blocks.count {
-          for t in 0..<16 {
-            let word = blocks.loadUnaligned(fromByteOffset: base + 4 * t, as: UInt32.self)
-            w[t] = UInt32(bigEndian: word)
-          }
-          for t in 16..<64 {
-            let s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3)
-            let s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10)
-            w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
-          }
-          var a = h0, b = h1, c = h2, d = h3, e = h4, f = h5, g = h6, h = h7
-          for t in 0..<64 {
-            let sum1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
-            let choose = (e & f) ^ (~e & g)
-            let t1 = h &+ sum1 &+ choose &+ k[t] &+ w[t]
-            let sum0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
-            let majority = (a & b) ^ (a & c) ^ (b & c)
-            let t2 = sum0 &+ majority
-            h = g; g = f; f = e; e = d &+ t1
-            d = c; c = b; b = a; a = t1 &+ t2
-          }
-          h0 &+= a; h1 &+= b; h2 &+= c; h3 &+= d; h4 &+= e; h5 &+= f; h6 &+= g; h7 &+= h
-          base += 64
-        }
+    var offset = 0
+    while offset < blocks.count {
+      for t in 0..<16 { w[t] = UInt32(bigEndian: base.loadUnaligned(fromByteOffset: offset + 4 * t, as: UInt32.self)) }
+      for t in 16..<64 {
+        let x = w[t - 15], y = w[t - 2]
+        let s0 = (x &>> 7 | x &<< 25) ^ (x &>> 18 | x &<< 14) ^ (x &>> 3)
+        let s1 = (y &>> 17 | y &<< 15) ^ (y &>> 19 | y &<< 13) ^ (y &>> 10)
+        w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
       }
+      var a = h0, b = h1, c = h2, d = h3, e = h4, f = h5, g = h6, h = h7
+      for t in 0..<64 {
+        let sum1 = (e &>> 6 | e &<< 26) ^ (e &>> 11 | e &<< 21) ^ (e &>> 25 | e &<< 7)
+        let choose = (e & f) ^ (~e & g)
+        let t1 = h &+ sum1 &+ choose &+ k[t] &+ w[t]
+        let sum0 = (a &>> 2 | a &<< 30) ^ (a &>> 13 | a &<< 19) ^ (a &>> 22 | a &<< 10)
+        let majority = (a & b) ^ (a & c) ^ (b & c)
+        h = g; g = f; f = e; e = d &+ t1
+        d = c; c = b; b = a; a = t1 &+ sum0 &+ majority
+      }
+      h0 &+= a; h1 &+= b; h2 &+= c; h3 &+= d; h4 &+= e; h5 &+= f; h6 &+= g; h7 &+= h
+      offset += 64
     }
     state = [h0, h1, h2, h3, h4, h5, h6, h7]
   }

@@ -9,26 +9,64 @@ extension Compiler {
       return try compileMethodCall(baseExpr, name, arguments, at: memberAt)
     }
     let function = try compileExpr(callee)
-    let codes = try arguments.map { try compileExpr($0.value) }
+    let codes = try arguments.map { ExprBox(try compileExpr($0.value)) }
     let labels = arguments.map(\.label)
     let interp = self.interp, source = self.source
     if labels.allSatisfy({ $0 == nil }) {
       let count = codes.count
-      return { fp in
-        let f = try function(fp)
-        guard case .function(let fn) = f else {
-          throw source.error(.type, "\(f.typeName) \(Compiler.brief(f)) is not callable", at)
-        }
-        // Fast path: a compiled function taking exactly these positionals. Arguments go straight into its frame.
-        if case .compiled(let body) = fn.body, fn.parameters.count == count, !(fn.parameters.last?.variadic ?? false) {
+      // A global callee (`fib(n - 1)`) is read straight from its slot.
+      var globalCallee = -1
+      if case .name(let name, _) = callee, case .global(let slot) = try resolve(name) { globalCallee = slot }
+      // Everything the slow paths need lives in one object, so the closures below capture two or three things:
+      // a closure's context is unpacked on every call, and a smaller one is cheaper.
+      let site = CallSite(interp: interp, source: source, at: at, globalSlot: globalCallee, function: function,
+                          codes: codes, labels: labels)
+      func general(_ fn: Function, _ fp: UnsafeMutablePointer<Value>) throws -> Value { try site.general(fn, fp) }
+      @inline(__always) func resolveCallee(_ fp: UnsafeMutablePointer<Value>) throws -> Function { try site.callee(fp) }
+      // Direct path: a compiled function taking exactly these positionals gets them straight in its frame.
+      // One closure per arity, with each argument's code in its own constant (no array of closures on this path).
+      switch count {
+      case 0:
+        return { fp in
+          let fn = try resolveCallee(fp)
+          guard fn.directArity == 0 else { return try general(fn, fp) }
           let frame = interp.top
-          guard frame + body.frameSize < interp.stackLimit else {
-            throw source.error(.limit, "stack overflow: calls are nested too deeply", at)
-          }
+          guard frame + fn.frameSize < interp.stackLimit else { throw site.overflow() }
+          return try interp.enter(fn, frame, at, source)
+        }
+      case 1:
+        let a0 = codes[0].code
+        return { fp in
+          let fn = try resolveCallee(fp)
+          guard fn.directArity == 1 else { return try general(fn, fp) }
+          let frame = interp.top
+          guard frame + fn.frameSize < interp.stackLimit else { throw site.overflow() }
+          let v0 = try a0(fp)
+          (frame + 1).initialize(to: v0)        // slots above `top` always hold none: nothing to release
+          return try interp.enter(fn, frame, at, source)
+        }
+      case 2:
+        let a0 = codes[0].code, a1 = codes[1].code
+        return { fp in
+          let fn = try resolveCallee(fp)
+          guard fn.directArity == 2 else { return try general(fn, fp) }
+          let frame = interp.top
+          guard frame + fn.frameSize < interp.stackLimit else { throw site.overflow() }
+          let v0 = try a0(fp), v1 = try a1(fp)   // held here, so calls inside them may use the frame's space
+          (frame + 1).initialize(to: v0)        // slots above `top` always hold none: nothing to release
+          frame[2] = v1
+          return try interp.enter(fn, frame, at, source)
+        }
+      default:
+        return { fp in
+          let fn = try resolveCallee(fp)
+          guard fn.directArity == count else { return try general(fn, fp) }
+          let frame = interp.top
+          guard frame + fn.frameSize < interp.stackLimit else { throw site.overflow() }
           interp.top = frame + 1
           do {
             for c in codes {
-              let v = try c(fp)
+              let v = try c.code(fp)
               interp.top.pointee = v
               interp.top += 1
             }
@@ -37,12 +75,8 @@ extension Compiler {
             interp.top = frame
             throw error
           }
-          return try interp.enter(fn, body, frame, at, source)
+          return try interp.enter(fn, frame, at, source)
         }
-        var values: [Value] = []
-        values.reserveCapacity(count)
-        for c in codes { values.append(try c(fp)) }
-        return try interp.call(fn, values, labels: labels, at: at, source: source)
       }
     }
     return { fp in
@@ -52,7 +86,7 @@ extension Compiler {
       }
       var values: [Value] = []
       values.reserveCapacity(codes.count)
-      for c in codes { values.append(try c(fp)) }
+      for c in codes { values.append(try c.code(fp)) }
       return try interp.call(fn, values, labels: labels, at: at, source: source)
     }
   }
@@ -62,10 +96,11 @@ extension Compiler {
     return r.count > 40 ? String(r.prefix(37)) + "..." : r
   }
 
+
   /// `x.name(args)`: a record's function field, a host object's method, a list's mutating method, or else the
   /// global function `name(x, args)` (so `t.reshape([2, 3])` is `reshape(t, [2, 3])`).
   func compileMethodCall(_ baseExpr: Expr, _ name: String, _ arguments: [Argument], at: SourceLocation) throws -> ExprCode {
-    let codes = try arguments.map { try compileExpr($0.value) }
+    let codes = try arguments.map { ExprBox(try compileExpr($0.value)) }
     let labels = arguments.map(\.label)
     let interp = self.interp, source = self.source
     let globalSlot = try self.globalSlot(name)
@@ -74,7 +109,7 @@ extension Compiler {
     func evaluateArguments(_ fp: UnsafeMutablePointer<Value>) throws -> [Value] {
       var values: [Value] = []
       values.reserveCapacity(codes.count)
-      for c in codes { values.append(try c(fp)) }
+      for c in codes { values.append(try c.code(fp)) }
       return values
     }
     /// Calls `receiver.name(values)` for a receiver that is not a list being mutated.
@@ -274,5 +309,48 @@ enum Members {
     default:
       throw LatheError("\(value.typeName) has no member '\(name)'", kind: .type)
     }
+  }
+}
+
+/// One positional call site: what its slow paths need (binding, errors, the callee when it is not a global).
+final class CallSite {
+  unowned(unsafe) let interp: Interpreter
+  let source: SourceInfo
+  let at: SourceLocation
+  let globalSlot: Int
+  let globals: Globals
+  let function: ExprCode
+  let codes: [ExprBox]
+  let labels: [String?]
+
+  init(interp: Interpreter, source: SourceInfo, at: SourceLocation, globalSlot: Int, function: @escaping ExprCode,
+       codes: [ExprBox], labels: [String?]) {
+    self.interp = interp; self.source = source; self.at = at; self.globalSlot = globalSlot
+    self.globals = interp.globals; self.function = function; self.codes = codes; self.labels = labels
+  }
+
+  @inline(__always) func callee(_ fp: UnsafeMutablePointer<Value>) throws -> Function {
+    if globalSlot >= 0, globals.defined[globalSlot], case .function(let fn) = globals.values[globalSlot] { return fn }
+    return try calleeSlow(fp)
+  }
+
+  @inline(never) func calleeSlow(_ fp: UnsafeMutablePointer<Value>) throws -> Function {
+    let f = try function(fp)
+    guard case .function(let fn) = f else {
+      throw source.error(.type, "\(f.typeName) \(Compiler.brief(f)) is not callable", at)
+    }
+    return fn
+  }
+
+  /// Any positional call that cannot take the direct path: bind, then call.
+  @inline(never) func general(_ fn: Function, _ fp: UnsafeMutablePointer<Value>) throws -> Value {
+    var values: [Value] = []
+    values.reserveCapacity(codes.count)
+    for c in codes { values.append(try c.code(fp)) }
+    return try interp.call(fn, values, labels: labels, at: at, source: source)
+  }
+
+  @inline(never) func overflow() -> Diagnostic {
+    source.error(.limit, "stack overflow: calls are nested too deeply", at)
   }
 }

@@ -33,20 +33,20 @@ extension Compiler {
       return try compileName(name, at)
 
     case .list(let items, _):
-      let codes = try items.map(compileExpr)
+      let codes = try items.map { ExprBox(try compileExpr($0)) }
       return { fp in
         var out: [Value] = []
         out.reserveCapacity(codes.count)
-        for c in codes { out.append(try c(fp)) }
+        for c in codes { out.append(try c.code(fp)) }
         return .list(out)
       }
 
     case .record(let fields, _):
-      let codes = try fields.map { ($0.0, try compileExpr($0.1)) }
+      let codes = try fields.map { ($0.0, ExprBox(try compileExpr($0.1))) }
       return { fp in
         var r = Record()
         r.fields.reserveCapacity(codes.count)
-        for (name, c) in codes { r.fields.append((name, try c(fp))) }
+        for (name, c) in codes { r.fields.append((name, try c.code(fp))) }
         return .record(r)
       }
 
@@ -269,7 +269,7 @@ extension Compiler {
   // MARK: - Functions
 
   func compileFunction(_ decl: FunctionDecl) throws -> ExprCode {
-    let defaults: [ExprCode?] = try decl.parameters.map { try $0.defaultValue.map(compileExpr) }
+    let defaults: [ExprBox?] = try decl.parameters.map { p in try p.defaultValue.map { ExprBox(try compileExpr($0)) } }
     let inner = Scope(parent: scope, isTopLevel: false,
                       boxedNames: NameAnalysis.boxedNames(parameters: decl.parameters.map(\.name), body: decl.body))
     var boxedParameters: [Int] = []
@@ -297,7 +297,7 @@ extension Compiler {
     }
     return { fp in
       var specs: [ParameterSpec] = []
-      for (n, d) in zip(names, defaults) { specs.append(ParameterSpec(n, default: try d.map { try $0(fp) })) }
+      for (n, d) in zip(names, defaults) { specs.append(ParameterSpec(n, default: try d.map { try $0.code(fp) })) }
       return .function(Function(name: name, parameters: specs, body: body, captures: sources.map { Compiler.cell(fp[$0]) },
                                 doc: doc, example: example))
     }
@@ -305,8 +305,10 @@ extension Compiler {
 
   /// The `#` comment lines right above line `line`: the doc, and an `# example:` line if there is one.
   func docComment(above line: Int) -> (String, String) {
-    let lines = source.text.split(separator: "\n", omittingEmptySubsequences: false)
+    let lines = source.lines
     var i = line - source.firstLine - 1
+    // Quick test on bytes first: most functions have no comment above them.
+    guard i >= 0, i < lines.count, lines[i].utf8.contains(UInt8(ascii: "#")) else { return ("", "") }
     var docLines: [String] = [], example = ""
     while i >= 0 && i < lines.count {
       let text = lines[i].trimmingCharacters(in: .whitespaces)

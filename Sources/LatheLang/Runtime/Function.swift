@@ -75,18 +75,29 @@ public final class Function {
     case native((inout NativeCall) throws -> Value)
   }
   let body: Body
+  /// The positional count that takes the direct call path (-1: none, as for builtins), and for compiled
+  /// functions the body's code, frame size and whether entry must box parameters or place captures.
+  /// Copied out of `CompiledBody` so a call touches one object.
+  let directArity: Int
+  let code: StmtCode
+  let frameSize: Int
+  let needsSetup: Bool
   /// Cells of the variables this closure captured, in the order of `CompiledBody.captureSlots`.
   var captures: [Cell]
 
   init(name: String, parameters: [ParameterSpec], body: CompiledBody, captures: [Cell], doc: String = "", example: String = "") {
     self.name = name; self.parameters = parameters; self.doc = doc; self.example = example
     self.body = .compiled(body); self.captures = captures
+    self.directArity = parameters.contains(where: \.variadic) ? -1 : parameters.count
+    self.code = body.code; self.frameSize = body.frameSize; self.needsSetup = body.needsSetup
   }
 
   public init(native name: String, parameters: [ParameterSpec], doc: String = "", example: String = "",
               _ implementation: @escaping (inout NativeCall) throws -> Value) {
     self.name = name; self.parameters = parameters; self.doc = doc; self.example = example
     self.body = .native(implementation); self.captures = []
+    self.directArity = -1
+    self.code = { _ in .normal }; self.frameSize = 0; self.needsSetup = false
   }
 
   public var isNative: Bool { if case .native = body { return true }; return false }
@@ -148,9 +159,12 @@ final class CompiledBody {
   let boxedParameterSlots: [Int]
   let code: StmtCode
   let sourceName: String
+  /// False when there are neither boxed parameters nor captures: entry skips both loops.
+  let needsSetup: Bool
   init(frameSize: Int, captureSlots: [Int], boxedParameterSlots: [Int], code: @escaping StmtCode, sourceName: String) {
     self.frameSize = frameSize; self.captureSlots = captureSlots; self.boxedParameterSlots = boxedParameterSlots
     self.code = code; self.sourceName = sourceName
+    self.needsSetup = !captureSlots.isEmpty || !boxedParameterSlots.isEmpty
   }
 }
 

@@ -229,39 +229,46 @@ public final class Interpreter {
       }
       for (i, v) in bound.enumerated() { fp[1 + i] = v }
       top = fp + 1 + bound.count
-      return try enter(function, body, fp, at, source)
+      _ = body
+      return try enter(function, fp, at, source)
     }
   }
 
   /// Runs a compiled function whose arguments are already in `fp[1...]`.
   @inline(__always)
-  func enter(_ function: Function, _ body: CompiledBody, _ fp: UnsafeMutablePointer<Value>,
+  func enter(_ function: Function, _ fp: UnsafeMutablePointer<Value>,
              _ at: SourceLocation, _ source: SourceInfo) throws -> Value {
     depth += 1
-    top = fp + body.frameSize
+    let size = function.frameSize
+    top = fp + size
     defer {
-      fp.update(repeating: .none, count: body.frameSize)
+      var i = 1
+      while i < size { fp[i] = .none; i += 1 }
       top = fp
       depth -= 1
     }
     if depth > maxCallDepth {
       throw source.error(.limit, "recursion is too deep (more than \(maxCallDepth) nested calls)", at)
     }
-    if fp + body.frameSize >= stackLimit {
-      throw source.error(.limit, "stack overflow: calls are nested too deeply", at)
-    }
     try tick(at, source)
-    for slot in body.boxedParameterSlots { fp[slot] = .host(Cell(fp[slot])) }
-    if !body.captureSlots.isEmpty {
+    if function.needsSetup, case .compiled(let body) = function.body {
+      for slot in body.boxedParameterSlots { fp[slot] = .host(Cell(fp[slot])) }
       for (i, slot) in body.captureSlots.enumerated() { fp[slot] = .host(function.captures[i]) }
     }
     do {
-      _ = try body.code(fp)
+      _ = try function.code(fp)
     } catch var d as Diagnostic {
+      fp[0] = .none
       if d.notes.count < 64 { d.notes.append(("in \(function.name), called", at)) }
       throw d
+    } catch {
+      fp[0] = .none
+      throw error
     }
-    return fp[0]
+    // Move the result out (no retain and release), leaving the slot empty for the next call.
+    let result = fp.move()
+    fp.initialize(to: .none)
+    return result
   }
 }
 
@@ -271,6 +278,8 @@ final class SourceInfo {
   let text: String
   let path: String?
   let firstLine: Int
+  /// The text's lines, split once on first use (doc comments read them).
+  lazy var lines: [Substring] = text.split(separator: "\n", omittingEmptySubsequences: false)
   init(name: String, text: String, path: String?, firstLine: Int = 1) {
     self.name = name; self.text = text; self.path = path; self.firstLine = firstLine
   }
