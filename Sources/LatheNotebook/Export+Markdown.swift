@@ -79,10 +79,17 @@ public enum PercentScript {
   public struct Cell: Equatable, Sendable {
     public var kind: CellKind
     public var source: String
-    public init(kind: CellKind, source: String) {
+    /// The script line of the cell's first source line (1-based), so errors point into the script.
+    public var firstLine: Int
+    /// Tags from the header, as jupytext writes them: `# %% tags=["raises-exception"]`.
+    public var tags: [String]
+    public init(kind: CellKind, source: String, firstLine: Int = 1, tags: [String] = []) {
       self.kind = kind
       self.source = source
+      self.firstLine = firstLine
+      self.tags = tags
     }
+    public static func == (a: Cell, b: Cell) -> Bool { a.kind == b.kind && a.source == b.source && a.tags == b.tags }
   }
 
   public static func render(_ cells: [Cell]) -> String {
@@ -91,7 +98,7 @@ public enum PercentScript {
       let sourceLines = splitLines(cell.source)
       switch cell.kind {
       case .code:
-        lines.append("# %%")
+        lines.append(cell.tags.isEmpty ? "# %%" : "# %% tags=[" + cell.tags.map { "\"\($0)\"" }.joined(separator: ", ") + "]")
         lines += sourceLines
       case .markdown, .raw:
         lines.append("# %% [\(cell.kind.rawValue)]")
@@ -112,16 +119,16 @@ public enum PercentScript {
     }
     if body.unicodeScalars.last == "\n" { body.unicodeScalars.removeLast() }
     let lines = body.isEmpty ? [] : splitLines(body)
-    var groups: [(kind: CellKind, lines: [String])] = []
-    var current: (kind: CellKind, lines: [String])? = nil
-    for line in lines {
+    var groups: [(kind: CellKind, lines: [String], firstLine: Int, tags: [String])] = []
+    var current: (kind: CellKind, lines: [String], firstLine: Int, tags: [String])? = nil
+    for (number, line) in lines.enumerated() {
       if let kind = header(line) {
         if let current { groups.append(current) }
-        current = (kind, [])
+        current = (kind, [], number + 2, tags(line))
       } else if current != nil {
         current?.lines.append(line)
       } else {
-        current = (.code, [line])
+        current = (.code, [line], number + 1, [])
         if line.trimmingCharacters(in: .whitespaces).isEmpty { current = nil }
       }
     }
@@ -136,13 +143,21 @@ public enum PercentScript {
           return line.hasPrefix("# ") ? String(line.dropFirst(2)) : line
         }
       }
-      return Cell(kind: group.kind, source: lines.joined(separator: "\n"))
+      return Cell(kind: group.kind, source: lines.joined(separator: "\n"), firstLine: group.firstLine, tags: group.tags)
     }
   }
 
   /// Lines split at each "\n" scalar (Swift's Character view treats "\r\n" as one character).
   static func splitLines(_ text: String) -> [String] {
     text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { String(String.UnicodeScalarView($0)) }
+  }
+
+  /// The tags of a header line: the strings inside `tags=[...]`.
+  static func tags(_ line: String) -> [String] {
+    guard let start = line.range(of: "tags=["), let end = line[start.upperBound...].firstIndex(of: "]") else { return [] }
+    return line[start.upperBound..<end].split(separator: ",").map {
+      $0.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
+    }.filter { !$0.isEmpty }
   }
 
   /// The kind of cell a header line opens, or nil when the line is not a header.

@@ -60,17 +60,31 @@ extension Notebook {
   }
 
   /// Inserts or replaces cell `id` (an nbformat-compatible id of 1 to 64 characters).
-  public func upsertCell(id: String, position: Double, kind: CellKind, source: String) throws {
+  /// `tags` are stored as a JSON array (nbformat's cell tags, e.g. "raises-exception", "volatile").
+  public func upsertCell(id: String, position: Double, kind: CellKind, source: String, tags: [String] = []) throws {
     try requireWritable("write a cell")
     guard (1...64).contains(id.count) else {
       throw NotebookError.invalidArgument("cell id '\(id)' must have 1 to 64 characters")
     }
+    let tagsJSON: SQLValue = tags.isEmpty ? .null : .text(Self.jsonArray(tags))
     try db.execute("""
-      INSERT INTO cell(cell_id, position, kind, source, source_hash, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+      INSERT INTO cell(cell_id, position, kind, source, source_hash, tags, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT(cell_id) DO UPDATE SET position = excluded.position, kind = excluded.kind,
-        source = excluded.source, source_hash = excluded.source_hash, updated_at = excluded.updated_at
-      """, [.text(id), .real(position), .text(kind.rawValue), .text(source), .text(SHA256.hex(source)),
+        source = excluded.source, source_hash = excluded.source_hash, tags = excluded.tags,
+        updated_at = excluded.updated_at
+      """, [.text(id), .real(position), .text(kind.rawValue), .text(source), .text(SHA256.hex(source)), tagsJSON,
             .integer(unixMilliseconds())])
+  }
+
+  static func jsonArray(_ strings: [String]) -> String {
+    let data = (try? JSONSerialization.data(withJSONObject: strings)) ?? Data("[]".utf8)
+    return String(decoding: data, as: UTF8.self)
+  }
+
+  static func decodeTags(_ value: SQLValue) -> [String] {
+    guard let text = value.string, let data = text.data(using: .utf8),
+          let array = try? JSONSerialization.jsonObject(with: data) as? [Any] else { return [] }
+    return array.compactMap { $0 as? String }
   }
 
   /// Deletes cell `id`; runs that executed it keep their source and get a NULL `cell_id`.
@@ -81,10 +95,11 @@ extension Notebook {
 
   /// All cells, in position order.
   public func cells() throws -> [CellRecord] {
-    try db.query("SELECT cell_id, position, kind, source, updated_at FROM cell ORDER BY position, cell_id").map { row in
+    try db.query("SELECT cell_id, position, kind, source, updated_at, tags FROM cell ORDER BY position, cell_id").map { row in
       CellRecord(id: try requireString(row[0], column: "cell.cell_id"), position: row[1].double ?? 0,
                  kind: try decodeEnum(CellKind.self, row[2], column: "cell.kind"),
-                 source: try requireString(row[3], column: "cell.source"), updatedAt: row[4].int64 ?? 0)
+                 source: try requireString(row[3], column: "cell.source"), updatedAt: row[4].int64 ?? 0,
+                 tags: Self.decodeTags(row[5]))
     }
   }
 

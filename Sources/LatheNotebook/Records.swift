@@ -125,6 +125,7 @@ public struct CellRecord: Equatable, Sendable {
   public var kind: CellKind
   public var source: String
   public var updatedAt: Int64
+  public var tags: [String] = []
 }
 
 public struct MetricRecord: Equatable, Sendable {

@@ -1,1 +1,95 @@
-// The lathe command.
+// The `lathe` command: a REPL by default, and run / rerun / show / export / check of notebooks.
+
+import ArgumentParser
+import Foundation
+import LatheCLI
+import LatheNotebook
+
+struct Lathe: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "A REPL and notebook scripting environment for research on efficient deep learning.",
+    version: MachineEnvironment.versionText(),
+    subcommands: [Repl.self, Run.self, Rerun.self, Show.self, Export.self, Check.self],
+    defaultSubcommand: Repl.self)
+}
+
+struct Repl: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Interactive session recorded into a notebook.")
+  @Argument(help: "Notebook to record into (default: lathe.lnb in the current directory).") var notebook: String?
+  @Flag(help: "Open the notebook read-only (nothing is recorded; save() is refused).") var readOnly = false
+  @Flag(help: "Record nothing: no notebook file.") var scratch = false
+  @Option(help: "Random seed of the session.") var seed: UInt64 = 0
+
+  func run() throws {
+    var nb: Notebook? = nil
+    if !scratch {
+      do { nb = try Notebook.open(path: notebook ?? "lathe.lnb", readOnly: readOnly) }
+      catch { FileHandle.standardError.write(Data("lathe: \(error)\n".utf8)); throw ExitCode(2) }
+    }
+    let session = try Session(notebook: nb, mode: .repl, seed: seed)
+    let status = REPL(session: session).run()
+    session.close()
+    nb?.close()
+    throw ExitCode(status)
+  }
+}
+
+struct Run: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Run a percent-format script (# %% cells) into a notebook.")
+  @Argument(help: "The .lathe script.") var script: String
+  @Option(help: "Notebook to record into (default: the script's path with .lnb).") var notebook: String?
+  @Option(help: "Random seed of the session.") var seed: UInt64 = 0
+  @Flag(help: "Run every cell even after an error.") var keepGoing = false
+
+  func run() throws {
+    throw ExitCode(Commands.run(script: script, notebook: notebook, seed: seed, keepGoing: keepGoing))
+  }
+}
+
+struct Rerun: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Run a notebook's newest session again in a fresh interpreter with the same seed.")
+  @Argument(help: "The notebook.") var notebook: String
+  @Flag(help: "Compare every output with the recorded one; exit 1 with a diff on a mismatch.") var check = false
+  @Option(help: "Relative tolerance for floats.") var rtol = 1e-5
+  @Option(help: "Absolute tolerance for floats.") var atol = 1e-6
+
+  func run() throws {
+    throw ExitCode(Commands.rerun(notebook: notebook, check: check, rtol: rtol, atol: atol))
+  }
+}
+
+struct Show: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Print a notebook's newest session (or one run) as text.")
+  @Argument(help: "The notebook.") var notebook: String
+  @Option(name: .customLong("run"), help: "Only this run id.") var runID: Int64?
+  @Option(help: "This session id instead of the newest.") var session: Int64?
+  @Flag(help: "List each run's metrics.") var metrics = false
+
+  func run() throws {
+    throw ExitCode(Commands.show(notebook: notebook, run: runID, session: session, metrics: metrics))
+  }
+}
+
+extension ExportFormat: ExpressibleByArgument {}
+
+struct Export: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Export a notebook's newest session.")
+  @Argument(help: "The notebook.") var notebook: String
+  @Option(name: .customLong("to"), help: "md, html, ipynb, script or text.") var format: ExportFormat
+  @Option(name: .shortAndLong, help: "Output file (default: standard output).") var output: String?
+  @Option(help: "This session id instead of the newest.") var session: Int64?
+
+  func run() throws {
+    throw ExitCode(Commands.export(notebook: notebook, format: format, output: output, session: session))
+  }
+}
+
+struct Check: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Check a notebook: integrity, foreign keys, blob hashes.")
+  @Argument(help: "The notebook.") var notebook: String
+
+  func run() throws { throw ExitCode(Commands.check(notebook: notebook)) }
+}
+
+Lathe.main()

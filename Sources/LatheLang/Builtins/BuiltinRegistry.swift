@@ -40,7 +40,7 @@ public enum Help {
       if !f.example.isEmpty { out += "\n  example: " + f.example }
       return out
     default:
-      return "\(name): \(value.typeName) = \(Compiler.brief(value))"
+      return "\(name): \(value.typeName) = \(value.brief)"
     }
   }
 }

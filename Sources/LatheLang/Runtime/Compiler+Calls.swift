@@ -82,7 +82,7 @@ extension Compiler {
     return { fp in
       let f = try function(fp)
       guard case .function(let fn) = f else {
-        throw source.error(.type, "\(f.typeName) \(Compiler.brief(f)) is not callable", at)
+        throw source.error(.type, "\(f.typeName) \(f.brief) is not callable", at)
       }
       var values: [Value] = []
       values.reserveCapacity(codes.count)
@@ -91,10 +91,6 @@ extension Compiler {
     }
   }
 
-  static func brief(_ v: Value) -> String {
-    let r = v.repr
-    return r.count > 40 ? String(r.prefix(37)) + "..." : r
-  }
 
 
   /// `x.name(args)`: a record's function field, a host object's method, a list's mutating method, or else the
@@ -138,6 +134,25 @@ extension Compiler {
     if Compiler.mutatingListMethods.contains(name) {
       do {
         let target = try compileLValue(baseExpr, forMethod: name)
+        // `xs.append(v)` on a local list, the most common line in a loop that builds a result: in place, no
+        // argument array, no lookup by method name.
+        if name == "append", arguments.count == 1, arguments[0].label == nil,
+           case .name(let listName, _) = baseExpr, case .local(let v) = try resolve(listName), !v.boxed, v.mutable {
+          let slot = v.slot
+          let value = try compileExpr(arguments[0].value)
+          return { fp in
+            let item = try value(fp)
+            if case .list(var xs) = fp[slot], xs.count < Limits.maxElements {
+              fp[slot] = .none                    // xs is now the only reference: append does not copy
+              xs.append(item)
+              fp[slot] = .list(xs)
+              return .none
+            }
+            var result = Value.none
+            try target(fp) { receiver in result = try dispatch(receiver, [item]) }
+            return result
+          }
+        }
         return { fp in
           let values = try evaluateArguments(fp)
           var result = Value.none
@@ -337,7 +352,7 @@ final class CallSite {
   @inline(never) func calleeSlow(_ fp: UnsafeMutablePointer<Value>) throws -> Function {
     let f = try function(fp)
     guard case .function(let fn) = f else {
-      throw source.error(.type, "\(f.typeName) \(Compiler.brief(f)) is not callable", at)
+      throw source.error(.type, "\(f.typeName) \(f.brief) is not callable", at)
     }
     return fn
   }

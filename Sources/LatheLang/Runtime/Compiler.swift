@@ -207,6 +207,29 @@ final class Compiler {
       _ = at
       // `if c { return e }`, the guard at the top of most recursive functions, in one closure.
       if thenBody.count == 1, case .returnValue(let valueExpr?, _) = thenBody[0] {
+        // `if n < 2 { return n }` with a local against an int constant: one closure, no calls inside.
+        if case .binary(let op, .name(let cname, _), .integer(let c, _), _) = conditionExpr,
+           [.less, .lessEqual, .greater, .greaterEqual, .equal].contains(op),
+           case .local(let cv) = try resolve(cname), !cv.boxed,
+           case .name(let name, _) = valueExpr, case .local(let v) = try resolve(name), !v.boxed {
+          let cslot = cv.slot, slot = v.slot
+          return { fp in
+            let holds: Bool
+            if case .int(let x) = fp[cslot] {
+              switch op {
+              case .less: holds = x < c
+              case .lessEqual: holds = x <= c
+              case .greater: holds = x > c
+              case .greaterEqual: holds = x >= c
+              default: holds = x == c
+              }
+            } else {
+              holds = try condition(fp)
+            }
+            if holds { fp[0] = fp[slot]; return .returned }
+            return .normal
+          }
+        }
         if case .name(let name, _) = valueExpr, case .local(let v) = try resolve(name), !v.boxed {
           let slot = v.slot
           return { fp in
@@ -247,6 +270,20 @@ final class Compiler {
       if case .name(let name, _) = valueExpr, case .local(let v) = try resolve(name), !v.boxed {
         let slot = v.slot
         return { fp in fp[0] = fp[slot]; return .returned }
+      }
+      // `return a + b`: the addition is done here, one closure fewer on the way out of every call.
+      if case .binary(.add, let l, let r, let at) = valueExpr {
+        let lhs = try compileExpr(l), rhs = try compileExpr(r)
+        let source = self.source
+        return { fp in
+          let a = try lhs(fp), b = try rhs(fp)
+          if case .int(let x) = a, case .int(let y) = b {
+            let (sum, o) = x.addingReportingOverflow(y)
+            if !o { fp[0] = .int(sum); return .returned }
+          }
+          do { fp[0] = try Value.binary(.add, a, b) } catch { throw source.locate(error, at) }
+          return .returned
+        }
       }
       let value = try compileExpr(valueExpr)
       return { fp in fp[0] = try value(fp); return .returned }

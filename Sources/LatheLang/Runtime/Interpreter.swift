@@ -91,6 +91,8 @@ public final class Interpreter {
     if kind == .stderr { FileHandle.standardError.write(text.data(using: .utf8) ?? Data()) } else { print(text, terminator: "") }
   }
   public var artifactStore: ArtifactStore?
+  /// Whether progress bars draw: only when output goes to a terminal.
+  public var progressEnabled = false
   public let registry: BuiltinRegistry
   /// The session seed; `rand()` and later seeded builtins derive their streams from it.
   public private(set) var seed: UInt64

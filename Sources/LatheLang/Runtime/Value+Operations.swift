@@ -56,6 +56,12 @@ extension Value: CustomStringConvertible {
     }
   }
 
+  /// `repr` cut to 40 characters, for error messages.
+  public var brief: String {
+    let r = repr
+    return r.count > 40 ? String(r.prefix(37)) + "..." : r
+  }
+
   static func isPlainName(_ s: String) -> Bool {
     guard let first = s.unicodeScalars.first, first == "_" || (first.isASCII && first.properties.isAlphabetic) else { return false }
     return s.unicodeScalars.allSatisfy { $0 == "_" || ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) }

@@ -583,3 +583,10 @@ public struct Parser {
     return .interpolated(parts, at)
   }
 }
+
+extension Parser {
+  /// True when `source` stops inside an open bracket, brace, string or expression: the REPL reads another line.
+  public static func needsMoreInput(_ source: String) -> Bool {
+    do { _ = try parse(source); return false } catch let d as Diagnostic { return d.kind == .unexpectedEnd } catch { return false }
+  }
+}

@@ -1,0 +1,183 @@
+// The `lathe` commands as functions (run a script, rerun and check, show, export, check), so tests can call them.
+
+import Foundation
+import LatheLang
+import LatheNotebook
+
+public enum Commands {
+  /// Cell tags with a meaning: an expected error, and outputs that differ run to run (timings) so `rerun --check`
+  /// does not compare them.
+  public static let raisesTag = "raises-exception"
+  public static let volatileTag = "volatile"
+
+  static func fail(_ message: String, _ display: SessionDisplay) -> Int32 {
+    display.write("lathe: \(message)\n", error: true)
+    return 2
+  }
+
+  /// The notebook a script records into by default: `x.lathe` → `x.lnb` beside it.
+  public static func defaultNotebookPath(forScript path: String) -> String {
+    let url = URL(fileURLWithPath: path)
+    return url.deletingPathExtension().appendingPathExtension("lnb").path
+  }
+
+  /// `lathe run script.lathe`: runs the percent-format cells in order into a notebook. Stops at the first error
+  /// of a cell not tagged raises-exception, unless `keepGoing`. Exit status 0, 1 (a cell failed) or 2 (no run).
+  public static func run(script path: String, notebook notebookPath: String? = nil, seed: UInt64 = 0,
+                         keepGoing: Bool = false, display: SessionDisplay = TerminalDisplay()) -> Int32 {
+    guard let data = FileManager.default.contents(atPath: path) else { return fail("cannot read \(path)", display) }
+    guard let text = String(data: data, encoding: .utf8) else { return fail("\(path) is not UTF-8 text", display) }
+    let cells = PercentScript.parse(text)
+    let target = notebookPath ?? defaultNotebookPath(forScript: path)
+    let notebook: Notebook
+    do { notebook = try Notebook.open(path: target) } catch { return fail("\(error)", display) }
+    defer { notebook.close() }
+    let session: Session
+    do {
+      session = try Session(notebook: notebook, mode: .run, seed: seed, remark: path, display: display)
+    } catch {
+      return fail("cannot start a session: \(error)", display)
+    }
+    defer { session.close() }
+    let name = URL(fileURLWithPath: path).lastPathComponent
+    var failures = 0
+    var ids = Set<String>()
+    let started = DispatchTime.now().uptimeNanoseconds
+    for (index, cell) in cells.enumerated() {
+      let id = "cell-\(index + 1)"
+      ids.insert(id)
+      do {
+        try notebook.upsertCell(id: id, position: Double(cell.firstLine), kind: cell.kind, source: cell.source, tags: cell.tags)
+      } catch {
+        return fail("cannot record cell \(index + 1): \(error)", display)
+      }
+      guard cell.kind == .code, !cell.source.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { continue }
+      let outcome = session.execute(cell.source, cellID: id, name: name, firstLine: cell.firstLine, path: path)
+      if outcome.status == .interrupted { display.write("interrupted\n", error: true); return 1 }
+      if outcome.status == .error && !cell.tags.contains(raisesTag) {
+        failures += 1
+        if !keepGoing {
+          display.write("lathe: stopped at the error in cell \(index + 1) (line \(cell.firstLine)); "
+                        + "tag a cell raises-exception when the error is expected\n", error: true)
+          break
+        }
+      }
+    }
+    // Cells of an earlier version of the script that are no longer in it.
+    if let stale = try? notebook.cells().filter({ !ids.contains($0.id) }) {
+      for cell in stale { try? notebook.deleteCell(id: cell.id) }
+    }
+    let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+    display.write(String(format: "ran %d cells of %@ into %@ in %.2fs\n", cells.count, name, target, seconds), error: true)
+    return failures == 0 ? 0 : 1
+  }
+
+  /// `lathe rerun nb.lnb [--check]`: runs the newest recorded session again in a fresh interpreter with the same
+  /// seed, recording a `rerun` session; with `check`, compares every output and prints a diff of mismatches.
+  public static func rerun(notebook path: String, check: Bool, rtol: Double = 1e-5, atol: Double = 1e-6,
+                           display: SessionDisplay = TerminalDisplay()) -> Int32 {
+    let notebook: Notebook
+    do { notebook = try Notebook.open(path: path) } catch { return fail("\(error)", display) }
+    defer { notebook.close() }
+    let original: SessionRecord
+    let runs: [RunRecord]
+    let cells: [String: CellRecord]
+    do {
+      guard let s = try notebook.latestSession(modes: [.run, .repl, .kernel]) else {
+        return fail("\(path) has no session to rerun", display)
+      }
+      original = s
+      runs = try notebook.runs(session: s.id).sorted { $0.seq < $1.seq }
+      cells = Dictionary(try notebook.cells().map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+    } catch {
+      return fail("\(error)", display)
+    }
+    let scriptName = original.remark.map { URL(fileURLWithPath: $0).lastPathComponent }
+    let quiet = QuietDisplay()
+    let session: Session
+    do {
+      session = try Session(notebook: notebook, mode: .rerun, seed: UInt64(bitPattern: original.seed ?? 0),
+                            remark: "rerun of session \(original.id)", display: quiet)
+    } catch {
+      return fail("cannot start a session: \(error)", display)
+    }
+    defer { session.close() }
+    var mismatches: [String] = []
+    var compared = 0
+    for run in runs where run.status != .running && run.status != .crashed {
+      let cell = run.cellID.flatMap { cells[$0] }
+      let name = (run.cellID != nil ? scriptName : nil) ?? "cell \(run.seq)"
+      let outcome = session.execute(run.source, cellID: run.cellID, name: name,
+                                    firstLine: cell.map { Int($0.position) } ?? 1, path: original.remark)
+      guard check else { continue }
+      if cell?.tags.contains(volatileTag) == true { continue }
+      compared += 1
+      let fresh = (try? outcome.runID.flatMap { try notebook.run(id: $0) }?.outputs) ?? []
+      let where_ = "run \(run.seq)" + (cell.map { " (\($0.id), line \(Int($0.position)))" } ?? "")
+      if outcome.status != run.status && !(run.status == .crashed) {
+        mismatches.append("\(where_): status was \(run.status.rawValue), now \(outcome.status.rawValue)")
+      }
+      mismatches += OutputComparison.differences(expected: run.outputs, actual: fresh, rtol: rtol, atol: atol)
+        .map { "\(where_): \($0)" }
+    }
+    guard check else {
+      display.write("reran \(runs.count) runs of session \(original.id) into \(path)\n", error: false)
+      return 0
+    }
+    if mismatches.isEmpty {
+      display.write("rerun --check: \(compared) runs of session \(original.id) reproduce every output "
+                    + "(rtol \(rtol), atol \(atol))\n", error: false)
+      return 0
+    }
+    display.write("rerun --check: \(mismatches.count) difference\(mismatches.count == 1 ? "" : "s")\n", error: true)
+    for m in mismatches { display.write(m + "\n", error: true) }
+    return 1
+  }
+
+  /// `lathe show nb.lnb`.
+  public static func show(notebook path: String, run: Int64? = nil, session: Int64? = nil, metrics: Bool = false,
+                          display: SessionDisplay = TerminalDisplay()) -> Int32 {
+    export(notebook: path, format: .text, output: nil, run: run, session: session, metrics: metrics, display: display)
+  }
+
+  /// `lathe export nb.lnb --to md|html|ipynb|script [-o FILE]`.
+  public static func export(notebook path: String, format: ExportFormat, output: String?, run: Int64? = nil,
+                            session: Int64? = nil, metrics: Bool = false,
+                            display: SessionDisplay = TerminalDisplay()) -> Int32 {
+    do {
+      let notebook = try Notebook.open(path: path, readOnly: true)
+      defer { notebook.close() }
+      let text = try NotebookRenderer(notebook).render(format, options: RenderOptions(session: session, run: run, showMetrics: metrics))
+      if let output {
+        try text.write(toFile: output, atomically: true, encoding: .utf8)
+      } else {
+        display.write(text.hasSuffix("\n") ? text : text + "\n", error: false)
+      }
+      return 0
+    } catch {
+      return fail("\(error)", display)
+    }
+  }
+
+  /// `lathe check nb.lnb`: integrity, foreign keys and blob hashes.
+  public static func check(notebook path: String, display: SessionDisplay = TerminalDisplay()) -> Int32 {
+    do {
+      let notebook = try Notebook.open(path: path, readOnly: true)
+      defer { notebook.close() }
+      let problems = try notebook.check()
+      if problems.isEmpty {
+        display.write("\(path): ok\n", error: false)
+        return 0
+      }
+      for p in problems { display.write("\(path): \(p)\n", error: true) }
+      return 1
+    } catch {
+      return fail("\(error)", display)
+    }
+  }
+}
+
+/// Collects nothing: a rerun compares what the notebook recorded.
+final class QuietDisplay: SessionDisplay {
+  func write(_ text: String, error: Bool) {}
+}

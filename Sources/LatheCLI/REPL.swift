@@ -1,0 +1,202 @@
+// The REPL: readline editing and history, multi-line input, completion, `?name`, `:time`, Ctrl-C.
+
+import Foundation
+@preconcurrency import CReadline
+import LatheLang
+import LatheNotebook
+
+/// State that readline's C callbacks reach: they cannot capture Swift context.
+nonisolated(unsafe) private var acceptedLine: String? = nil
+nonisolated(unsafe) private var reachedEOF = false
+nonisolated(unsafe) private var completionInterpreter: Interpreter? = nil
+nonisolated(unsafe) private var completionMatches: [String] = []
+nonisolated(unsafe) private var completionIndex = 0
+
+public final class REPL {
+  public let session: Session
+  let historyPath: String
+  private var pending: [String] = []
+  private var quit = false
+  let primaryPrompt = "lathe> "
+  let continuationPrompt = "  ...> "
+
+  public init(session: Session, historyPath: String? = nil) {
+    self.session = session
+    self.historyPath = historyPath ?? REPL.defaultHistoryPath()
+  }
+
+  public static func defaultHistoryPath() -> String {
+    let env = ProcessInfo.processInfo.environment
+    if let path = env["LATHE_HISTORY"] { return path }
+    return (env["HOME"] ?? NSHomeDirectory()) + "/.lathe_history"
+  }
+
+  /// Reads and runs input until `:quit` or end of input; returns the exit status.
+  public func run() -> Int32 {
+    Signals.installInterruptHandler()
+    if isatty(0) != 0 && isatty(1) != 0 {
+      session.interpreter.progressEnabled = true
+      return runInteractive()
+    }
+    while !quit, let line = readLine(strippingNewline: true) { handle(line) }
+    if !pending.isEmpty { submit(pending.joined(separator: "\n")); pending.removeAll() }
+    return 0
+  }
+
+  // MARK: - Interactive (readline, callback interface so Ctrl-C at the prompt just clears the line)
+
+  private func runInteractive() -> Int32 {
+    rl_readline_name = UnsafePointer(strdup("lathe"))
+    rl_catch_signals = 0
+    completionInterpreter = session.interpreter
+    rl_attempted_completion_function = { text, start, end in
+      rl_attempted_completion_over = 1                       // never fall back to file names
+      guard let interp = completionInterpreter, let buffer = rl_line_buffer else { return nil }
+      let line = String(cString: buffer)
+      completionMatches = Completion.candidates(line: line, cursor: Int(end), interpreter: interp)
+      if completionMatches.count == 1, completionMatches[0].hasSuffix(":") { rl_completion_append_character = 32 }
+      return rl_completion_matches(text) { _, state in
+        if state == 0 { completionIndex = 0 }
+        guard completionIndex < completionMatches.count else { return nil }
+        completionIndex += 1
+        return strdup(completionMatches[completionIndex - 1])
+      }
+    }
+    stifle_history(10_000)
+    if FileManager.default.fileExists(atPath: historyPath) { read_history(historyPath) }
+    print("Lathe \(LatheVersion.version). :help for commands, ?name for help on a name, Ctrl-D to leave.")
+    install(prompt: primaryPrompt)
+    while !quit && !reachedEOF {
+      var fds = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
+      let ready = poll(&fds, 1, -1)
+      if ready < 0 {
+        if errno == EINTR && Interrupt.isRequested { clearLineAfterInterrupt() }
+        continue
+      }
+      rl_callback_read_char()
+      if let line = acceptedLine {
+        acceptedLine = nil
+        rl_callback_handler_remove()
+        handle(line)
+        if !quit { install(prompt: pending.isEmpty ? primaryPrompt : continuationPrompt) }
+      }
+    }
+    rl_callback_handler_remove()
+    if reachedEOF { print("") }
+    return 0
+  }
+
+  private func install(prompt: String) {
+    rl_callback_handler_install(prompt) { line in
+      if let line {
+        acceptedLine = String(cString: line)
+        free(line)
+      } else {
+        reachedEOF = true
+      }
+    }
+  }
+
+  private func clearLineAfterInterrupt() {
+    Interrupt.clear()
+    pending.removeAll()
+    rl_free_line_state()
+    rl_callback_sigcleanup()
+    rl_replace_line("", 0)
+    rl_callback_handler_remove()
+    fputs("\n", stdout)
+    fflush(stdout)
+    install(prompt: primaryPrompt)
+  }
+
+  // MARK: - One line of input
+
+  /// Handles one line: a command, a help request, or code (run once its brackets and strings are closed).
+  func handle(_ line: String) {
+    if pending.isEmpty {
+      let trimmed = line.trimmingCharacters(in: .whitespaces)
+      if trimmed.isEmpty { return }
+      if trimmed.hasPrefix(":") || trimmed.hasPrefix("?") {
+        remember(trimmed)
+        command(trimmed)
+        return
+      }
+    }
+    pending.append(line)
+    let source = pending.joined(separator: "\n")
+    if Parser.needsMoreInput(source) && pending.count < 1000 { return }
+    pending.removeAll()
+    remember(source)
+    submit(source)
+  }
+
+  private func submit(_ source: String) {
+    session.execute(source)
+  }
+
+  private func remember(_ entry: String) {
+    guard isatty(0) != 0 else { return }
+    add_history(entry)
+    if !FileManager.default.fileExists(atPath: historyPath) { write_history(historyPath) } else { append_history(1, historyPath) }
+    history_truncate_file(historyPath, 10_000)
+  }
+
+  private func command(_ text: String) {
+    let out = session.display
+    if text.hasPrefix("?") {
+      let name = text.dropFirst().trimmingCharacters(in: .whitespaces)
+      if let value = session.interpreter.global(name) {
+        out?.write(Help.text(for: value, name: name) + "\n", error: false)
+      } else {
+        out?.write("?\(name): no such name\n", error: true)
+      }
+      return
+    }
+    let parts = text.split(separator: " ", maxSplits: 1).map(String.init)
+    switch parts[0] {
+    case ":quit", ":q", ":exit": quit = true
+    case ":help", ":h":
+      out?.write("""
+      :help              this list
+      :time EXPR         run EXPR and print its wall time
+      :history           the input history (kept in \(historyPath))
+      :vars              your variables
+      :quit              leave (Ctrl-D too)
+      ?name              signature, defaults, doc and example of a builtin or function
+      Tab completes names, members after '.', and a call's labelled arguments; Ctrl-C interrupts a running cell.
+
+      """, error: false)
+    case ":time":
+      guard parts.count > 1 else { out?.write(":time needs an expression\n", error: true); return }
+      let outcome = session.execute(parts[1])
+      out?.write(String(format: "time: %.3f ms\n", outcome.wallSeconds * 1000), error: false)
+    case ":history":
+      let base = Int(lathe_history_base()), count = Int(lathe_history_length())
+      for i in 0..<count {
+        if let entry = history_get(Int32(base + i)), let line = entry.pointee.line {
+          out?.write(String(format: "%5d  ", base + i) + String(cString: line) + "\n", error: false)
+        }
+      }
+    case ":vars":
+      let builtins = Set(session.interpreter.registry.functions.map(\.name))
+      for name in session.interpreter.globalNames.sorted() where !builtins.contains(name) {
+        if let v = session.interpreter.global(name), case .function(let f) = v, !f.isNative, f.example != "" { continue }
+        if let v = session.interpreter.global(name) { out?.write("\(name) = \(v.brief)\n", error: false) }
+      }
+    default:
+      out?.write("unknown command \(parts[0]); :help lists them\n", error: true)
+    }
+  }
+}
+
+/// Ctrl-C sets the interpreter's interrupt flag; nothing else happens in the handler.
+public enum Signals {
+  public static func installInterruptHandler() {
+    _ = Interrupt.flag                                   // initialise before a signal can arrive
+    var action = sigaction()
+    action.__sigaction_handler.sa_handler = { _ in Interrupt.flag.pointee = 1 }
+    sigemptyset(&action.sa_mask)
+    action.sa_flags = 0                                  // no SA_RESTART: poll() returns EINTR at the prompt
+    sigaction(SIGINT, &action, nil)
+  }
+}

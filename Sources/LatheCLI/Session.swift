@@ -1,0 +1,175 @@
+// A session: one interpreter and, when one is open, the notebook every cell is recorded into.
+
+import Foundation
+import LatheLang
+import LatheNotebook
+
+/// Where a session's visible output goes: the terminal (or a test's buffer).
+public protocol SessionDisplay: AnyObject {
+  func write(_ text: String, error: Bool)
+}
+
+/// Writes to the process's stdout and stderr, unbuffered, so progress shows as it happens.
+public final class TerminalDisplay: SessionDisplay {
+  public init() {}
+  public func write(_ text: String, error: Bool) {
+    let stream = error ? stderr : stdout
+    fputs(text, stream)
+    fflush(stream)
+  }
+}
+
+/// What running one cell gave.
+public struct CellOutcome {
+  public var status: RunStatus
+  public var result: Value?
+  public var diagnostic: Diagnostic?
+  public var wallSeconds: Double
+  public var runID: Int64?
+}
+
+public final class Session {
+  public let interpreter: Interpreter
+  public let notebook: Notebook?
+  public let sessionID: Int64?
+  public let seed: UInt64
+  public var display: SessionDisplay?
+  /// Echo results (the REPL does; `lathe run` prints them too, as a notebook shows them).
+  public var showResults = true
+  private var seq = 0
+  private var currentRun: Int64?
+  private var closed = false
+
+  /// Opens a session; `notebook` nil runs without recording (a scratch session).
+  public init(notebook: Notebook?, mode: SessionMode, seed: UInt64, remark: String? = nil,
+              display: SessionDisplay? = TerminalDisplay(), loadPrelude: Bool = true) throws {
+    self.notebook = notebook
+    self.seed = seed
+    self.display = display
+    interpreter = Interpreter(seed: seed)
+    if let notebook, !notebook.isReadOnly {
+      let env = try notebook.recordEnvironment(MachineEnvironment.current())
+      sessionID = try notebook.beginSession(mode: mode, seed: Int64(bitPattern: seed), environmentID: env, remark: remark)
+      seq = try notebook.nextSeq(session: sessionID ?? 0) - 1
+    } else {
+      sessionID = nil
+    }
+    interpreter.artifactStore = NotebookArtifacts(session: self)
+    interpreter.output = { [weak self] kind, text in self?.emit(kind, text) }
+    if loadPrelude, let stdlib = Prelude.stdlibDirectory() {
+      try interpreter.loadPrelude(from: stdlib)
+    }
+  }
+
+  deinit { close() }
+
+  /// Marks the session closed and checkpoints the notebook; later calls do nothing.
+  public func close() {
+    guard !closed else { return }
+    closed = true
+    if let notebook, let sessionID, !notebook.isReadOnly { try? notebook.closeSession(sessionID) }
+  }
+
+  private func emit(_ kind: LatheLang.OutputKind, _ text: String) {
+    display?.write(text, error: kind == .stderr)
+    guard let notebook, let run = currentRun else { return }
+    let mapped: LatheNotebook.OutputKind
+    switch kind {
+    case .stdout: mapped = .stdout
+    case .stderr: mapped = .stderr
+    case .result: mapped = .result
+    case .display: mapped = .display
+    case .warning: mapped = .warning
+    case .progress: return                                  // progress bars are for the terminal only
+    }
+    try? notebook.appendOutput(run: run, kind: mapped, text: text)
+  }
+
+  /// Runs one cell: records it as a run (source, seed, timings, outputs, status) and shows what it prints.
+  /// `name` and `firstLine` place error locations ("quickstart.lathe, 12:5" or "cell 3, 1:7").
+  @discardableResult
+  public func execute(_ source: String, cellID: String? = nil, name: String? = nil, firstLine: Int = 1,
+                      path: String? = nil) -> CellOutcome {
+    seq += 1
+    let cellName = name ?? "cell \(seq)"
+    if let notebook, let sessionID, !notebook.isReadOnly {
+      currentRun = try? notebook.beginRun(session: sessionID, seq: seq, cellID: cellID, source: source,
+                                          seed: Int64(bitPattern: seed), threads: 1)
+    }
+    interpreter.pendingMetrics.removeAll()
+    interpreter.pendingParams.removeAll()
+    Interrupt.clear()
+    let usageBefore = Session.cpuNanoseconds()
+    let start = DispatchTime.now().uptimeNanoseconds
+    var outcome = CellOutcome(status: .ok, result: nil, diagnostic: nil, wallSeconds: 0, runID: currentRun)
+    do {
+      let value = try interpreter.run(source, name: cellName, path: path, firstLine: firstLine)
+      if let value, showResults {
+        if case .none = value {} else {
+          outcome.result = value
+          let text = value.repr + "\n"
+          display?.write(text, error: false)
+          if let notebook, let run = currentRun { try? notebook.appendOutput(run: run, kind: .result, text: text) }
+        }
+      }
+    } catch let d as Diagnostic {
+      outcome.status = d.kind == .interrupted ? .interrupted : .error
+      outcome.diagnostic = d
+      let text = d.rendered + "\n"
+      display?.write(text, error: true)
+      if let notebook, let run = currentRun { try? notebook.appendOutput(run: run, kind: .error, text: text) }
+    } catch {
+      outcome.status = .error
+      let text = "\(cellName): error: \(error)\n"
+      display?.write(text, error: true)
+      if let notebook, let run = currentRun { try? notebook.appendOutput(run: run, kind: .error, text: text) }
+    }
+    let wall = DispatchTime.now().uptimeNanoseconds - start
+    outcome.wallSeconds = Double(wall) / 1e9
+    if let notebook, let run = currentRun {
+      do {
+        try notebook.finishRun(run, status: outcome.status, wallNs: Int64(wall),
+                               cpuNs: Session.cpuNanoseconds() - usageBefore, peakRSS: Session.peakRSS(),
+                               metrics: interpreter.pendingMetrics, params: interpreter.pendingParams, inputs: [])
+      } catch {
+        display?.write("notebook: could not record run \(seq): \(error)\n", error: true)
+      }
+    }
+    currentRun = nil
+    return outcome
+  }
+
+  var runID: Int64? { currentRun }
+
+  static func cpuNanoseconds() -> Int64 {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    let user = Int64(usage.ru_utime.tv_sec) * 1_000_000_000 + Int64(usage.ru_utime.tv_usec) * 1000
+    let system = Int64(usage.ru_stime.tv_sec) * 1_000_000_000 + Int64(usage.ru_stime.tv_usec) * 1000
+    return user + system
+  }
+
+  static func peakRSS() -> Int64 {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Int64(usage.ru_maxrss) * 1024
+  }
+}
+
+/// `save`/`load` in a session: artifacts of the open notebook, tied to the run that saved them.
+final class NotebookArtifacts: ArtifactStore {
+  weak var session: Session?
+  init(session: Session) { self.session = session }
+
+  func saveArtifact(name: String, kind: String, bytes: [UInt8], meta: String?) throws {
+    guard let session, let notebook = session.notebook else { throw LatheError("save: no notebook is open") }
+    guard !notebook.isReadOnly else { throw LatheError("save: the notebook is open read-only") }
+    try notebook.saveArtifact(run: session.runID, name: name, kind: kind, bytes: bytes, dtype: nil, shape: nil, meta: meta)
+  }
+
+  func loadArtifact(name: String) throws -> (kind: String, bytes: [UInt8])? {
+    guard let notebook = session?.notebook else { throw LatheError("load: no notebook is open") }
+    guard let a = try notebook.loadArtifact(name: name) else { return nil }
+    return (a.kind, a.bytes)
+  }
+}
