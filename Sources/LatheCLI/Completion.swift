@@ -28,8 +28,10 @@ public enum Completion {
     if let call = openCall(before), case .function(let f)? = interpreter.global(call.function) {
       let labels = f.parameters.filter { !$0.variadic && !call.givenLabels.contains($0.name) }.map { $0.name + ":" }
       let matching = labels.filter { $0.hasPrefix(word) }
-      // Labels first: inside `seedlm(` the arguments are what one is typing.
-      return matching + names.filter { $0.hasPrefix(word) && !word.isEmpty }.sorted()
+      // Labels win: inside `seedlm(` the arguments are what one is typing, and readline would otherwise only
+      // complete the prefix shared with other names (`sorted(xs, re` has `reverse:` but also `repr`, `return`).
+      if !matching.isEmpty { return matching }
+      return names.filter { $0.hasPrefix(word) && !word.isEmpty }.sorted()
     }
     names = names.filter { $0.hasPrefix(word) }
     return names.sorted()

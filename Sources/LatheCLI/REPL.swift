@@ -67,16 +67,14 @@ public final class REPL {
     print("Lathe \(LatheVersion.version). :help for commands, ?name for help on a name, Ctrl-D to leave.")
     install(prompt: primaryPrompt)
     while !quit && !reachedEOF {
+      // Checked on every pass, with poll waking every 50 ms: a SIGINT that lands while a key is being handled
+      // (outside poll, so no EINTR) would otherwise wait for the next key.
+      if Interrupt.isRequested { clearLineAfterInterrupt(); continue }
       var fds = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
-      let ready = poll(&fds, 1, -1)
-      if ready < 0 {
-        if errno == EINTR && Interrupt.isRequested { clearLineAfterInterrupt() }
-        continue
-      }
+      if poll(&fds, 1, 50) <= 0 { continue }               // timeout, or EINTR from Ctrl-C
       rl_callback_read_char()
       if let line = acceptedLine {
         acceptedLine = nil
-        rl_callback_handler_remove()
         handle(line)
         if !quit { install(prompt: pending.isEmpty ? primaryPrompt : continuationPrompt) }
       }
@@ -88,6 +86,9 @@ public final class REPL {
 
   private func install(prompt: String) {
     rl_callback_handler_install(prompt) { line in
+      // Removed here, inside the callback: otherwise rl_callback_read_char redraws the prompt as soon as this
+      // returns, and the cell's output is then printed over that stray prompt ("2athe> ").
+      rl_callback_handler_remove()
       if let line {
         acceptedLine = String(cString: line)
         free(line)
@@ -117,7 +118,8 @@ public final class REPL {
       let trimmed = line.trimmingCharacters(in: .whitespaces)
       if trimmed.isEmpty { return }
       if trimmed.hasPrefix(":") || trimmed.hasPrefix("?") {
-        remember(trimmed)
+        // Leaving is not remembered, so Up in the next session brings back the last real input.
+        if ![":quit", ":q", ":exit"].contains(trimmed) { remember(trimmed) }
         command(trimmed)
         return
       }

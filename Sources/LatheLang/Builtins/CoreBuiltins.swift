@@ -250,7 +250,7 @@ enum CoreBuiltins {
       guard seconds.isFinite, seconds >= 0 else { throw LatheError("sleep: seconds must be a finite number >= 0") }
       let end = DispatchTime.now().uptimeNanoseconds + UInt64(min(seconds, 1e9) * 1e9)
       while DispatchTime.now().uptimeNanoseconds < end {
-        try Interrupt.check()
+        try c.interpreter.checkInterrupt()
         usleep(10_000)
       }
       return .none

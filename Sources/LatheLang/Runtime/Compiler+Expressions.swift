@@ -268,15 +268,26 @@ extension Compiler {
 
   // MARK: - Functions
 
-  func compileFunction(_ decl: FunctionDecl) throws -> ExprCode {
+  /// `selfName`: a local function's own name. Its body then reaches itself through a slot filled at each call
+  /// instead of capturing the cell it is stored in: that capture would be a reference cycle (cell → function →
+  /// cell) and leak the function on every call of the function that declares it.
+  func compileFunction(_ decl: FunctionDecl, selfName: String? = nil) throws -> ExprCode {
     let defaults: [ExprBox?] = try decl.parameters.map { p in try p.defaultValue.map { ExprBox(try compileExpr($0)) } }
     let inner = Scope(parent: scope, isTopLevel: false,
-                      boxedNames: NameAnalysis.boxedNames(parameters: decl.parameters.map(\.name), body: decl.body))
+                      boxedNames: NameAnalysis.boxedNames(parameters: decl.parameters.map(\.name) + (selfName.map { [$0] } ?? []),
+                                                          body: decl.body))
     var boxedParameters: [Int] = []
     for p in decl.parameters {
       let v = LocalVariable(slot: inner.newSlot(), mutable: true, boxed: inner.boxedNames.contains(p.name), location: p.location)
       inner.blocks[0][p.name] = v
       if v.boxed { boxedParameters.append(v.slot) }
+    }
+    var selfSlot: (slot: Int, boxed: Bool)? = nil
+    if let selfName, inner.blocks[0][selfName] == nil, NameAnalysis.mentions(selfName, in: decl.body) {
+      let v = LocalVariable(slot: inner.newSlot(), mutable: false, boxed: inner.boxedNames.contains(selfName),
+                            location: decl.location)
+      inner.blocks[0][selfName] = v
+      selfSlot = (v.slot, v.boxed)
     }
     let outer = scope
     scope = inner
@@ -284,7 +295,7 @@ extension Compiler {
     let code = try compileBlock(decl.body)
     let name = decl.name ?? "lambda"
     let body = CompiledBody(frameSize: inner.frameSize, captureSlots: inner.captureSlots,
-                            boxedParameterSlots: boxedParameters, code: code, sourceName: source.name)
+                            boxedParameterSlots: boxedParameters, selfSlot: selfSlot, code: code, sourceName: source.name)
     let sources = inner.captureSources
     let names = decl.parameters.map(\.name)
     let (doc, example) = decl.name == nil ? ("", "") : docComment(above: decl.location.line)

@@ -183,7 +183,7 @@ final class Compiler {
       } else {
         v = try declareLocal(name, mutable: false, at: decl.location)
       }
-      let make = try compileFunction(decl)
+      let make = try compileFunction(decl, selfName: name)
       let slot = v.slot
       if v.boxed {
         // The cell was made when the block started, so local functions can call themselves and each other.

@@ -161,10 +161,14 @@ final class CompiledBody {
   let sourceName: String
   /// False when there are neither boxed parameters nor captures: entry skips both loops.
   let needsSetup: Bool
-  init(frameSize: Int, captureSlots: [Int], boxedParameterSlots: [Int], code: @escaping StmtCode, sourceName: String) {
+  /// Where a local function finds itself (see `Compiler.compileFunction(_:selfName:)`).
+  let selfSlot: (slot: Int, boxed: Bool)?
+  init(frameSize: Int, captureSlots: [Int], boxedParameterSlots: [Int], selfSlot: (slot: Int, boxed: Bool)? = nil,
+       code: @escaping StmtCode, sourceName: String) {
     self.frameSize = frameSize; self.captureSlots = captureSlots; self.boxedParameterSlots = boxedParameterSlots
+    self.selfSlot = selfSlot
     self.code = code; self.sourceName = sourceName
-    self.needsSetup = !captureSlots.isEmpty || !boxedParameterSlots.isEmpty
+    self.needsSetup = !captureSlots.isEmpty || !boxedParameterSlots.isEmpty || selfSlot != nil
   }
 }
 

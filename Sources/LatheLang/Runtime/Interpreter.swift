@@ -81,7 +81,8 @@ public final class Interpreter {
   /// Lathe calls nested deeper than this are an error, not a native stack overflow.
   public var maxCallDepth = 4000
   let globals = Globals()
-  let interrupt = Interrupt.flag
+  /// The flag Ctrl-C sets (the process-wide one unless a test gives its own).
+  public let interrupt: UnsafeMutablePointer<Int32>
   /// Steps (loop iterations and calls) left before a budget error; `nil` budget means unlimited.
   var steps = Int.max >> 1
   public var stepBudget: Int? = nil
@@ -104,8 +105,9 @@ public final class Interpreter {
   public var pendingMetrics: [(key: String, step: Int, value: Double)] = []
   public var pendingParams: [(String, String)] = []
 
-  public init(registry: BuiltinRegistry = .core, seed: UInt64 = 0) {
+  public init(registry: BuiltinRegistry = .core, seed: UInt64 = 0, interruptFlag: UnsafeMutablePointer<Int32> = Interrupt.flag) {
     self.registry = registry
+    self.interrupt = interruptFlag
     self.seed = seed
     self.random = SplitMix64(seed: seed)
     stackBase = .allocate(capacity: Interpreter.stackCapacity)
@@ -183,6 +185,11 @@ public final class Interpreter {
     return program.returnsValue ? fp[0] : nil
   }
 
+  /// Throws `interrupted` when Ctrl-C was pressed: long-running builtins call this in their loops.
+  public func checkInterrupt() throws {
+    if interrupt.pointee != 0 { interrupt.pointee = 0; throw LatheError("interrupted", kind: .interrupted) }
+  }
+
   /// Checks the interrupt flag and the step budget; called on every loop iteration and call.
   @inline(__always) func tick(_ at: SourceLocation, _ source: SourceInfo) throws {
     steps &-= 1
@@ -256,6 +263,7 @@ public final class Interpreter {
     if function.needsSetup, case .compiled(let body) = function.body {
       for slot in body.boxedParameterSlots { fp[slot] = .host(Cell(fp[slot])) }
       for (i, slot) in body.captureSlots.enumerated() { fp[slot] = .host(function.captures[i]) }
+      if let me = body.selfSlot { fp[me.slot] = me.boxed ? .host(Cell(.function(function))) : .function(function) }
     }
     do {
       _ = try function.code(fp)
@@ -330,8 +338,14 @@ extension Interpreter {
     }
     let canonical = URL(fileURLWithPath: found).standardizedFileURL.resolvingSymlinksInPath().path
     if imported.contains(canonical) { return }
+    // Only regular files of script size: `import "/dev/zero"` must not read forever.
+    let attributes = try? FileManager.default.attributesOfItem(atPath: canonical)
+    guard attributes?[.type] as? FileAttributeType == .typeRegular else { throw LatheError("import: \(found) is not a regular file") }
+    guard let size = attributes?[.size] as? Int, size <= Lexer.maxSourceBytes else {
+      throw LatheError("import: \(found) is larger than \(Lexer.maxSourceBytes) bytes")
+    }
     imported.insert(canonical)
-    guard let data = FileManager.default.contents(atPath: found) else { throw LatheError("import: cannot read \(found)") }
+    guard let data = FileManager.default.contents(atPath: canonical) else { throw LatheError("import: cannot read \(found)") }
     guard let text = String(data: data, encoding: .utf8) else { throw LatheError("import: \(found) is not UTF-8 text") }
     _ = try runNested(text, name: path, path: found)
   }

@@ -10,6 +10,13 @@ enum NameAnalysis {
     return declared.intersection(mentionedInNested)
   }
 
+  /// Whether `name` is mentioned anywhere in `body`, nested functions included.
+  static func mentions(_ name: String, in body: [Stmt]) -> Bool {
+    var names = Set<String>()
+    for s in body { collect(s, &names) }
+    return names.contains(name)
+  }
+
   /// Collects names declared at any block depth of this function, and every name mentioned in nested functions.
   private static func scan(_ s: Stmt, declared: inout Set<String>, nested: inout Set<String>) {
     switch s {

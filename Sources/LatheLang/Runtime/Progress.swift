@@ -10,6 +10,7 @@ public final class Progress {
   private let start = DispatchTime.now().uptimeNanoseconds
   private var lastDraw: UInt64 = 0
   private var drew = false
+  private var drawnCount = -1
   /// Seconds between redraws: at most 10 a second.
   public static let minimumInterval: UInt64 = 100_000_000
 
@@ -21,7 +22,7 @@ public final class Progress {
   /// Adds `count` finished items and redraws if 100 ms have passed. Also polls Ctrl-C.
   public func advance(by count: Int = 1) throws {
     done += count
-    try Interrupt.check()
+    try interpreter.checkInterrupt()
     guard interpreter.progressEnabled else { return }
     let now = DispatchTime.now().uptimeNanoseconds
     if now - lastDraw >= Progress.minimumInterval || (total > 0 && done >= total) {
@@ -33,7 +34,7 @@ public final class Progress {
   /// Ends the bar with its final line.
   public func finish() {
     guard interpreter.progressEnabled, drew else { return }
-    draw(DispatchTime.now().uptimeNanoseconds)
+    if drawnCount != done { draw(DispatchTime.now().uptimeNanoseconds) }
     interpreter.output(.progress, "\n")
   }
 
@@ -58,6 +59,7 @@ public final class Progress {
 
   private func draw(_ now: UInt64) {
     drew = true
+    drawnCount = done
     interpreter.output(.progress, "\r" + line(now: now) + "\u{1B}[K")
   }
 }

@@ -4,7 +4,7 @@ import Foundation
 
 public enum Limits {
   /// The most elements one list, string repetition or range materialisation may hold: errors, not allocations.
-  public static let maxElements = 1 << 26
+  nonisolated(unsafe) public static var maxElements = 1 << 26
 }
 
 extension Value: CustomStringConvertible {

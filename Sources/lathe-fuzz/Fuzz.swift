@@ -1,0 +1,42 @@
+// libFuzzer entry: parse, compile and run arbitrary bytes with step, depth and size budgets.
+//
+//   LATHE_FUZZ=1 swift build -c release --sanitize=fuzzer --scratch-path .build-fuzz --product lathe-fuzz
+//   SWIFT_BACKTRACE=enable=no .build-fuzz/release/lathe-fuzz corpus/ -max_total_time=600
+// Every input must end as a value or a located Diagnostic; anything else (a trap, a hang) is a finding.
+
+import LatheLang
+
+nonisolated(unsafe) var interpreter: Interpreter? = nil
+nonisolated(unsafe) var inputs = 0
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+  let source = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
+  // One interpreter for many inputs (globals carry over, which explores more states); renewed now and then.
+  inputs += 1
+  if interpreter == nil || inputs % 50 == 0 { interpreter = FuzzTarget.makeInterpreter() }
+  guard let interp = interpreter else { return 0 }
+  do {
+    _ = try interp.run(source, name: "fuzz")
+  } catch let d as Diagnostic {
+    // Located: every error names a line and column (a few runtime limits report 0:0 for the cell as a whole).
+    precondition(d.location.line >= 0 && d.location.column >= 0, "diagnostic without a location: \(d)")
+  } catch {
+    preconditionFailure("an error that is not a Diagnostic escaped: \(error)")
+  }
+  return 0
+}
+
+enum FuzzTarget {
+  static func makeInterpreter() -> Interpreter {
+    Limits.maxElements = 1 << 16            // lists of at most 65536 elements: 1.5 MiB each
+    let registry = BuiltinRegistry.core
+    // Waiting proves nothing under a fuzzer; it would only look like a hang.
+    registry.add("sleep", [ParameterSpec("seconds")], doc: "No-op under the fuzzer.", example: "") { _ in .none }
+    let interp = Interpreter(registry: registry, seed: 1)
+    interp.stepBudget = 100_000
+    interp.maxCallDepth = 1_000
+    interp.output = { _, _ in }
+    return interp
+  }
+}
