@@ -48,6 +48,9 @@ public final class REPL {
   private func runInteractive() -> Int32 {
     rl_readline_name = UnsafePointer(strdup("lathe"))
     rl_catch_signals = 0
+    // Every character that is not part of a word in Completion (letters, digits, '_', '.'): readline replaces
+    // the text after the last of these, so with its defaults `1+tot<TAB>` became `total`, `f([1],re` `f(reverse:`.
+    rl_completer_word_break_characters = UnsafePointer(strdup(" \t\n!\"#$%&'()*+,-/:;<=>?@[\\]^`{|}~"))
     completionInterpreter = session.interpreter
     rl_attempted_completion_function = { text, start, end in
       rl_attempted_completion_over = 1                       // never fall back to file names

@@ -15,7 +15,7 @@ enum InterruptRoute: String, CustomStringConvertible, CaseIterable {
 
 // Serialized: the Ctrl-C latency is measured, and parallel sessions would compete for the same 2 cores.
 @Suite(.serialized)
-struct ReplPtyTests {
+final class ReplPtyTests {
   let directory: URL
   let historyFile: URL
 
@@ -23,6 +23,8 @@ struct ReplPtyTests {
     directory = try TestPaths.temporaryDirectory("lathe-pty")
     historyFile = directory.appendingPathComponent("history")
   }
+
+  deinit { try? FileManager.default.removeItem(at: directory) }   // each test's sessions have ended by now
 
   /// A scratch REPL (nothing recorded), started and showing its first prompt.
   func start(_ arguments: [String] = ["--scratch"]) throws -> PtySession {
@@ -39,9 +41,10 @@ struct ReplPtyTests {
     }
   }
 
-  /// The lines shown for one input, without the echoed input line itself.
+  /// The non-blank lines shown for one input, after the (rest of the) echoed input line.
   func resultLines(_ shown: String) -> [String] {
-    Array(shown.split(separator: "\n", omittingEmptySubsequences: true).dropFirst().map(String.init))
+    shown.split(separator: "\n", omittingEmptySubsequences: false).dropFirst().map(String.init)
+      .filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
   }
 
   // MARK: - Output
@@ -77,6 +80,27 @@ struct ReplPtyTests {
     #expect(completed.hasSuffix("sorted([3, 1], reverse:"), "shown: \(completed.debugDescription)")
     let sorted = try s.enter("true)")
     #expect(resultLines(sorted) == ["[3, 1]"], "shown: \(sorted.debugDescription)")
+  }
+
+  @Test func tabReplacesOnlyTheWordAfterPunctuation() throws {
+    let s = try start()
+    try s.enter("let total = 3")
+    // Readline's default word breaks do not include '+', '[', ',' or ':', so it used to replace all of
+    // `1+tot` with `total`, and `sorted([3,1],re` with `sorted(reverse: `.
+    try s.send("1+tot\t")
+    try s.expect("tal", timeout: 5)
+    let sum = try s.enter("")
+    #expect(resultLines(sum) == ["4"], "shown: \(sum.debugDescription)")
+
+    try s.send("sorted([3,1],re\t")
+    try s.expect("reverse:", timeout: 5)
+    let sorted = try s.enter("true)")
+    #expect(resultLines(sorted) == ["[3, 1]"], "shown: \(sorted.debugDescription)")
+
+    try s.send(":he\t")
+    try s.expect("lp", timeout: 5)
+    let help = try s.enter("")
+    #expect(help.contains(":time EXPR"), "shown: \(help.debugDescription)")
   }
 
   // MARK: - ?name
@@ -127,6 +151,7 @@ struct ReplPtyTests {
 
     #expect(resultLines(try s.enter("keep")) == ["42"])
     let count = resultLines(try s.enter("i"))
+    print("i after the interrupt: \(count)")
     #expect(count.count == 1 && (Int(count[0]) ?? 0) > 0, "i after the interrupt: \(count)")
   }
 

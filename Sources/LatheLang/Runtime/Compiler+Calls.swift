@@ -11,7 +11,8 @@ extension Compiler {
     let function = try compileExpr(callee)
     let codes = try arguments.map { ExprBox(try compileExpr($0.value)) }
     let labels = arguments.map(\.label)
-    let interp = self.interp, source = self.source
+    unowned(unsafe) let interp = self.interp
+    let source = self.source
     if labels.allSatisfy({ $0 == nil }) {
       let count = codes.count
       // A global callee (`fib(n - 1)`) is read straight from its slot.
@@ -21,15 +22,13 @@ extension Compiler {
       // a closure's context is unpacked on every call, and a smaller one is cheaper.
       let site = CallSite(interp: interp, source: source, at: at, globalSlot: globalCallee, function: function,
                           codes: codes, labels: labels)
-      func general(_ fn: Function, _ fp: UnsafeMutablePointer<Value>) throws -> Value { try site.general(fn, fp) }
-      @inline(__always) func resolveCallee(_ fp: UnsafeMutablePointer<Value>) throws -> Function { try site.callee(fp) }
       // Direct path: a compiled function taking exactly these positionals gets them straight in its frame.
       // One closure per arity, with each argument's code in its own constant (no array of closures on this path).
       switch count {
       case 0:
         return { fp in
-          let fn = try resolveCallee(fp)
-          guard fn.directArity == 0 else { return try general(fn, fp) }
+          let fn = try site.callee(fp)
+          guard fn.directArity == 0 else { return try site.general(fn, fp) }
           let frame = interp.top
           guard frame + fn.frameSize < interp.stackLimit else { throw site.overflow() }
           return try interp.enter(fn, frame, at, source)
@@ -37,8 +36,8 @@ extension Compiler {
       case 1:
         let a0 = codes[0].code
         return { fp in
-          let fn = try resolveCallee(fp)
-          guard fn.directArity == 1 else { return try general(fn, fp) }
+          let fn = try site.callee(fp)
+          guard fn.directArity == 1 else { return try site.general(fn, fp) }
           let frame = interp.top
           guard frame + fn.frameSize < interp.stackLimit else { throw site.overflow() }
           let v0 = try a0(fp)
@@ -48,8 +47,8 @@ extension Compiler {
       case 2:
         let a0 = codes[0].code, a1 = codes[1].code
         return { fp in
-          let fn = try resolveCallee(fp)
-          guard fn.directArity == 2 else { return try general(fn, fp) }
+          let fn = try site.callee(fp)
+          guard fn.directArity == 2 else { return try site.general(fn, fp) }
           let frame = interp.top
           guard frame + fn.frameSize < interp.stackLimit else { throw site.overflow() }
           let v0 = try a0(fp), v1 = try a1(fp)   // held here, so calls inside them may use the frame's space
@@ -59,8 +58,8 @@ extension Compiler {
         }
       default:
         return { fp in
-          let fn = try resolveCallee(fp)
-          guard fn.directArity == count else { return try general(fn, fp) }
+          let fn = try site.callee(fp)
+          guard fn.directArity == count else { return try site.general(fn, fp) }
           let frame = interp.top
           guard frame + fn.frameSize < interp.stackLimit else { throw site.overflow() }
           interp.top = frame + 1
@@ -98,9 +97,10 @@ extension Compiler {
   func compileMethodCall(_ baseExpr: Expr, _ name: String, _ arguments: [Argument], at: SourceLocation) throws -> ExprCode {
     let codes = try arguments.map { ExprBox(try compileExpr($0.value)) }
     let labels = arguments.map(\.label)
-    let interp = self.interp, source = self.source
+    unowned(unsafe) let interp = self.interp
+    let source = self.source
     let globalSlot = try self.globalSlot(name)
-    let globals = interp.globals
+    unowned(unsafe) let globals = interp.globals
 
     func evaluateArguments(_ fp: UnsafeMutablePointer<Value>) throws -> [Value] {
       var values: [Value] = []
@@ -251,7 +251,7 @@ extension Compiler {
           try modify(&current)
         }
       case .global(let slot):
-        let globals = interp.globals
+        unowned(unsafe) let globals = interp.globals
         let message = "cannot assign to '\(name)': it is a constant; use 'var' to change it"
         if globals.defined[slot] && !globals.mutable[slot] && method == nil { throw error(.type, message, at) }
         return { fp, modify in
@@ -333,7 +333,7 @@ final class CallSite {
   let source: SourceInfo
   let at: SourceLocation
   let globalSlot: Int
-  let globals: Globals
+  unowned(unsafe) let globals: Globals
   let function: ExprCode
   let codes: [ExprBox]
   let labels: [String?]

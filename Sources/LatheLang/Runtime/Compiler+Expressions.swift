@@ -136,7 +136,8 @@ extension Compiler {
       if v.boxed { return { fp in Compiler.cell(fp[slot]).value } }
       return { fp in fp[slot] }
     case .global(let slot):
-      let globals = interp.globals, values = globals.values, defined = globals.defined
+      unowned(unsafe) let globals = interp.globals
+      let values = globals.values, defined = globals.defined
       let source = self.source
       return { _ in
         guard defined[slot] else { throw Compiler.unknownName(name, globals, source, at) }

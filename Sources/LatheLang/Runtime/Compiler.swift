@@ -44,6 +44,9 @@ struct CompiledProgram {
   let returnsValue: Bool
 }
 
+/// Compiled code captures the interpreter and its globals `unowned(unsafe)`: the globals hold functions whose code
+/// holds them, a cycle that kept every interpreter (and its 6 MB value stack) alive until the fuzzer ran out of
+/// memory. Compiled code only runs inside `Interpreter.run`, while the interpreter is alive.
 final class Compiler {
   unowned(unsafe) let interp: Interpreter
   let source: SourceInfo
@@ -250,7 +253,8 @@ final class Compiler {
       scope.loopDepth += 1
       let body = try compileBlock(bodyStmts)
       scope.loopDepth -= 1
-      let interp = self.interp, source = self.source
+      unowned(unsafe) let interp = self.interp
+    let source = self.source
       return { fp in
         while try condition(fp) {
           try interp.tick(at, source)
@@ -297,7 +301,8 @@ final class Compiler {
       return { _ in .continueLoop }
 
     case .importFile(let path, let at):
-      let interp = self.interp, source = self.source
+      unowned(unsafe) let interp = self.interp
+    let source = self.source
       return { _ in
         do { try interp.importFile(path, from: source) } catch { throw source.locate(error, at) }
         return .normal
@@ -310,7 +315,7 @@ final class Compiler {
 
   func defineGlobal(_ name: String, mutable: Bool, _ value: @escaping ExprCode) throws -> StmtCode {
     let slot = try globalSlot(name)
-    let globals = interp.globals
+    unowned(unsafe) let globals = interp.globals
     return { fp in
       globals.values[slot] = try value(fp)
       globals.defined[slot] = true
@@ -382,7 +387,8 @@ final class Compiler {
     scope.loopDepth -= 1
     scope.blocks.removeLast()
     let slot = v.slot, boxed = v.boxed
-    let interp = self.interp, source = self.source
+    unowned(unsafe) let interp = self.interp
+    let source = self.source
     @inline(__always) func bind(_ fp: UnsafeMutablePointer<Value>, _ value: Value) {
       fp[slot] = boxed ? .host(Cell(value)) : value
     }

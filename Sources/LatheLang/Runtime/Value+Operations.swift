@@ -272,8 +272,7 @@ extension Value {
       return r[key] != nil
     case .range(let r):
       guard case .int(let i) = item else { return false }
-      if r.step > 0 { return i >= r.start && i < r.end && (i - r.start) % r.step == 0 }
-      return i <= r.start && i > r.end && (r.start - i) % (-r.step) == 0
+      return r.contains(i)
     default: throw LatheError("'in' needs a list, string, record or range on the right, got \(container.typeName)", kind: .type)
     }
   }

@@ -52,11 +52,24 @@ public struct Record {
 public final class RangeValue {
   public let start: Int, end: Int, step: Int
   public init(start: Int, end: Int, step: Int) { self.start = start; self.end = end; self.step = step }
+  /// The number of elements, computed without overflow for any bounds (capped at Int.max).
   public var count: Int {
-    if step > 0 { return start < end ? (end - start - 1) / step + 1 : 0 }
-    return start > end ? (start - end - 1) / (-step) + 1 : 0
+    if step > 0 {
+      guard start < end else { return 0 }
+      let distance = UInt(bitPattern: end &- start)       // the true distance fits in UInt
+      return Int(min(UInt(Int.max), (distance - 1) / UInt(step) + 1))
+    }
+    guard start > end else { return 0 }
+    let distance = UInt(bitPattern: start &- end)
+    return Int(min(UInt(Int.max), (distance - 1) / step.magnitude + 1))
   }
-  public func element(_ i: Int) -> Int { start + i * step }
+  /// Whether `i` is one of the elements.
+  public func contains(_ i: Int) -> Bool {
+    if step > 0 { return i >= start && i < end && UInt(bitPattern: i &- start) % UInt(step) == 0 }
+    return i <= start && i > end && UInt(bitPattern: start &- i) % step.magnitude == 0
+  }
+  /// Element `i` (0 ≤ i < count): wrapping arithmetic gives the exact value, which lies between the bounds.
+  public func element(_ i: Int) -> Int { start &+ i &* step }
 }
 
 /// An object of a layer above the language (a tensor, a model, a technique).
