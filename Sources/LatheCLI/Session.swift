@@ -116,7 +116,8 @@ public final class Session {
       outcome.status = d.kind == .interrupted ? .interrupted : .error
       outcome.diagnostic = d
       let text = d.rendered + "\n"
-      display?.write(text, error: true)
+      // After Ctrl-C the terminal has echoed "^C" on the current line: start the message on a fresh one.
+      display?.write((d.kind == .interrupted && isatty(2) != 0 ? "\n" : "") + text, error: true)
       if let notebook, let run = currentRun { try? notebook.appendOutput(run: run, kind: .error, text: text) }
     } catch {
       outcome.status = .error
