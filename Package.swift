@@ -7,12 +7,11 @@ let env = ProcessInfo.processInfo.environment
 // x86-64-v3 class baseline (AVX2, FMA, F16C). The frontend rejects "x86-64-v3"; "haswell" is the same ISA.
 // LATHE_CPU=znver4 enables AVX-512 (faster where it exists, SIGILL where it does not).
 let cpu = env["LATHE_CPU"] ?? "haswell"
-let kernelSettings: [SwiftSetting] = [
-  .unsafeFlags(["-target-cpu", cpu]),
-  .unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"], .when(configuration: .release)),
-]
-// The interpreter is class-field heavy: dynamic exclusivity checks cost 2x there (engine-notes.md section 4).
-let interpreterSettings: [SwiftSetting] = [
+// Every Lathe target is built for the chosen CPU; the interpreter is class-field heavy, and dynamic exclusivity
+// checks cost 2x there (engine-notes.md section 4). Kernel targets (the tensor engine) will add
+// -cross-module-optimization to these.
+let cpuSettings: [SwiftSetting] = [.unsafeFlags(["-target-cpu", cpu])]
+let interpreterSettings: [SwiftSetting] = cpuSettings + [
   .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
 
@@ -21,7 +20,7 @@ var targets: [Target] = [
   .systemLibrary(name: "CReadline", providers: [.apt(["libreadline-dev"])]),
   .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
   .target(name: "LatheLang", swiftSettings: interpreterSettings),
-  .target(name: "LatheNotebook", dependencies: ["CSQLite"]),
+  .target(name: "LatheNotebook", dependencies: ["CSQLite"], swiftSettings: cpuSettings),
   .target(name: "LatheCLI", dependencies: ["LatheLang", "LatheNotebook", "CReadline", "CBLAS"],
           swiftSettings: interpreterSettings),
   .executableTarget(name: "lathe", dependencies: [

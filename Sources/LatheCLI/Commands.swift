@@ -39,6 +39,7 @@ public enum Commands {
       return fail("cannot start a session: \(error)", display)
     }
     defer { session.close() }
+    Signals.installInterruptHandler()                      // Ctrl-C stops the running cell, and the run ends cleanly
     let name = URL(fileURLWithPath: path).lastPathComponent
     var failures = 0
     var ids = Set<String>()
@@ -114,7 +115,7 @@ public enum Commands {
       compared += 1
       let fresh = (try? outcome.runID.flatMap { try notebook.run(id: $0) }?.outputs) ?? []
       let where_ = "run \(run.seq)" + (cell.map { " (\($0.id), line \(Int($0.position)))" } ?? "")
-      if outcome.status != run.status && !(run.status == .crashed) {
+      if outcome.status != run.status {
         mismatches.append("\(where_): status was \(run.status.rawValue), now \(outcome.status.rawValue)")
       }
       mismatches += OutputComparison.differences(expected: run.outputs, actual: fresh, rtol: rtol, atol: atol)

@@ -26,14 +26,17 @@ public enum MachineEnvironment {
       .split(separator: "\n").first(where: { $0.hasPrefix("model name") })
       .flatMap { $0.split(separator: ":", maxSplits: 1).last }
       .map { $0.trimmingCharacters(in: .whitespaces) }
-    let blas = openblas_get_config().map { String(cString: $0) }.map { "OpenBLAS " + $0 }
+    let blas = openblas_get_config().map { String(cString: $0) }
     let readline = rl_library_version.map { "GNU readline " + String(cString: $0) }
     var swift = "unknown"
-    #if swift(>=6.3)
+    // `compiler(...)` tests the compiler; `swift(...)` would test the package's language mode (5).
+    #if compiler(>=6.4)
+    swift = "6.4 or later"
+    #elseif compiler(>=6.3)
     swift = "6.3"
-    #elseif swift(>=6.2)
+    #elseif compiler(>=6.2)
     swift = "6.2"
-    #elseif swift(>=6.0)
+    #elseif compiler(>=6.0)
     swift = "6.0"
     #endif
     return EnvironmentInfo(

@@ -183,10 +183,10 @@ public final class REPL {
         }
       }
     case ":vars":
-      let builtins = Set(session.interpreter.registry.functions.map(\.name))
-      for name in session.interpreter.globalNames.sorted() where !builtins.contains(name) {
-        if let v = session.interpreter.global(name), case .function(let f) = v, !f.isNative, f.example != "" { continue }
-        if let v = session.interpreter.global(name) { out?.write("\(name) = \(v.brief)\n", error: false) }
+      let interp = session.interpreter
+      let hidden = Set(interp.registry.functions.map(\.name)).union(interp.preludeNames)
+      for name in interp.globalNames.sorted() where !hidden.contains(name) {
+        if let v = interp.global(name) { out?.write("\(name) = \(v.brief)\n", error: false) }
       }
     default:
       out?.write("unknown command \(parts[0]); :help lists them\n", error: true)

@@ -68,6 +68,7 @@ public final class Session {
     guard !closed else { return }
     closed = true
     if let notebook, let sessionID, !notebook.isReadOnly { try? notebook.closeSession(sessionID) }
+    interpreter.shutdown()
   }
 
   private func emit(_ kind: LatheLang.OutputKind, _ text: String) {

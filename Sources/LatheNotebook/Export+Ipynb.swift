@@ -12,6 +12,7 @@ extension NotebookRenderer {
                       "metadata": [String: Any](), "source": Jupyter.lines(cell.source)])
       case .code(let code):
         var metadata: [String: Any] = [:]
+        if !code.tags.isEmpty { metadata["tags"] = code.tags }   // nbformat's cell tags
         if let run = code.run {
           var lathe: [String: Any] = ["run_id": run.id, "status": run.status.rawValue]
           if let wall = run.wallNs { lathe["wall_ns"] = wall }

@@ -46,8 +46,8 @@ extension NotebookRenderer {
   func renderScript(items: [RenderItem]) -> String {
     PercentScript.render(items.map { item -> PercentScript.Cell in
       switch item {
-      case .code(let code): return PercentScript.Cell(kind: .code, source: code.source)
-      case .prose(let cell): return PercentScript.Cell(kind: cell.kind, source: cell.source)
+      case .code(let code): return PercentScript.Cell(kind: .code, source: code.source, tags: code.tags)
+      case .prose(let cell): return PercentScript.Cell(kind: cell.kind, source: cell.source, tags: cell.tags)
       }
     })
   }

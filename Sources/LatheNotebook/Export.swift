@@ -38,6 +38,8 @@ struct CodeItem {
   var source: String
   var run: RunRecord?
   var metrics: [MetricRecord]
+  /// The cell's tags (raises-exception, volatile), when the item comes from a cell.
+  var tags: [String] = []
 }
 
 enum RenderItem {
@@ -108,7 +110,7 @@ public struct NotebookRenderer {
     }
     guard let session else {
       return (nil, try notebook.cells().map { cell in
-        cell.kind == .code ? .code(CodeItem(id: cell.id, source: cell.source, run: nil, metrics: [])) : .prose(cell)
+        cell.kind == .code ? .code(CodeItem(id: cell.id, source: cell.source, run: nil, metrics: [], tags: cell.tags)) : .prose(cell)
       })
     }
     var runs = try notebook.runs(session: session.id)
@@ -116,8 +118,9 @@ public struct NotebookRenderer {
       runs = runs.filter { $0.id == runID }
       guard !runs.isEmpty else { throw NotebookError.invalidArgument("no run \(runID) in session \(session.id)") }
     }
-    func item(_ run: RunRecord, id: String? = nil) throws -> RenderItem {
-      .code(CodeItem(id: id ?? "run-\(run.id)", source: run.source, run: run, metrics: try notebook.metrics(run: run.id)))
+    func item(_ run: RunRecord, id: String? = nil, tags: [String] = []) throws -> RenderItem {
+      .code(CodeItem(id: id ?? "run-\(run.id)", source: run.source, run: run, metrics: try notebook.metrics(run: run.id),
+                     tags: tags))
     }
     guard options.run == nil, session.mode == .run || session.mode == .rerun else {
       return (session, try runs.map { try item($0) })
@@ -129,9 +132,9 @@ public struct NotebookRenderer {
       guard cell.kind == .code else { items.append(.prose(cell)); continue }
       shown.insert(cell.id)
       if let run = newestByCell[cell.id] {
-        items.append(try item(run, id: cell.id))
+        items.append(try item(run, id: cell.id, tags: cell.tags))
       } else {
-        items.append(.code(CodeItem(id: cell.id, source: cell.source, run: nil, metrics: [])))
+        items.append(.code(CodeItem(id: cell.id, source: cell.source, run: nil, metrics: [], tags: cell.tags)))
       }
     }
     for run in runs where run.cellID.map({ !shown.contains($0) }) ?? true { items.append(try item(run)) }

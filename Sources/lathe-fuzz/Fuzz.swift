@@ -14,7 +14,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
   let source = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
   // One interpreter for many inputs (globals carry over, which explores more states); renewed now and then.
   inputs += 1
-  if interpreter == nil || inputs % 50 == 0 { interpreter = FuzzTarget.makeInterpreter() }
+  if interpreter == nil || inputs % 50 == 0 {
+    interpreter?.shutdown()
+    interpreter = FuzzTarget.makeInterpreter()
+  }
   guard let interp = interpreter else { return 0 }
   do {
     _ = try interp.run(source, name: "fuzz")

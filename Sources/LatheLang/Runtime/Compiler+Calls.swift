@@ -11,7 +11,7 @@ extension Compiler {
     let function = try compileExpr(callee)
     let codes = try arguments.map { ExprBox(try compileExpr($0.value)) }
     let labels = arguments.map(\.label)
-    unowned(unsafe) let interp = self.interp
+    let interp = self.interp
     let source = self.source
     if labels.allSatisfy({ $0 == nil }) {
       let count = codes.count
@@ -81,7 +81,7 @@ extension Compiler {
     return { fp in
       let f = try function(fp)
       guard case .function(let fn) = f else {
-        throw source.error(.type, "\(f.typeName) \(f.brief) is not callable", at)
+        throw source.error(.type, Compiler.notCallable(f), at)
       }
       var values: [Value] = []
       values.reserveCapacity(codes.count)
@@ -97,10 +97,10 @@ extension Compiler {
   func compileMethodCall(_ baseExpr: Expr, _ name: String, _ arguments: [Argument], at: SourceLocation) throws -> ExprCode {
     let codes = try arguments.map { ExprBox(try compileExpr($0.value)) }
     let labels = arguments.map(\.label)
-    unowned(unsafe) let interp = self.interp
+    let interp = self.interp
     let source = self.source
     let globalSlot = try self.globalSlot(name)
-    unowned(unsafe) let globals = interp.globals
+    let globals = interp.globals
 
     func evaluateArguments(_ fp: UnsafeMutablePointer<Value>) throws -> [Value] {
       var values: [Value] = []
@@ -179,6 +179,11 @@ extension Compiler {
     }
   }
 
+  static func notCallable(_ f: Value) -> String {
+    if case .none = f { return "none is not callable" }
+    return "\(f.typeName) \(f.brief) is not callable"
+  }
+
   // MARK: - Assignment
 
   typealias LValueCode = (UnsafeMutablePointer<Value>, (inout Value) throws -> Void) throws -> Void
@@ -223,7 +228,7 @@ extension Compiler {
   }
 
   func constantError(_ name: String, _ declared: SourceLocation, _ at: SourceLocation) -> Diagnostic {
-    error(.type, "cannot assign to '\(name)': it is a constant (declared with 'let' at \(declared)); use 'var' to change it", at)
+    error(.type, "cannot assign to '\(name)': it is a constant (declared at \(declared)); declare it with 'var' to change it", at)
   }
 
   /// Code that hands the current value of `target` to a modifier and stores what the modifier leaves.
@@ -251,7 +256,7 @@ extension Compiler {
           try modify(&current)
         }
       case .global(let slot):
-        unowned(unsafe) let globals = interp.globals
+        let globals = interp.globals
         let message = "cannot assign to '\(name)': it is a constant; use 'var' to change it"
         if globals.defined[slot] && !globals.mutable[slot] && method == nil { throw error(.type, message, at) }
         return { fp, modify in
@@ -293,7 +298,13 @@ extension Compiler {
         let i = try index(fp)
         try base(fp) { container in
           do {
-            var element = try container.index(i)
+            // `r["new"] = v` adds a field, as `r.new = v` does.
+            var element: Value
+            if method == nil, case .record(let r) = container, i.count == 1, case .single(.string(let key)) = i[0], r[key] == nil {
+              element = .none
+            } else {
+              element = try container.index(i)
+            }
             try modify(&element)
             try container.setIndex(i, to: element)
           } catch { throw source.locate(error, at) }
@@ -333,7 +344,7 @@ final class CallSite {
   let source: SourceInfo
   let at: SourceLocation
   let globalSlot: Int
-  unowned(unsafe) let globals: Globals
+  let globals: Globals
   let function: ExprCode
   let codes: [ExprBox]
   let labels: [String?]
@@ -352,7 +363,7 @@ final class CallSite {
   @inline(never) func calleeSlow(_ fp: UnsafeMutablePointer<Value>) throws -> Function {
     let f = try function(fp)
     guard case .function(let fn) = f else {
-      throw source.error(.type, "\(f.typeName) \(f.brief) is not callable", at)
+      throw source.error(.type, Compiler.notCallable(f), at)
     }
     return fn
   }

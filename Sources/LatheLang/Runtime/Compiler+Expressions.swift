@@ -136,7 +136,7 @@ extension Compiler {
       if v.boxed { return { fp in Compiler.cell(fp[slot]).value } }
       return { fp in fp[slot] }
     case .global(let slot):
-      unowned(unsafe) let globals = interp.globals
+      let globals = interp.globals
       let values = globals.values, defined = globals.defined
       let source = self.source
       return { _ in

@@ -122,6 +122,21 @@ public final class Interpreter {
     stackBase.deallocate()
   }
 
+  /// Drops every global, breaking the cycle between the globals and the compiled functions stored in them (their
+  /// code holds the interpreter): call it when a session ends, or the interpreter and its 6 MB stack stay in memory.
+  /// The interpreter is empty afterwards (builtins included).
+  /// The names the prelude defined (the REPL's `:vars` leaves them out, with the builtins).
+  public private(set) var preludeNames: Set<String> = []
+
+  public func shutdown() {
+    for i in 0..<globals.names.count {
+      globals.values[i] = .none
+      globals.defined[i] = false
+    }
+    pendingMetrics.removeAll()
+    artifactStore = nil
+  }
+
   public func reseed(_ seed: UInt64) { self.seed = seed; random = SplitMix64(seed: seed) }
   func nextRandom() -> UInt64 { random.next() }
 
@@ -384,6 +399,8 @@ extension Interpreter {
       throw LatheError("cannot read \(path)")
     }
     imported.insert(URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path)
+    let before = Set(globalNames)
     _ = try run(text, name: "stdlib/prelude.lathe", path: path)
+    preludeNames = Set(globalNames).subtracting(before)
   }
 }

@@ -82,7 +82,10 @@ public struct Lexer {
       if let keyword = Keyword(rawValue: text) { return Token(kind: .keyword(keyword), location: start, startsLine: startsLine) }
       return Token(kind: .identifier(text), location: start, startsLine: startsLine)
     }
-    if isDigit(b) || (b == UInt8(ascii: ".") && isDigit(peek(1)) && peek(-1) != UInt8(ascii: ".")) {
+    // `.5` is a float, but `t.0` and `f().0` are member access: a '.' right after a name or a closer is not a number.
+    let afterOperand = isIdentifierPart(peek(-1)) || peek(-1) == UInt8(ascii: ")") || peek(-1) == UInt8(ascii: "]")
+      || peek(-1) == UInt8(ascii: ".")
+    if isDigit(b) || (b == UInt8(ascii: ".") && isDigit(peek(1)) && !afterOperand) {
       return Token(kind: try number(start), location: start, startsLine: startsLine)
     }
     if b == UInt8(ascii: "\"") {
@@ -115,6 +118,8 @@ public struct Lexer {
   private mutating func number(_ start: SourceLocation) throws -> TokenKind {
     var text = [UInt8]()
     var isFloat = false
+    // After a '.', a number is an element index (`t.1.0` is element 0 of element 1): digits only.
+    let isMemberIndex = peek(-1) == UInt8(ascii: ".") && (index < 2 || bytes[index - 2] != UInt8(ascii: "."))
     func digits(_ lexer: inout Lexer, into text: inout [UInt8]) {
       while lexer.index < lexer.bytes.count, lexer.isDigit(lexer.bytes[lexer.index]) || lexer.bytes[lexer.index] == 95 {
         if lexer.bytes[lexer.index] != 95 { text.append(lexer.bytes[lexer.index]) }
@@ -123,12 +128,12 @@ public struct Lexer {
     }
     digits(&self, into: &text)
     // A '.' followed by a digit is a fraction; '..<' and '...' are range operators; '1.x' is member access.
-    if peek() == UInt8(ascii: "."), isDigit(peek(1)) {
+    if !isMemberIndex, peek() == UInt8(ascii: "."), isDigit(peek(1)) {
       isFloat = true
       text.append(UInt8(ascii: ".")); advance()
       digits(&self, into: &text)
     }
-    if peek() == UInt8(ascii: "e") || peek() == UInt8(ascii: "E") {
+    if !isMemberIndex, peek() == UInt8(ascii: "e") || peek() == UInt8(ascii: "E") {
       let sign = peek(1) == UInt8(ascii: "+") || peek(1) == UInt8(ascii: "-")
       if isDigit(peek(sign ? 2 : 1)) {
         isFloat = true

@@ -587,6 +587,7 @@ public struct Parser {
 extension Parser {
   /// True when `source` stops inside an open bracket, brace, string or expression: the REPL reads another line.
   public static func needsMoreInput(_ source: String) -> Bool {
+    if source.hasSuffix("\\") { return true }            // an explicit line continuation
     do { _ = try parse(source); return false } catch let d as Diagnostic { return d.kind == .unexpectedEnd } catch { return false }
   }
 }
