@@ -29,7 +29,7 @@ var targets: [Target] = [
   .target(name: "LatheTestSupport", dependencies: ["LatheLang"], path: "Tests/LatheTestSupport"),
   .testTarget(name: "LatheLangTests", dependencies: ["LatheLang", "LatheTestSupport"],
               resources: [.copy("Scripts"), .copy("FuzzRegressions")]),
-  .testTarget(name: "LatheNotebookTests", dependencies: ["LatheNotebook", "LatheTestSupport"]),
+  .testTarget(name: "LatheNotebookTests", dependencies: ["LatheNotebook", "LatheLang", "LatheTestSupport"]),
   .testTarget(name: "LatheCLITests", dependencies: ["LatheCLI", "LatheNotebook", "LatheTestSupport"]),
 ]
 // libFuzzer supplies main(), so this target cannot link in a plain `swift build`: it is declared on request only.

@@ -99,6 +99,7 @@ public final class Session {
     }
     interpreter.pendingMetrics.removeAll()
     interpreter.pendingParams.removeAll()
+    interpreter.pendingInputs.removeAll()
     Interrupt.clear()
     let usageBefore = Session.cpuNanoseconds()
     let start = DispatchTime.now().uptimeNanoseconds
@@ -132,7 +133,8 @@ public final class Session {
       do {
         try notebook.finishRun(run, status: outcome.status, wallNs: Int64(wall),
                                cpuNs: Session.cpuNanoseconds() - usageBefore, peakRSS: Session.peakRSS(),
-                               metrics: interpreter.pendingMetrics, params: interpreter.pendingParams, inputs: [])
+                               metrics: interpreter.pendingMetrics, params: interpreter.pendingParams,
+                               inputs: interpreter.pendingInputs.compactMap(Session.fileInput))
       } catch {
         display?.write("notebook: could not record run \(seq): \(error)\n", error: true)
       }
@@ -142,6 +144,12 @@ public final class Session {
   }
 
   var runID: Int64? { currentRun }
+
+  /// A file a run read, with its SHA-256 and size, for the notebook's `input` table (nil if it is gone).
+  static func fileInput(_ input: (role: String, path: String)) -> (role: String, uri: String, sha256: String, size: Int64)? {
+    guard let data = FileManager.default.contents(atPath: input.path) else { return nil }
+    return (input.role, URL(fileURLWithPath: input.path).absoluteString, SHA256.hex([UInt8](data)), Int64(data.count))
+  }
 
   static func cpuNanoseconds() -> Int64 {
     var usage = rusage()

@@ -96,6 +96,23 @@ import LatheNotebook
     #expect(!r.out.contains("never"))
   }
 
+  @Test func importedFilesAreRecordedAsInputsWithTheirHash() throws {
+    let lib = dir.appendingPathComponent("lib.lathe")
+    try "fn triple(x) { return 3 * x }\n".write(to: lib, atomically: true, encoding: .utf8)
+    let script = dir.appendingPathComponent("uses.lathe")
+    try "# %%\nimport \"lib.lathe\"\nprint(triple(14))\n".write(to: script, atomically: true, encoding: .utf8)
+    let nbPath = dir.appendingPathComponent("uses.lnb").path
+    let r = try TestPaths.runLathe(["run", script.path, "--notebook", nbPath])
+    #expect(r.status == 0 && r.out.contains("42"), "\(r.err)")
+    let nb = try Notebook.open(path: nbPath, readOnly: true)
+    defer { nb.close() }
+    let run = try #require(try nb.runs(session: 1).first)
+    let inputs = try nb.inputs(run: run.id)
+    #expect(inputs.count == 1)
+    #expect(inputs.first?.role == "import" && inputs.first?.uri.hasSuffix("lib.lathe") == true)
+    #expect(inputs.first?.sha256 == SHA256.hex("fn triple(x) { return 3 * x }\n"))
+  }
+
   @Test func corruptAndForeignFilesAreRefused() throws {
     let junk = dir.appendingPathComponent("junk.lnb")
     try Data((0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 31) }).write(to: junk)

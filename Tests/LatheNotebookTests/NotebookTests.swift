@@ -1,5 +1,6 @@
 // NotebookTests: sessions, runs, outputs, metrics, blobs and artifacts round-trip; output buffering; recovery.
 import Foundation
+import LatheLang
 import Testing
 @testable import LatheNotebook
 

@@ -1,6 +1,7 @@
 // ReliabilityTests: foreign and corrupt files refused without changes, read-only opens that write nothing, one writer.
 import CSQLite
 import Foundation
+import LatheLang
 import Testing
 @testable import LatheNotebook
 

@@ -1,6 +1,7 @@
 // SchemaTests: SHA-256 vectors, the SQLite wrapper, and the schema a new notebook gets.
 import CSQLite
 import Foundation
+import LatheLang
 import Testing
 @testable import LatheNotebook
 

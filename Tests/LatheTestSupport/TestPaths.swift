@@ -42,13 +42,14 @@ extension TestPaths {
     if let input { inp.fileHandleForWriting.write(Data(input.utf8)) }
     try? inp.fileHandleForWriting.close()
     // Read both pipes before waiting, so a chatty child never blocks on a full pipe.
-    var outData = Data(), errData = Data()
+    final class Box: @unchecked Sendable { var data = Data() }
+    let outData = Box()
     let group = DispatchGroup()
     group.enter()
-    DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    errData = err.fileHandleForReading.readDataToEndOfFile()
+    DispatchQueue.global().async { outData.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
     group.wait()
     p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    return (p.terminationStatus, String(decoding: outData.data, as: UTF8.self), String(decoding: errData, as: UTF8.self))
   }
 }

@@ -393,11 +393,10 @@ final class Compiler {
     }
     return { fp in
       let seq = try sequence(fp)
-      switch seq {
-      case .range(let r):
+      // Ranges count without making a list; every other sequence becomes its list of elements first.
+      if case .range(let r) = seq {
         var i = r.start
-        let n = r.count
-        for _ in 0..<n {
+        for _ in 0..<r.count {
           try interp.tick(at, source)
           bind(fp, .int(i))
           i &+= r.step
@@ -405,42 +404,24 @@ final class Compiler {
           if f == .breakLoop { break }
           if f == .returned { return f }
         }
-      case .list(let xs):
-        for x in xs {
-          try interp.tick(at, source)
-          bind(fp, x)
-          let f = try body(fp)
-          if f == .breakLoop { break }
-          if f == .returned { return f }
-        }
-      case .string(let s):
-        for c in s {
-          try interp.tick(at, source)
-          bind(fp, .string(String(c)))
-          let f = try body(fp)
-          if f == .breakLoop { break }
-          if f == .returned { return f }
-        }
-      case .record(let r):
-        for field in r.fields {
-          try interp.tick(at, source)
-          bind(fp, .string(field.name))
-          let f = try body(fp)
-          if f == .breakLoop { break }
-          if f == .returned { return f }
-        }
+        return .normal
+      }
+      let items: [Value]
+      switch seq {
+      case .list(let xs): items = xs
+      case .string(let s): items = s.map { .string(String($0)) }
+      case .record(let r): items = r.fields.map { .string($0.name) }
       case .host(let h):
-        let items: [Value]
         do { items = try HostIteration.elements(of: h) } catch { throw source.locate(error, sequenceExpr.location) }
-        for x in items {
-          try interp.tick(at, source)
-          bind(fp, x)
-          let f = try body(fp)
-          if f == .breakLoop { break }
-          if f == .returned { return f }
-        }
       default:
         throw source.error(.type, "cannot iterate over \(seq.typeName) \(seq.repr); 'for' takes a list, range, string or record", sequenceExpr.location)
+      }
+      for x in items {
+        try interp.tick(at, source)
+        bind(fp, x)
+        let f = try body(fp)
+        if f == .breakLoop { break }
+        if f == .returned { return f }
       }
       return .normal
     }

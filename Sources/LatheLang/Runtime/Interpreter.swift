@@ -104,6 +104,8 @@ public final class Interpreter {
   /// Metrics and parameters a cell recorded with `metric(...)`/`param(...)`, taken by the notebook at the end of a run.
   public var pendingMetrics: [(key: String, step: Int, value: Double)] = []
   public var pendingParams: [(String, String)] = []
+  /// Files a cell read (imports now; models and datasets later): the notebook records each with its hash.
+  public var pendingInputs: [(role: String, path: String)] = []
 
   public init(registry: BuiltinRegistry = .core, seed: UInt64 = 0, interruptFlag: UnsafeMutablePointer<Int32> = Interrupt.flag) {
     self.registry = registry
@@ -327,10 +329,10 @@ final class SourceInfo {
 }
 
 /// SplitMix64: a small, fast, seedable generator; the stream depends only on the seed.
-struct SplitMix64 {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
+public struct SplitMix64: RandomNumberGenerator {
+  public var state: UInt64
+  public init(seed: UInt64) { state = seed }
+  public mutating func next() -> UInt64 {
     state &+= 0x9E37_79B9_7F4A_7C15
     var z = state
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -360,6 +362,7 @@ extension Interpreter {
       throw LatheError("import: \(found) is larger than \(Lexer.maxSourceBytes) bytes")
     }
     imported.insert(canonical)
+    pendingInputs.append((role: "import", path: canonical))
     guard let data = FileManager.default.contents(atPath: canonical) else { throw LatheError("import: cannot read \(found)") }
     guard let text = String(data: data, encoding: .utf8) else { throw LatheError("import: \(found) is not UTF-8 text") }
     _ = try runNested(text, name: path, path: found)
