@@ -35,6 +35,23 @@ extension Compiler {
         }
       case 1:
         let a0 = codes[0].code
+        // `f(n - 1)`: a local plus or minus an int constant is computed here, without calling its closure.
+        if case .binary(let op, .name(let argName, _), .integer(let c, _), _) = arguments[0].value,
+           op == .add || (op == .subtract && c != Int.min),
+           case .local(let v) = try resolve(argName), !v.boxed {
+          let slot = v.slot, delta = op == .add ? c : -c
+          return { fp in
+            let fn = try site.callee(fp)
+            guard fn.directArity == 1 else { return try site.general(fn, fp) }
+            let frame = interp.top
+            guard frame + fn.frameSize < interp.stackLimit else { throw site.overflow() }
+            let v0: Value
+            if case .int(let x) = fp[slot], case (let r, false) = x.addingReportingOverflow(delta) { v0 = .int(r) }
+            else { v0 = try a0(fp) }
+            (frame + 1).initialize(to: v0)
+            return try interp.enter(fn, frame, at, source)
+          }
+        }
         return { fp in
           let fn = try site.callee(fp)
           guard fn.directArity == 1 else { return try site.general(fn, fp) }
@@ -53,7 +70,7 @@ extension Compiler {
           guard frame + fn.frameSize < interp.stackLimit else { throw site.overflow() }
           let v0 = try a0(fp), v1 = try a1(fp)   // held here, so calls inside them may use the frame's space
           (frame + 1).initialize(to: v0)        // slots above `top` always hold none: nothing to release
-          frame[2] = v1
+          (frame + 2).initialize(to: v1)
           return try interp.enter(fn, frame, at, source)
         }
       default:
