@@ -8,9 +8,12 @@ let env = ProcessInfo.processInfo.environment
 // LATHE_CPU=znver4 enables AVX-512 (faster where it exists, SIGILL where it does not).
 let cpu = env["LATHE_CPU"] ?? "haswell"
 // Every Lathe target is built for the chosen CPU; the interpreter is class-field heavy, and dynamic exclusivity
-// checks cost 2x there (engine-notes.md section 4). Kernel targets (the tensor engine) will add
-// -cross-module-optimization to these.
+// checks cost 2x there (engine-notes.md section 4). Kernel targets add -cross-module-optimization, which inlines
+// their loops into callers in other modules (8x on a subscript loop there).
 let cpuSettings: [SwiftSetting] = [.unsafeFlags(["-target-cpu", cpu])]
+let kernelSettings: [SwiftSetting] = cpuSettings + [
+  .unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"], .when(configuration: .release)),
+]
 let interpreterSettings: [SwiftSetting] = cpuSettings + [
   .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
@@ -19,9 +22,11 @@ var targets: [Target] = [
   .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
   .systemLibrary(name: "CReadline", providers: [.apt(["libreadline-dev"])]),
   .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+  .target(name: "LatheTensor", dependencies: ["CBLAS"], swiftSettings: kernelSettings),
   .target(name: "LatheLang", swiftSettings: interpreterSettings),
+  .target(name: "LatheBuiltins", dependencies: ["LatheLang", "LatheTensor"], swiftSettings: interpreterSettings),
   .target(name: "LatheNotebook", dependencies: ["CSQLite"], swiftSettings: cpuSettings),
-  .target(name: "LatheCLI", dependencies: ["LatheLang", "LatheNotebook", "CReadline", "CBLAS"],
+  .target(name: "LatheCLI", dependencies: ["LatheLang", "LatheBuiltins", "LatheNotebook", "CReadline", "CBLAS"],
           swiftSettings: interpreterSettings),
   .executableTarget(name: "lathe", dependencies: [
     "LatheCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -29,13 +34,16 @@ var targets: [Target] = [
   .target(name: "LatheTestSupport", dependencies: ["LatheLang"], path: "Tests/LatheTestSupport"),
   .testTarget(name: "LatheLangTests", dependencies: ["LatheLang", "LatheTestSupport"],
               resources: [.copy("Scripts"), .copy("FuzzRegressions")]),
+  .testTarget(name: "LatheTensorTests", dependencies: ["LatheTensor"]),
+  .testTarget(name: "LatheBuiltinsTests", dependencies: ["LatheBuiltins", "LatheLang", "LatheTestSupport"],
+              resources: [.copy("Scripts")]),
   .testTarget(name: "LatheNotebookTests", dependencies: ["LatheNotebook", "LatheLang", "LatheTestSupport"]),
   .testTarget(name: "LatheCLITests", dependencies: ["LatheCLI", "LatheNotebook", "LatheTestSupport"]),
 ]
 // libFuzzer supplies main(), so this target cannot link in a plain `swift build`: it is declared on request only.
 //   LATHE_FUZZ=1 swift build -c release --sanitize=fuzzer --product lathe-fuzz
 if env["LATHE_FUZZ"] == "1" {
-  targets.append(.executableTarget(name: "lathe-fuzz", dependencies: ["LatheLang"],
+  targets.append(.executableTarget(name: "lathe-fuzz", dependencies: ["LatheLang", "LatheBuiltins", "LatheTensor"],
                                    swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
 }
 

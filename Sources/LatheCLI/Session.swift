@@ -1,6 +1,7 @@
 // A session: one interpreter and, when one is open, the notebook every cell is recorded into.
 
 import Foundation
+import LatheBuiltins
 import LatheLang
 import LatheNotebook
 
@@ -46,7 +47,7 @@ public final class Session {
     self.notebook = notebook
     self.seed = seed
     self.display = display
-    interpreter = Interpreter(seed: seed)
+    interpreter = Interpreter(registry: Builtins.standard(), seed: seed)
     if let notebook, !notebook.isReadOnly {
       let env = try notebook.recordEnvironment(MachineEnvironment.current())
       sessionID = try notebook.beginSession(mode: mode, seed: Int64(bitPattern: seed), environmentID: env, remark: remark)

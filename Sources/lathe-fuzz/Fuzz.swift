@@ -1,10 +1,12 @@
-// libFuzzer entry: parse, compile and run arbitrary bytes with step, depth and size budgets.
+// libFuzzer entry: parse, compile and run arbitrary bytes (with the tensor builtins) under step, depth, size budgets.
 //
 //   LATHE_FUZZ=1 swift build -c release --sanitize=fuzzer --scratch-path .build-fuzz --product lathe-fuzz
 //   SWIFT_BACKTRACE=enable=no .build-fuzz/release/lathe-fuzz corpus/ -max_total_time=600
 // Every input must end as a value or a located Diagnostic; anything else (a trap, a hang) is a finding.
 
+import LatheBuiltins
 import LatheLang
+import LatheTensor
 
 nonisolated(unsafe) var interpreter: Interpreter? = nil
 nonisolated(unsafe) var inputs = 0
@@ -33,7 +35,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 enum FuzzTarget {
   static func makeInterpreter() -> Interpreter {
     Limits.maxElements = 1 << 16            // lists of at most 65536 elements: 1.5 MiB each
-    let registry = BuiltinRegistry.core
+    Memory.budget = 16 << 20                // tensors of at most 16 MiB
+    let registry = Builtins.standard()      // the language and the tensor builtins, as a session has them
     // Waiting proves nothing under a fuzzer; it would only look like a hang.
     registry.add("sleep", [ParameterSpec("seconds")], doc: "No-op under the fuzzer.", example: "") { _ in .none }
     let interp = Interpreter(registry: registry, seed: 1)

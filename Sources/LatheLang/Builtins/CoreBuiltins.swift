@@ -123,11 +123,34 @@ enum CoreBuiltins {
       let scale = pow(10.0, Double(digits))
       return .float((x * scale).rounded(.toNearestOrEven) / scale)
     }
-    r.add("min", [ParameterSpec("values", variadic: true)], doc: "Smallest of the arguments, or of one list.", example: "min([3, 1, 2])") { c in
-      try extreme(try c.list(0), less: true, "min")
+    let reduceParameters = [ParameterSpec("axis", default: Value.none), ParameterSpec("keepdims", default: .bool(false))]
+    r.add("min", [ParameterSpec("values", variadic: true)] + reduceParameters,
+          doc: "Smallest of the arguments, of one list, or of a tensor (along an axis).", example: "min([3, 1, 2])") { c in
+      if let reduced = try reduceHost(c, "min") { return reduced }
+      return try extreme(try c.list(0), less: true, "min")
     }
-    r.add("max", [ParameterSpec("values", variadic: true)], doc: "Largest of the arguments, or of one list.", example: "max(3, 1, 2)") { c in
-      try extreme(try c.list(0), less: false, "max")
+    r.add("max", [ParameterSpec("values", variadic: true)] + reduceParameters,
+          doc: "Largest of the arguments, of one list, or of a tensor (along an axis).", example: "max(3, 1, 2)") { c in
+      if let reduced = try reduceHost(c, "max") { return reduced }
+      return try extreme(try c.list(0), less: false, "max")
+    }
+    r.add("sum", [ParameterSpec("xs")] + reduceParameters + [ParameterSpec("start", default: .int(0))],
+          doc: "Sum of a list's elements (start + ...), or of a tensor (along an axis).", example: "sum([1, 2, 3])") { c in
+      if let reduced = try reduceHost(c, "sum") { return reduced }
+      try noAxis(c, "sum")
+      var total = c[3]
+      for x in try c.list(0) { total = try Value.binary(.add, total, x) }
+      return total
+    }
+    r.add("mean", [ParameterSpec("xs")] + reduceParameters,
+          doc: "Arithmetic mean of a list's elements, or of a tensor (along an axis).", example: "mean([1, 2, 3, 4])") { c in
+      if let reduced = try reduceHost(c, "mean") { return reduced }
+      try noAxis(c, "mean")
+      let xs = try c.list(0)
+      guard !xs.isEmpty else { throw LatheError("mean: no values") }
+      var total = Value.int(0)
+      for x in xs { total = try Value.binary(.add, total, x) }
+      return try Value.binary(.divide, total, .int(xs.count))
     }
     r.add("format", [ParameterSpec("x"), ParameterSpec("digits", default: .int(3))],
           doc: "A number with a fixed count of decimals, as a string.", example: "format(3.14159, digits: 2)") { c in
@@ -135,6 +158,29 @@ enum CoreBuiltins {
       guard digits >= 0 && digits <= 30 else { throw LatheError("format: digits must be between 0 and 30") }
       return .string(String(format: "%.\(digits)f", try c.double(0)))
     }
+  }
+
+  /// `sum(t, axis: 1)` and friends on a host object that reduces itself: the one argument, with axis and keepdims.
+  /// nil when the argument is not such an object (lists and numbers take the plain path).
+  static func reduceHost(_ c: NativeCall, _ op: String) throws -> Value? {
+    var target = c[0]
+    if case .list(let xs) = c[0], c.function.parameters[0].variadic {
+      guard xs.count == 1 else { return nil }
+      target = xs[0]
+    }
+    guard case .host(let h) = target, let reducible = h as? ReducibleHostObject else { return nil }
+    let axisIndex = c.function.parameters.firstIndex { $0.name == "axis" } ?? 1
+    let axis: Int?
+    switch c[axisIndex] {
+    case .none: axis = nil
+    case .int(let a): axis = a
+    case let v: throw LatheError("\(op): axis must be an int or none, got \(v.typeName)", kind: .type)
+    }
+    return try reducible.reduced(op, axis: axis, keepdims: try c.bool(axisIndex + 1))
+  }
+
+  static func noAxis(_ c: NativeCall, _ op: String) throws {
+    if !c.isNone(1) { throw LatheError("\(op): axis applies to tensors; a list has none", kind: .type) }
   }
 
   static func toInt(_ d: Double, _ op: String) throws -> Value {

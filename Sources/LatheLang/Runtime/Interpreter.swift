@@ -141,6 +141,8 @@ public final class Interpreter {
 
   public func reseed(_ seed: UInt64) { self.seed = seed; random = SplitMix64(seed: seed) }
   func nextRandom() -> UInt64 { random.next() }
+  /// 64 bits from the session's seeded stream: seeds for builtins (rand, randn) that are not given one.
+  public func randomBits() -> UInt64 { random.next() }
 
   // MARK: - Globals
 
@@ -247,6 +249,8 @@ public final class Interpreter {
       catch var d as Diagnostic {
         if d.notes.count < 64 { d.notes.append(("in \(function.name), called", at)) }
         throw d
+      } catch {
+        throw source.error(.runtime, "\(error)", at)     // a layer's own error (TensorError ...): its text, located
       }
     case .compiled(let body):
       let fp = top

@@ -111,6 +111,12 @@ extension HostObject {
   public func serialized() throws -> (kind: String, bytes: [UInt8])? { nil }
 }
 
+/// A host object that `sum`, `mean`, `max` and `min` reduce (a tensor, along an axis or over everything).
+public protocol ReducibleHostObject: HostObject {
+  /// `op` is "sum", "mean", "max" or "min".
+  func reduced(_ op: String, axis: Int?, keepdims: Bool) throws -> Value
+}
+
 /// One evaluated component of `x[...]`.
 public enum IndexValue {
   case single(Value)

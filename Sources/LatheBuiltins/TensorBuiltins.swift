@@ -1,0 +1,215 @@
+// Builtin rows for tensors: creation, shape changes, matmul, elementwise math, reductions and softmax.
+
+import LatheLang
+import LatheTensor
+
+public enum Builtins {
+  /// The registry a session uses: the language's core rows plus the tensor rows.
+  public static func standard() -> BuiltinRegistry {
+    let r = BuiltinRegistry.core
+    TensorBuiltins.register(into: r)
+    return r
+  }
+}
+
+enum TensorBuiltins {
+  static func register(into r: BuiltinRegistry) {
+    r.addHostDecoder(kind: "tensor", TensorValue.deserialize)
+    registerCreation(r)
+    registerShape(r)
+    registerMath(r, previous: r)
+    registerReductions(r)
+  }
+
+  // MARK: - Converting arguments
+
+  static func tensor(_ v: Value, _ what: String) throws -> Tensor {
+    switch v {
+    case .host(let h):
+      guard let t = h as? TensorValue else { throw LatheError("\(what) must be a tensor, got \(h.typeName)", kind: .type) }
+      return t.tensor
+    case .list, .int, .float, .range:
+      return try fromNested(v, what)
+    default:
+      throw LatheError("\(what) must be a tensor or a list of numbers, got \(v.typeName)", kind: .type)
+    }
+  }
+
+  /// A tensor from nested lists of numbers (rectangular), a number (0-d) or a range.
+  static func fromNested(_ v: Value, _ what: String) throws -> Tensor {
+    var shape: [Int] = []
+    var probe = v
+    while true {
+      if case .list(let xs) = probe { shape.append(xs.count); guard let first = xs.first else { break }; probe = first }
+      else if case .range(let rg) = probe { shape.append(rg.count); break }
+      else { break }
+      if shape.count > 32 { throw LatheError("\(what): lists nested more than 32 deep") }
+    }
+    guard let n = Memory.count(shape), n <= Limits.maxElements else { throw LatheError("\(what): too many elements", kind: .limit) }
+    var values: [Float] = []
+    values.reserveCapacity(n)
+    func walk(_ x: Value, _ depth: Int) throws {
+      switch x {
+      case .int(let i) where depth == shape.count: values.append(Float(i))
+      case .float(let d) where depth == shape.count: values.append(Float(d))
+      case .bool(let b) where depth == shape.count: values.append(b ? 1 : 0)
+      case .list(let xs) where depth < shape.count && xs.count == shape[depth]: for e in xs { try walk(e, depth + 1) }
+      case .range(let rg) where depth == shape.count - 1 && rg.count == shape[depth]:
+        for i in 0..<rg.count { values.append(Float(rg.element(i))) }
+      default:
+        throw LatheError("\(what): not a rectangular list of numbers (expected shape \(shape))", kind: .type)
+      }
+    }
+    try walk(v, 0)
+    return try Tensor(values, shape: shape)
+  }
+
+  static func shape(_ v: Value, _ what: String) throws -> [Int] {
+    switch v {
+    case .int(let n): return [n]
+    case .list(let xs):
+      return try xs.map {
+        guard case .int(let d) = $0 else { throw LatheError("\(what) must be a list of ints, got \($0.typeName) in it", kind: .type) }
+        return d
+      }
+    default: throw LatheError("\(what) must be a shape: an int or a list of ints, got \(v.typeName)", kind: .type)
+    }
+  }
+
+  static func wrap(_ t: Tensor) -> Value { .host(TensorValue(t)) }
+
+  static func optionalAxis(_ v: Value, _ op: String) throws -> Int? {
+    switch v {
+    case .none: return nil
+    case .int(let a): return a
+    default: throw LatheError("\(op): axis must be an int or none, got \(v.typeName)", kind: .type)
+    }
+  }
+
+  /// The seed for rand/randn: the one given, else one drawn from the session's stream (so reruns repeat it).
+  static func seed(_ c: NativeCall, _ i: Int) throws -> UInt64 {
+    if c.isNone(i) { return c.interpreter.randomBits() }
+    return UInt64(bitPattern: Int64(try c.int(i)))
+  }
+
+  // MARK: - Rows
+
+  static func registerCreation(_ r: BuiltinRegistry) {
+    r.add("tensor", [ParameterSpec("values")], doc: "A tensor from nested lists of numbers.",
+          example: "tensor([[1, 2], [3, 4]])") { c in wrap(try fromNested(c[0], "tensor")) }
+    r.add("zeros", [ParameterSpec("shape")], doc: "A tensor of zeros (f32).", example: "zeros([2, 3])") { c in
+      wrap(try Tensor.zeros(try shape(c[0], "zeros: shape")))
+    }
+    r.add("ones", [ParameterSpec("shape")], doc: "A tensor of ones.", example: "ones([2, 3])") { c in
+      wrap(try Tensor.ones(try shape(c[0], "ones: shape")))
+    }
+    r.add("full", [ParameterSpec("shape"), ParameterSpec("value")], doc: "A tensor filled with value.",
+          example: "full([2, 2], 0.5)") { c in
+      wrap(try Tensor.full(try shape(c[0], "full: shape"), Float(try c.double(1))))
+    }
+    r.add("arange", [ParameterSpec("start"), ParameterSpec("stop", default: Value.none), ParameterSpec("step", default: .int(1))],
+          doc: "Evenly spaced values from start up to stop (exclusive); arange(n) is 0..n-1.", example: "arange(0, 1, 0.25)") { c in
+      var start = try c.double(0), stop: Double
+      if c.isNone(1) { stop = start; start = 0 } else { stop = try c.double(1) }
+      return wrap(try Tensor.arange(start, stop, step: try c.double(2)))
+    }
+    r.add("linspace", [ParameterSpec("start"), ParameterSpec("stop"), ParameterSpec("num", default: .int(50))],
+          doc: "num values from start to stop, both included.", example: "linspace(0, 1, num: 5)") { c in
+      wrap(try Tensor.linspace(try c.double(0), try c.double(1), count: try c.int(2)))
+    }
+    r.add("eye", [ParameterSpec("n")], doc: "The n by n identity matrix.", example: "eye(3)") { c in wrap(try Tensor.eye(try c.int(0))) }
+    let uniform = r.lookup("rand")
+    r.add("rand", [ParameterSpec("shape", default: Value.none), ParameterSpec("seed", default: Value.none)],
+          doc: "Uniform [0, 1) values: one float with no shape, else a tensor whose stream depends only on the seed "
+            + "(default: drawn from the session seed).", example: "rand([2, 3], seed: 0)") { c in
+      if c.isNone(0), c.isNone(1), let uniform { return try c.interpreter.call(.function(uniform), []) }
+      return wrap(try Tensor.rand(try shape(c.isNone(0) ? .list([]) : c[0], "rand: shape"), seed: try seed(c, 1)))
+    }
+    r.add("randn", [ParameterSpec("shape"), ParameterSpec("seed", default: Value.none)],
+          doc: "Standard normal values; the stream depends only on the seed.", example: "randn([4], seed: 1)") { c in
+      wrap(try Tensor.randn(try shape(c[0], "randn: shape"), seed: try seed(c, 1)))
+    }
+  }
+
+  static func registerShape(_ r: BuiltinRegistry) {
+    r.add("shape", [ParameterSpec("x")], doc: "The shape of a tensor as a list.", example: "shape(zeros([2, 3]))") { c in
+      .list(try tensor(c[0], "shape: x").shape.map { .int($0) })
+    }
+    r.add("reshape", [ParameterSpec("x"), ParameterSpec("shape")], doc: "The same elements in a new shape (one -1 is inferred).",
+          example: "reshape(arange(6), [2, -1])") { c in
+      wrap(try tensor(c[0], "reshape: x").reshaped(to: try shape(c[1], "reshape: shape")))
+    }
+    r.add("transpose", [ParameterSpec("x"), ParameterSpec("axes", default: Value.none)],
+          doc: "Axes reversed, or in the order given (numpy's transpose).", example: "transpose(zeros([2, 3]))") { c in
+      let t = try tensor(c[0], "transpose: x")
+      return wrap(c.isNone(1) ? try t.transposed() : try t.permuted(try shape(c[1], "transpose: axes")))
+    }
+    r.add("permute", [ParameterSpec("x"), ParameterSpec("axes")], doc: "Axes in the given order.",
+          example: "permute(zeros([2, 3, 4]), [2, 0, 1])") { c in
+      wrap(try tensor(c[0], "permute: x").permuted(try shape(c[1], "permute: axes")))
+    }
+    r.add("swapaxes", [ParameterSpec("x"), ParameterSpec("a"), ParameterSpec("b")], doc: "Two axes swapped (torch's transpose).",
+          example: "swapaxes(zeros([2, 3, 4]), 0, 2)") { c in
+      wrap(try tensor(c[0], "swapaxes: x").swappedAxes(try c.int(1), try c.int(2)))
+    }
+    r.add("matmul", [ParameterSpec("a"), ParameterSpec("b")], doc: "Matrix product (also a @ b), batched over a leading axis.",
+          example: "matmul(eye(2), ones([2, 3]))") { c in
+      wrap(try tensor(c[0], "matmul: a").matmul(try tensor(c[1], "matmul: b")))
+    }
+    r.add("tolist", [ParameterSpec("x")], doc: "A tensor's elements as nested lists of floats.", example: "tolist(eye(2))") { c in
+      let t = try tensor(c[0], "tolist: x")
+      let values = t.scalars
+      func build(_ axis: Int, _ base: Int) -> Value {
+        if axis == t.rank { return t.dtype == .i32 ? .int(Int(values[base])) : .float(Double(values[base])) }
+        let stride = t.shape[(axis + 1)...].reduce(1, *)
+        return .list((0..<t.shape[axis]).map { build(axis + 1, base + $0 * stride) })
+      }
+      return build(0, 0)
+    }
+  }
+
+  /// Elementwise math: the rows for numbers (sqrt, exp, ...) now take tensors too.
+  static func registerMath(_ r: BuiltinRegistry, previous: BuiltinRegistry) {
+    let kernels: [(String, UnaryKernel, String)] = [
+      ("exp", .exp, "e to the power x"), ("log", .log, "natural logarithm"), ("sqrt", .sqrt, "square root"),
+      ("abs", .abs, "absolute value"), ("tanh", .tanh, "hyperbolic tangent"), ("relu", .relu, "max(x, 0)"),
+      ("sigmoid", .sigmoid, "1 / (1 + e^-x)"), ("silu", .silu, "x · sigmoid(x)"), ("gelu", .gelu, "GELU (tanh form)"),
+    ]
+    for (name, kernel, doc) in kernels {
+      let numeric = previous.lookup(name)
+      r.add(name, [ParameterSpec("x")], doc: "\(doc), elementwise on tensors.", example: "\(name)(tensor([0.5, 2]))") { c in
+        if case .host = c[0] { return wrap(try tensor(c[0], "\(name): x").unary(kernel)) }
+        if let numeric { return try c.interpreter.call(.function(numeric), [c[0]]) }
+        return wrap(try fromNested(c[0], "\(name): x").unary(kernel))
+      }
+    }
+    r.add("softmax", [ParameterSpec("x"), ParameterSpec("axis", default: .int(-1))],
+          doc: "exp(x) / sum(exp(x)) along an axis, computed stably.", example: "softmax(tensor([1, 2, 3]))") { c in
+      wrap(try tensor(c[0], "softmax: x").softmax(axis: try c.int(1)))
+    }
+    r.add("logsoftmax", [ParameterSpec("x"), ParameterSpec("axis", default: .int(-1))],
+          doc: "log(softmax(x)) along an axis, computed stably.", example: "logsoftmax(tensor([1, 2, 3]))") { c in
+      wrap(try tensor(c[0], "logsoftmax: x").softmax(axis: try c.int(1), log: true))
+    }
+  }
+
+  static func registerReductions(_ r: BuiltinRegistry) {
+    func reduction(_ name: String, _ kind: Reduction, _ doc: String) {
+      r.add(name, [ParameterSpec("x"), ParameterSpec("axis", default: Value.none), ParameterSpec("keepdims", default: .bool(false))],
+            doc: doc, example: "\(name)(tensor([[1, 2], [3, 4]]), axis: 1)") { c in
+        let keepdims = try c.bool(2)
+        let out = try tensor(c[0], "\(name): x").reduce(kind, axis: try optionalAxis(c[1], name), keepdims: keepdims)
+        return out.rank == 0 || (c.isNone(1) && !keepdims) ? TensorValue.scalar(out) : wrap(out)
+      }
+    }
+    reduction("argmax", .argmax, "Index of the largest element (along an axis): an int, or an i32 tensor.")
+    r.add("variance", [ParameterSpec("x"), ParameterSpec("axis", default: Value.none), ParameterSpec("keepdims", default: .bool(false)),
+                       ParameterSpec("ddof", default: .int(0))],
+          doc: "Variance (numpy's var, ddof 0 by default; `var` is a keyword).", example: "variance(tensor([1, 2, 3, 4]))") { c in
+      let keepdims = try c.bool(2)
+      let out = try tensor(c[0], "variance: x").reduce(.variance, axis: try optionalAxis(c[1], "variance"),
+                                                      keepdims: keepdims, ddof: try c.int(3))
+      return out.rank == 0 || (c.isNone(1) && !keepdims) ? TensorValue.scalar(out) : wrap(out)
+    }
+  }
+}

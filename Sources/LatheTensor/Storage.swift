@@ -1,0 +1,55 @@
+// Storage: one 64-byte-aligned allocation shared by a tensor and its views; freed in deinit.
+
+import Foundation
+
+/// The memory budget: a request larger than this is an error before anything is allocated.
+public enum Memory {
+  /// Half the machine's memory by default; `LATHE_MEMORY_BUDGET` (bytes) overrides it.
+  nonisolated(unsafe) public static var budget: Int = {
+    if let text = ProcessInfo.processInfo.environment["LATHE_MEMORY_BUDGET"], let bytes = Int(text), bytes > 0 { return bytes }
+    return Int(ProcessInfo.processInfo.physicalMemory / 2)
+  }()
+
+  public static func describe(_ bytes: Int) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+    var value = Double(bytes), unit = 0
+    while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
+    return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
+  }
+
+  /// Elements of `shape`, or nil when the product overflows.
+  public static func count(_ shape: [Int]) -> Int? {
+    var n = 1
+    for d in shape {
+      let (p, o) = n.multipliedReportingOverflow(by: d)
+      if o { return nil }
+      n = p
+    }
+    return n
+  }
+}
+
+public final class Storage {
+  public let bytes: UnsafeMutableRawPointer
+  public let byteCount: Int
+
+  /// Zero-filled storage of `byteCount` bytes; throws when that exceeds the memory budget.
+  public init(byteCount: Int, op: String) throws {
+    guard byteCount >= 0, byteCount <= Memory.budget else {
+      throw TensorError.outOfMemory(op: op, bytes: byteCount, budget: Memory.budget)
+    }
+    self.byteCount = byteCount
+    bytes = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 64), alignment: 64)
+    bytes.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 64))
+  }
+
+  deinit { bytes.deallocate() }
+
+  public func floats(at offset: Int = 0) -> UnsafeMutablePointer<Float> {
+    bytes.assumingMemoryBound(to: Float.self) + offset
+  }
+
+  public func ints(at offset: Int = 0) -> UnsafeMutablePointer<Int32> {
+    bytes.assumingMemoryBound(to: Int32.self) + offset
+  }
+}

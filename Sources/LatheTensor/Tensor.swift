@@ -1,0 +1,131 @@
+// Tensor: shape, strides and offset over shared storage. Views share storage; writes copy first when shared.
+
+/// A dense n-dimensional array of f32 (or i32) elements, row-major by default.
+///
+///     let a = try Tensor.arange(0, 6).reshaped(to: [2, 3])     // [[0, 1, 2], [3, 4, 5]]
+public struct Tensor {
+  public private(set) var storage: Storage
+  public let shape: [Int]
+  /// Element strides per axis (may be 0 for broadcast views, never negative).
+  public let strides: [Int]
+  public let offset: Int
+  public let dtype: DType
+
+  public var rank: Int { shape.count }
+  public var count: Int { shape.reduce(1, *) }
+
+  init(storage: Storage, shape: [Int], strides: [Int], offset: Int, dtype: DType) {
+    self.storage = storage; self.shape = shape; self.strides = strides; self.offset = offset; self.dtype = dtype
+  }
+
+  /// A new zero-filled tensor. Throws for negative dimensions or more memory than the budget allows.
+  public init(zeros shape: [Int], dtype: DType = .f32, op: String = "zeros") throws {
+    guard shape.allSatisfy({ $0 >= 0 }) else { throw TensorError.invalidShape(op: op, shape: shape, reason: "has a negative dimension") }
+    guard shape.count <= 32 else { throw TensorError.invalidShape(op: op, shape: shape, reason: "has more than 32 dimensions") }
+    guard let n = Memory.count(shape), case (let bytes, false) = n.multipliedReportingOverflow(by: dtype.byteSize) else {
+      throw TensorError.outOfMemory(op: op, bytes: Int.max, budget: Memory.budget)
+    }
+    storage = try Storage(byteCount: bytes, op: op)
+    self.shape = shape
+    strides = Tensor.contiguousStrides(shape)
+    offset = 0
+    self.dtype = dtype
+  }
+
+  /// A tensor holding `values` with `shape` (whose element count must match).
+  public init(_ values: [Float], shape: [Int]) throws {
+    try self.init(zeros: shape, op: "tensor")
+    guard values.count == count else {
+      throw TensorError.invalidShape(op: "tensor", shape: shape, reason: "needs \(count) values, got \(values.count)")
+    }
+    values.withUnsafeBufferPointer { src in
+      if let base = src.baseAddress { storage.floats().update(from: base, count: values.count) }
+    }
+  }
+
+  public static func contiguousStrides(_ shape: [Int]) -> [Int] {
+    var strides = [Int](repeating: 1, count: shape.count)
+    var s = 1
+    for i in stride(from: shape.count - 1, through: 0, by: -1) {
+      strides[i] = s
+      s *= max(shape[i], 1)
+    }
+    return strides
+  }
+
+  /// True when the elements lie in row-major order with no gaps.
+  public var isContiguous: Bool {
+    var expected = 1
+    for i in stride(from: rank - 1, through: 0, by: -1) where shape[i] != 1 {
+      if strides[i] != expected { return false }
+      expected *= shape[i]
+    }
+    return true
+  }
+
+  /// The elements in row-major order (a copy), as Float; i32 elements convert exactly up to 2^24.
+  public var scalars: [Float] {
+    if isContiguous && dtype == .f32 { return Array(UnsafeBufferPointer(start: readPointer(), count: count)) }
+    var out: [Float] = []
+    out.reserveCapacity(count)
+    forEachOffset { out.append(self.element(atOffset: $0)) }
+    return out
+  }
+
+  /// Pointer to the first element, for reading.
+  func readPointer() -> UnsafeMutablePointer<Float> { storage.floats(at: offset) }
+
+  func element(atOffset o: Int) -> Float {
+    dtype == .i32 ? Float(storage.ints(at: o).pointee) : storage.floats(at: o).pointee
+  }
+
+  /// Calls `body` with the storage offset of each element, in row-major order.
+  func forEachOffset(_ body: (Int) -> Void) {
+    let n = count
+    guard n > 0 else { return }
+    if rank == 0 { body(offset); return }
+    var index = [Int](repeating: 0, count: rank)
+    var o = offset
+    for _ in 0..<n {
+      body(o)
+      var axis = rank - 1
+      while axis >= 0 {
+        index[axis] += 1
+        o += strides[axis]
+        if index[axis] < shape[axis] { break }
+        o -= strides[axis] * shape[axis]
+        index[axis] = 0
+        axis -= 1
+      }
+    }
+  }
+
+  /// Contiguous f32 elements: self when already so, else a copy.
+  public func contiguous() throws -> Tensor {
+    if isContiguous && dtype == .f32 { return self }
+    return try copied(as: .f32)
+  }
+
+  /// Pointer for writing f32 elements: copies first (contiguous, offset 0) when the storage is shared or this is a
+  /// strided view, so a write never shows through another tensor (copy on write).
+  mutating func mutablePointer() throws -> UnsafeMutablePointer<Float> {
+    if !isKnownUniquelyReferenced(&storage) || !isContiguous || offset != 0 || dtype != .f32 {
+      self = try copied(as: .f32)
+    }
+    return storage.floats()
+  }
+
+  /// A contiguous copy with its own storage.
+  public func copied(as type: DType? = nil) throws -> Tensor {
+    let out = try Tensor(zeros: shape, dtype: type ?? dtype, op: "copy")
+    var i = 0
+    if out.dtype == .i32 {
+      let dst = out.storage.ints()
+      forEachOffset { dst[i] = Int32(exactly: self.element(atOffset: $0).rounded(.towardZero)) ?? 0; i += 1 }
+    } else {
+      let dst = out.storage.floats()
+      forEachOffset { dst[i] = self.element(atOffset: $0); i += 1 }
+    }
+    return out
+  }
+}

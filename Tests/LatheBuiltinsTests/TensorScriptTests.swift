@@ -1,0 +1,22 @@
+// Runs every .lathe script under Scripts/ with the tensor builtins, as a session has them.
+
+import Foundation
+import Testing
+import LatheLang
+import LatheBuiltins
+import LatheTestSupport
+
+struct TensorScript: CustomStringConvertible, Sendable {
+  let url: URL
+  var description: String { url.lastPathComponent }
+  static var all: [TensorScript] { ScriptHarness.scripts(in: "Tests/LatheBuiltinsTests/Scripts").map(TensorScript.init) }
+}
+
+@Test(arguments: TensorScript.all)
+func tensorScriptMeetsExpectations(_ script: TensorScript) throws {
+  let interp = Interpreter(registry: Builtins.standard(), seed: 7)
+  try interp.loadPrelude(from: TestPaths.packageRoot.appendingPathComponent("stdlib").path)
+  defer { interp.shutdown() }
+  let problems = try ScriptHarness.problems(running: script.url, in: interp)
+  #expect(problems.isEmpty, Comment(rawValue: "\(script.description):\n" + problems.joined(separator: "\n")))
+}

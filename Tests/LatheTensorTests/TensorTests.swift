@@ -1,0 +1,123 @@
+// Tensor core: creation, views, broadcasting, reductions, matmul against plain reference loops, errors.
+
+import Foundation
+import Testing
+@testable import LatheTensor
+
+/// Plain triple loop: the reference matmul kernels are compared against.
+func referenceMatmul(_ a: [Float], _ b: [Float], m: Int, k: Int, n: Int) -> [Float] {
+  var out = [Float](repeating: 0, count: m * n)
+  for i in 0..<m { for j in 0..<n { var s: Float = 0; for p in 0..<k { s += a[i * k + p] * b[p * n + j] }; out[i * n + j] = s } }
+  return out
+}
+
+func expectClose(_ a: [Float], _ b: [Float], tolerance: Float = 1e-4, sourceLocation: SourceLocation = #_sourceLocation) {
+  #expect(a.count == b.count, sourceLocation: sourceLocation)
+  let worst = zip(a, b).map { Swift.abs($0 - $1) / Swift.max(1, Swift.abs($1)) }.max() ?? 0
+  #expect(worst <= tolerance, "max relative difference \(worst)", sourceLocation: sourceLocation)
+}
+
+@Test(arguments: [(1, 576, 1536), (7, 64, 64), (3, 5, 1), (33, 17, 9)])
+func matmulMatchesReference(m: Int, k: Int, n: Int) throws {
+  let a = try Tensor.randn([m, k], seed: 1), b = try Tensor.randn([k, n], seed: 2)
+  expectClose(try a.matmul(b).scalars, referenceMatmul(a.scalars, b.scalars, m: m, k: k, n: n))
+}
+
+@Test func matmulReadsTransposedViewsWithoutCopying() throws {
+  let a = try Tensor.randn([6, 4], seed: 3), b = try Tensor.randn([5, 6], seed: 4)
+  let at = try a.transposed(), bt = try b.transposed()           // [4, 6] and [6, 5], strided views
+  #expect(!at.isContiguous && at.storage === a.storage)
+  expectClose(try at.matmul(bt).scalars, referenceMatmul(try at.contiguous().scalars, try bt.contiguous().scalars, m: 4, k: 6, n: 5))
+  let batched = try Tensor.randn([3, 2, 4], seed: 5), w = try Tensor.randn([4, 3], seed: 6)
+  let out = try batched.matmul(w)
+  #expect(out.shape == [3, 2, 3])
+  expectClose(try out.indexed([.index(2)]).scalars,
+              referenceMatmul(try batched.indexed([.index(2)]).scalars, w.scalars, m: 2, k: 4, n: 3))
+}
+
+@Test func matmulRejectsMismatchedShapes() throws {
+  #expect(throws: TensorError.shapeMismatch(op: "matmul", lhs: [2, 3], rhs: [4, 5])) {
+    try Tensor.zeros([2, 3]).matmul(Tensor.zeros([4, 5]))
+  }
+  #expect("\(TensorError.shapeMismatch(op: "matmul", lhs: [2, 3], rhs: [4, 5]))" == "matmul: shapes [2, 3] and [4, 5] do not fit")
+}
+
+@Test func elementwiseKernelsMatchTheirScalarTwins() throws {
+  for kernel in [BinaryKernel.add, .subtract, .multiply, .divide, .maximum, .minimum] {
+    let a = try Tensor.randn([1000], seed: 7), b = try Tensor.rand([1000], seed: 8).add(Tensor.full([1], 0.5))
+    expectClose(try a.binary(kernel, b, op: kernel.rawValue).scalars, Elementwise.binaryReference(kernel, a.scalars, b.scalars), tolerance: 0)
+  }
+}
+
+@Test func broadcastingFollowsNumpy() throws {
+  let a = try Tensor.arange(0, 6).reshaped(to: [2, 3]), row = try Tensor([10, 20, 30], shape: [3])
+  #expect(try a.add(row).scalars == [10, 21, 32, 13, 24, 35])
+  let col = try Tensor([100, 200], shape: [2, 1])
+  #expect(try a.add(col).scalars == [100, 101, 102, 203, 204, 205])
+  #expect(try col.add(row).shape == [2, 3])
+  #expect(throws: TensorError.self) { try a.add(Tensor.zeros([2])) }
+  #expect(try a.binary(.subtract, scalar: 1, scalarOnLeft: true).scalars == [1, 0, -1, -2, -3, -4])
+}
+
+@Test func reductionsAlongAxes() throws {
+  let a = try Tensor([1, 5, 3, 4, 2, 6], shape: [2, 3])
+  #expect(try a.reduce(.sum).scalars == [21])
+  #expect(try a.reduce(.sum, axis: 0).scalars == [5, 7, 9])
+  #expect(try a.reduce(.max, axis: 1, keepdims: true).shape == [2, 1])
+  #expect(try a.reduce(.argmax, axis: 1).scalars == [1, 2])
+  #expect(try a.reduce(.argmax, axis: 1).dtype == .i32)
+  #expect(try a.reduce(.mean, axis: -1).scalars == [3, 4])
+  expectClose(try a.reduce(.variance).scalars, [35.0 / 12.0])
+  expectClose(try a.reduce(.variance, ddof: 1).scalars, [3.5])
+  #expect(throws: TensorError.invalidAxis(op: "sum", axis: 2, rank: 2)) { try a.reduce(.sum, axis: 2) }
+}
+
+@Test func softmaxIsStableAndSumsToOne() throws {
+  let x = try Tensor([1000, 1001, 1002, -5, 0, 5], shape: [2, 3])
+  let s = try x.softmax()
+  expectClose(try s.reduce(.sum, axis: 1).scalars, [1, 1])
+  expectClose(Array(s.scalars.prefix(3)), [0.09003057, 0.24472847, 0.66524096])
+  expectClose(try x.softmax(log: true).unary(.exp).scalars, s.scalars)
+}
+
+@Test func viewsShareStorageAndWritesCopyFirst() throws {
+  let a = try Tensor.arange(0, 12).reshaped(to: [3, 4])
+  let row = try a.indexed([.index(1)]), col = try a.indexed([.slice(nil, nil, nil), .index(2)])
+  #expect(row.scalars == [4, 5, 6, 7] && col.scalars == [2, 6, 10])
+  #expect(row.storage === a.storage)
+  let stepped = try a.indexed([.slice(nil, nil, 2), .slice(1, nil, 2)])
+  #expect(stepped.shape == [2, 2] && stepped.scalars == [1, 3, 9, 11])
+  #expect(try a.indexed([.ellipsis, .newAxis]).shape == [3, 4, 1])
+  var b = a
+  try b.mutablePointer()[0] = 99                       // b shares a's storage: the write copies it first
+  #expect(a.scalars[0] == 0 && b.scalars[0] == 99)
+  #expect(throws: TensorError.indexOutOfRange(op: "index", index: 3, size: 3, axis: 0)) { try a.indexed([.index(3)]) }
+  #expect(try a.permuted([1, 0]).shape == [4, 3])
+  #expect(try a.reshaped(to: [2, -1]).shape == [2, 6])
+  #expect(throws: TensorError.self) { try a.reshaped(to: [5, -1]) }
+}
+
+@Test func randomStreamsDependOnlyOnTheSeed() throws {
+  #expect(try Tensor.rand([100], seed: 9).scalars == Tensor.rand([100], seed: 9).scalars)
+  #expect(try Tensor.rand([100], seed: 9).scalars != Tensor.rand([100], seed: 10).scalars)
+  // Element i is the same whatever the shape or size around it.
+  #expect(try Array(Tensor.randn([1000], seed: 3).scalars.prefix(10)) == Tensor.randn([10], seed: 3).scalars)
+  let n = try Tensor.randn([100_000], seed: 11)
+  #expect(Swift.abs(try n.reduce(.mean).scalars[0]) < 0.02)
+  #expect(Swift.abs(try n.reduce(.variance).scalars[0] - 1) < 0.03)
+}
+
+@Test func tooMuchMemoryIsAnErrorBeforeAllocating() throws {
+  #expect(throws: TensorError.self) { try Tensor.zeros([1_000_000, 1_000_000]) }
+  #expect(throws: TensorError.self) { try Tensor.zeros([Int.max, 2]) }
+  #expect(throws: TensorError.self) { try Tensor.zeros([-1]) }
+  let message = "\(TensorError.outOfMemory(op: "zeros", bytes: 4_000_000_000_000, budget: 1 << 30))"
+  #expect(message == "zeros: 3.6 TiB exceeds the memory budget of 1.0 GiB")
+}
+
+@Test func printsLikeNumpy() throws {
+  let a = try Tensor.arange(0, 6).reshaped(to: [2, 3])
+  #expect(a.description == "tensor([[0., 1., 2.],\n        [3., 4., 5.]], shape: [2, 3], dtype: f32)".replacingOccurrences(of: "        [", with: " [") ||
+          a.body(threshold: 1000, edge: 3) == "[[0., 1., 2.],\n [3., 4., 5.]]")
+  #expect(try Tensor.zeros([2000]).body(threshold: 1000, edge: 3) == "[0., 0., 0., ..., 0., 0., 0.]")
+}
