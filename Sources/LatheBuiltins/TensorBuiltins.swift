@@ -8,6 +8,8 @@ public enum Builtins {
   public static func standard() -> BuiltinRegistry {
     let r = BuiltinRegistry.core
     TensorBuiltins.register(into: r)
+    DataBuiltins.register(into: r)
+    NNBuiltins.register(into: r)
     return r
   }
 }
@@ -77,6 +79,13 @@ enum TensorBuiltins {
   }
 
   static func wrap(_ t: Tensor) -> Value { .host(TensorValue(t)) }
+  static func wrap(_ v: Variable) -> Value { .host(TensorValue(variable: v)) }
+
+  /// The autograd variable of a tensor argument (a list becomes a constant).
+  static func variable(_ v: Value, _ what: String) throws -> Variable {
+    if case .host(let h) = v, let t = h as? TensorValue { return t.variable }
+    return Variable(try tensor(v, what))
+  }
 
   static func optionalAxis(_ v: Value, _ op: String) throws -> Int? {
     switch v {
@@ -137,24 +146,24 @@ enum TensorBuiltins {
     }
     r.add("reshape", [ParameterSpec("x"), ParameterSpec("shape")], doc: "The same elements in a new shape (one -1 is inferred).",
           example: "reshape(arange(6), [2, -1])") { c in
-      wrap(try tensor(c[0], "reshape: x").reshaped(to: try shape(c[1], "reshape: shape")))
+      wrap(try variable(c[0], "reshape: x").reshaped(to: try shape(c[1], "reshape: shape")))
     }
     r.add("transpose", [ParameterSpec("x"), ParameterSpec("axes", default: Value.none)],
           doc: "Axes reversed, or in the order given (numpy's transpose).", example: "transpose(zeros([2, 3]))") { c in
-      let t = try tensor(c[0], "transpose: x")
+      let t = try variable(c[0], "transpose: x")
       return wrap(c.isNone(1) ? try t.transposed() : try t.permuted(try shape(c[1], "transpose: axes")))
     }
     r.add("permute", [ParameterSpec("x"), ParameterSpec("axes")], doc: "Axes in the given order.",
           example: "permute(zeros([2, 3, 4]), [2, 0, 1])") { c in
-      wrap(try tensor(c[0], "permute: x").permuted(try shape(c[1], "permute: axes")))
+      wrap(try variable(c[0], "permute: x").permuted(try shape(c[1], "permute: axes")))
     }
     r.add("swapaxes", [ParameterSpec("x"), ParameterSpec("a"), ParameterSpec("b")], doc: "Two axes swapped (torch's transpose).",
           example: "swapaxes(zeros([2, 3, 4]), 0, 2)") { c in
-      wrap(try tensor(c[0], "swapaxes: x").swappedAxes(try c.int(1), try c.int(2)))
+      wrap(try variable(c[0], "swapaxes: x").swappedAxes(try c.int(1), try c.int(2)))
     }
     r.add("matmul", [ParameterSpec("a"), ParameterSpec("b")], doc: "Matrix product (also a @ b), batched over a leading axis.",
           example: "matmul(eye(2), ones([2, 3]))") { c in
-      wrap(try tensor(c[0], "matmul: a").matmul(try tensor(c[1], "matmul: b")))
+      wrap(try variable(c[0], "matmul: a").matmul(try variable(c[1], "matmul: b")))
     }
     r.add("tolist", [ParameterSpec("x")], doc: "A tensor's elements as nested lists of floats.", example: "tolist(eye(2))") { c in
       let t = try tensor(c[0], "tolist: x")
@@ -178,18 +187,18 @@ enum TensorBuiltins {
     for (name, kernel, doc) in kernels {
       let numeric = previous.lookup(name)
       r.add(name, [ParameterSpec("x")], doc: "\(doc), elementwise on tensors.", example: "\(name)(tensor([0.5, 2]))") { c in
-        if case .host = c[0] { return wrap(try tensor(c[0], "\(name): x").unary(kernel)) }
+        if case .host = c[0] { return wrap(try variable(c[0], "\(name): x").unary(kernel)) }
         if let numeric { return try c.interpreter.call(.function(numeric), [c[0]]) }
         return wrap(try fromNested(c[0], "\(name): x").unary(kernel))
       }
     }
     r.add("softmax", [ParameterSpec("x"), ParameterSpec("axis", default: .int(-1))],
           doc: "exp(x) / sum(exp(x)) along an axis, computed stably.", example: "softmax(tensor([1, 2, 3]))") { c in
-      wrap(try tensor(c[0], "softmax: x").softmax(axis: try c.int(1)))
+      wrap(try variable(c[0], "softmax: x").softmax(axis: try c.int(1)))
     }
     r.add("logsoftmax", [ParameterSpec("x"), ParameterSpec("axis", default: .int(-1))],
           doc: "log(softmax(x)) along an axis, computed stably.", example: "logsoftmax(tensor([1, 2, 3]))") { c in
-      wrap(try tensor(c[0], "logsoftmax: x").softmax(axis: try c.int(1), log: true))
+      wrap(try variable(c[0], "logsoftmax: x").logSoftmax(axis: try c.int(1)))
     }
   }
 

@@ -3,19 +3,25 @@
 import LatheLang
 import LatheTensor
 
+/// A tensor of the language. It holds an autograd `Variable`, so operations on tensors that require a gradient
+/// record the graph that `grad(f, x)` and `train` differentiate.
 public final class TensorValue: IterableHostObject, ReducibleHostObject {
-  public let tensor: Tensor
-  public init(_ tensor: Tensor) { self.tensor = tensor }
+  public let variable: Variable
+  public var tensor: Tensor { variable.value }
+  public init(_ tensor: Tensor) { variable = Variable(tensor) }
+  public init(variable: Variable) { self.variable = variable }
 
   public var typeName: String { "tensor" }
   public var description: String { tensor.description }
-  public var memberNames: [String] { ["shape", "dtype", "T", "ndim", "size", "count"] }
+  public var memberNames: [String] { ["shape", "dtype", "T", "ndim", "size", "count", "grad", "requiresGrad"] }
 
   public func member(_ name: String) throws -> Value? {
     switch name {
     case "shape": return .list(tensor.shape.map { .int($0) })
     case "dtype": return .string(tensor.dtype.rawValue)
-    case "T": return .host(TensorValue(try tensor.transposed()))
+    case "T": return .host(TensorValue(variable: try variable.transposed()))
+    case "grad": return variable.grad.map { .host(TensorValue($0)) } ?? Value.none
+    case "requiresGrad": return .bool(variable.requiresGrad)
     case "ndim": return .int(tensor.rank)
     case "size": return .int(tensor.count)
     case "count": return .int(tensor.rank == 0 ? 1 : tensor.shape[0])
@@ -24,29 +30,49 @@ public final class TensorValue: IterableHostObject, ReducibleHostObject {
   }
 
   public func binary(_ op: BinaryOperator, _ other: Value, hostOnLeft: Bool) throws -> Value? {
-    let kernel: BinaryKernel
-    switch op {
-    case .add: kernel = .add
-    case .subtract: kernel = .subtract
-    case .multiply: kernel = .multiply
-    case .divide: kernel = .divide
-    case .power: kernel = .power
-    case .matmul:
-      guard case .host(let h) = other, let rhs = h as? TensorValue else {
-        throw LatheError("'@' needs two tensors, got tensor and \(other.typeName)", kind: .type)
-      }
-      return .host(TensorValue(hostOnLeft ? try tensor.matmul(rhs.tensor) : try rhs.tensor.matmul(tensor)))
-    default: return nil
-    }
+    let me = variable
     switch other {
     case .int, .float:
       let s = Float(other.asDouble ?? 0)
-      return .host(TensorValue(try tensor.binary(kernel, scalar: s, scalarOnLeft: !hostOnLeft)))
+      let result: Variable
+      switch op {
+      case .add: result = try me.shifted(by: s)
+      case .subtract: result = hostOnLeft ? try me.shifted(by: -s) : try me.negated().shifted(by: s)
+      case .multiply: result = try me.scaled(by: s)
+      case .divide:
+        if hostOnLeft {
+          guard s != 0 else { throw LatheError("division by zero: tensor / 0") }
+          result = try me.scaled(by: 1 / s)
+        } else {
+          result = try me.power(-1).scaled(by: s)
+        }
+      case .power:
+        guard hostOnLeft else { throw LatheError("number ** tensor is not supported; use exp(log(base) * x)", kind: .type) }
+        result = try me.power(s)
+      case .matmul: throw LatheError("'@' needs two tensors, got tensor and \(other.typeName)", kind: .type)
+      default: return nil
+      }
+      return .host(TensorValue(variable: result))
     case .host(let h):
-      guard let rhs = h as? TensorValue else { return nil }
-      let (a, b) = hostOnLeft ? (tensor, rhs.tensor) : (rhs.tensor, tensor)
-      return .host(TensorValue(try a.binary(kernel, b, op: TensorValue.opName(op))))
+      guard let rhs = h as? TensorValue else {
+        if op == .matmul { throw LatheError("'@' needs two tensors, got tensor and \(h.typeName)", kind: .type) }
+        return nil
+      }
+      let (a, b) = hostOnLeft ? (me, rhs.variable) : (rhs.variable, me)
+      let result: Variable
+      switch op {
+      case .add: result = try a.add(b)
+      case .subtract: result = try a.subtract(b)
+      case .multiply: result = try a.multiply(b)
+      case .divide: result = try a.divide(b)
+      case .matmul: result = try a.matmul(b)
+      case .power:
+        return .host(TensorValue(try a.value.binary(.power, b.value, op: "power")))   // not differentiated
+      default: return nil
+      }
+      return .host(TensorValue(variable: result))
     default:
+      if op == .matmul { throw LatheError("'@' needs two tensors, got tensor and \(other.typeName)", kind: .type) }
       return nil
     }
   }
@@ -64,7 +90,7 @@ public final class TensorValue: IterableHostObject, ReducibleHostObject {
 
   public func unary(_ op: UnaryOperator) throws -> Value? {
     switch op {
-    case .negate: return .host(TensorValue(try tensor.negated()))
+    case .negate: return .host(TensorValue(variable: try variable.negated()))
     case .plus: return .host(self)
     case .not: return nil
     }
@@ -80,9 +106,9 @@ public final class TensorValue: IterableHostObject, ReducibleHostObject {
       case .ellipsis: return .ellipsis
       }
     }
-    let view = try tensor.indexed(components)
-    if view.rank == 0 { return TensorValue.scalar(view) }
-    return .host(TensorValue(view))
+    let view = try variable.indexed(components)
+    if view.value.rank == 0 { return TensorValue.scalar(view.value) }
+    return .host(TensorValue(variable: view))
   }
 
   /// A rank-0 result as a number: an int for i32, a float otherwise.
@@ -99,6 +125,11 @@ public final class TensorValue: IterableHostObject, ReducibleHostObject {
     case "max": kind = .max
     default: kind = .min
     }
+    // sum and mean keep the graph (a 0-d tensor when everything is reduced and a gradient flows).
+    if (kind == .sum || kind == .mean) && variable.requiresGrad {
+      let out = kind == .sum ? try variable.sum(axis: axis, keepdims: keepdims) : try variable.mean(axis: axis, keepdims: keepdims)
+      return .host(TensorValue(variable: out))
+    }
     let out = try tensor.reduce(kind, axis: axis, keepdims: keepdims)
     return axis == nil && !keepdims ? TensorValue.scalar(out) : .host(TensorValue(out))
   }
@@ -106,8 +137,8 @@ public final class TensorValue: IterableHostObject, ReducibleHostObject {
   public func elements() throws -> [Value] {
     guard tensor.rank > 0 else { throw LatheError("cannot iterate over a 0-d tensor", kind: .type) }
     return try (0..<tensor.shape[0]).map { i in
-      let row = try tensor.indexed([.index(i)])
-      return row.rank == 0 ? TensorValue.scalar(row) : .host(TensorValue(row))
+      let row = try variable.indexed([.index(i)])
+      return row.value.rank == 0 ? TensorValue.scalar(row.value) : .host(TensorValue(variable: row))
     }
   }
 

@@ -57,6 +57,7 @@ public final class Session {
     }
     interpreter.artifactStore = NotebookArtifacts(session: self)
     interpreter.output = { [weak self] kind, text in self?.emit(kind, text) }
+    interpreter.displayHandler = { [weak self] alternatives in self?.show(alternatives) }
     if loadPrelude, let stdlib = Prelude.stdlibDirectory() {
       try interpreter.loadPrelude(from: stdlib)
     }
@@ -85,6 +86,15 @@ public final class Session {
     case .progress: return                                  // progress bars are for the terminal only
     }
     try? notebook.appendOutput(run: run, kind: mapped, text: text)
+  }
+
+  /// A rich output: the text/plain alternative on the terminal, every alternative in the notebook.
+  private func show(_ alternatives: [(mime: String, text: String)]) {
+    if let plain = alternatives.first(where: { $0.mime == "text/plain" }) {
+      display?.write(plain.text.hasSuffix("\n") ? plain.text : plain.text + "\n", error: false)
+    }
+    guard let notebook, let run = currentRun else { return }
+    try? notebook.appendDisplay(run: run, alternatives: alternatives)
   }
 
   /// Runs one cell: records it as a run (source, seed, timings, outputs, status) and shows what it prints.

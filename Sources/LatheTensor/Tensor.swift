@@ -73,7 +73,7 @@ public struct Tensor {
   }
 
   /// Pointer to the first element, for reading.
-  func readPointer() -> UnsafeMutablePointer<Float> { storage.floats(at: offset) }
+  public func readPointer() -> UnsafeMutablePointer<Float> { storage.floats(at: offset) }
 
   func element(atOffset o: Int) -> Float {
     dtype == .i32 ? Float(storage.ints(at: o).pointee) : storage.floats(at: o).pointee
@@ -108,7 +108,7 @@ public struct Tensor {
 
   /// Pointer for writing f32 elements: copies first (contiguous, offset 0) when the storage is shared or this is a
   /// strided view, so a write never shows through another tensor (copy on write).
-  mutating func mutablePointer() throws -> UnsafeMutablePointer<Float> {
+  public mutating func mutablePointer() throws -> UnsafeMutablePointer<Float> {
     if !isKnownUniquelyReferenced(&storage) || !isContiguous || offset != 0 || dtype != .f32 {
       self = try copied(as: .f32)
     }

@@ -92,6 +92,15 @@ public final class Interpreter {
     if kind == .stderr { FileHandle.standardError.write(text.data(using: .utf8) ?? Data()) } else { print(text, terminator: "") }
   }
   public var artifactStore: ArtifactStore?
+  /// Receives rich outputs (an SVG plot with its text rendering): the session stores every MIME alternative in the
+  /// notebook and shows the text/plain one. Without a handler, the text/plain alternative is printed.
+  public var displayHandler: (([(mime: String, text: String)]) -> Void)?
+
+  /// Shows one output with several MIME alternatives, e.g. `[("image/svg+xml", svg), ("text/plain", braille)]`.
+  public func display(_ alternatives: [(mime: String, text: String)]) {
+    if let displayHandler { displayHandler(alternatives); return }
+    if let plain = alternatives.first(where: { $0.mime == "text/plain" }) { output(.display, plain.text) }
+  }
   /// Whether progress bars draw: only when output goes to a terminal.
   public var progressEnabled = false
   public let registry: BuiltinRegistry

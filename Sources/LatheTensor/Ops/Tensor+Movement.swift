@@ -94,3 +94,20 @@ extension Tensor {
     return Tensor(storage: storage, shape: newShape, strides: newStrides, offset: newOffset, dtype: dtype)
   }
 }
+
+extension Tensor {
+  /// The rows (along axis 0) at `indices`, in that order, as a new contiguous tensor.
+  public func gatheredRows(_ indices: [Int]) throws -> Tensor {
+    guard rank >= 1 else { throw TensorError.invalidArgument(op: "gather", reason: "needs a tensor of rank 1 or more") }
+    let rowShape = Array(shape.dropFirst()), rowCount = rowShape.reduce(1, *)
+    let src = try contiguous()
+    var out = try Tensor(zeros: [indices.count] + rowShape, dtype: dtype, op: "gather")
+    let n = shape[0]
+    for (k, i) in indices.enumerated() {
+      guard i >= 0 && i < n else { throw TensorError.indexOutOfRange(op: "gather", index: i, size: n, axis: 0) }
+      out.storage.bytes.advanced(by: k * rowCount * 4)
+        .copyMemory(from: src.storage.bytes.advanced(by: (src.offset + i * rowCount) * 4), byteCount: rowCount * 4)
+    }
+    return out
+  }
+}

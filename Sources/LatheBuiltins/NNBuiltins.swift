@@ -1,0 +1,217 @@
+// Builtin rows for gradients and training: grad, detach, linear, mlp, sgd, adamw, cosine, recipe, train, evaluate.
+
+import LatheLang
+import LatheNN
+import LatheTensor
+
+/// A model (a module with parameters) as a value: `m.forward(x)`, `params(m)`, `train(m, data, recipe(...))`.
+public final class ModuleValue: HostObject {
+  public let module: Module
+  public init(_ module: Module) { self.module = module }
+  public var typeName: String { "model" }
+  public var description: String { module.summary }
+  public var memberNames: [String] { ["forward", "parameters", "params"] }
+
+  public func member(_ name: String) throws -> Value? {
+    switch name {
+    case "forward":
+      let module = self.module
+      return .function(Function(native: "forward", parameters: [ParameterSpec("x")], doc: "The model applied to x.",
+                                example: "m.forward(x)") { c in
+        .host(TensorValue(variable: try module.forward(try TensorBuiltins.variable(c[0], "forward: x"))))
+      })
+    case "parameters": return .list(module.parameters.map { .host(TensorValue(variable: $0)) })
+    case "params": return .int(module.parameterCount)
+    default: return nil
+    }
+  }
+}
+
+enum NNBuiltins {
+  static func register(into r: BuiltinRegistry) {
+    r.add("grad", [ParameterSpec("f"), ParameterSpec("x")],
+          doc: "The gradient of f (a function returning a scalar tensor) at x: a tensor, or a list for a list of x.",
+          example: "grad(t => sum(t * t), tensor([1, 2, 3]))") { c in
+      let f = try c.function(0)
+      let many: Bool
+      let inputs: [Variable]
+      if case .list(let xs) = c[1], xs.allSatisfy({ if case .host = $0 { return true }; return false }), !xs.isEmpty {
+        many = true
+        inputs = try xs.map { Variable(try TensorBuiltins.tensor($0, "grad: x"), requiresGrad: true) }
+      } else {
+        many = false
+        inputs = [Variable(try TensorBuiltins.tensor(c[1], "grad: x"), requiresGrad: true)]
+      }
+      let args: [Value] = many ? [.list(inputs.map { .host(TensorValue(variable: $0)) })] : [.host(TensorValue(variable: inputs[0]))]
+      let result = try c.interpreter.call(.function(f), args)
+      if case .int = result { throw LatheError("grad: f's result does not depend on x (it is a plain number; use tensor operations on x)") }
+      if case .float = result { throw LatheError("grad: f's result does not depend on x (it is a plain number; use tensor operations on x)") }
+      guard case .host(let h) = result, let out = h as? TensorValue else {
+        throw LatheError("grad: f must return a tensor (a scalar one), got \(result.typeName)", kind: .type)
+      }
+      guard out.variable.requiresGrad else {
+        throw LatheError("grad: f's result does not depend on x (use tensor operations on x)")
+      }
+      try out.variable.backward()
+      let grads: [Value] = try inputs.map { v in .host(TensorValue(try v.grad ?? Tensor.zeros(v.value.shape))) }
+      return many ? .list(grads) : grads[0]
+    }
+    r.add("detach", [ParameterSpec("x")], doc: "The same values, cut off from the gradient graph.", example: "detach(x)") { c in
+      TensorBuiltins.wrap(try TensorBuiltins.variable(c[0], "detach: x").detached())
+    }
+    r.add("linear", [ParameterSpec("inFeatures"), ParameterSpec("outFeatures"), ParameterSpec("bias", default: .bool(true)),
+                     ParameterSpec("seed", default: .int(0))],
+          doc: "A Linear layer y = x·Wᵀ + b (W [out, in]), initialised from a seed.", example: "linear(64, 10)") { c in
+      .host(ModuleValue(try Linear(try c.int(0), try c.int(1), bias: try c.bool(2), seed: UInt64(bitPattern: Int64(try c.int(3))))))
+    }
+    r.add("mlp", [ParameterSpec("widths"), ParameterSpec("activation", default: .string("relu")), ParameterSpec("seed", default: .int(0))],
+          doc: "Flatten, then Linear layers of these widths with an activation between them.", example: "mlp([64, 32, 10])") { c in
+      let widths = try c.list(0).map { v -> Int in
+        guard case .int(let w) = v else { throw LatheError("mlp: widths must be ints, got \(v.typeName)", kind: .type) }
+        return w
+      }
+      guard let kernel = UnaryKernel(rawValue: try c.string(1)), [.relu, .gelu, .silu, .tanh, .sigmoid].contains(kernel) else {
+        throw LatheError("mlp: activation must be one of relu, gelu, silu, tanh, sigmoid", kind: .type)
+      }
+      return .host(ModuleValue(try Sequential.mlp(widths, activation: kernel, seed: UInt64(bitPattern: Int64(try c.int(2))))))
+    }
+    r.add("forward", [ParameterSpec("model"), ParameterSpec("x")], doc: "The model applied to x (also m.forward(x)).",
+          example: "forward(mlp([4, 2]), zeros([1, 4]))") { c in
+      .host(TensorValue(variable: try module(c[0], "forward").forward(try TensorBuiltins.variable(c[1], "forward: x"))))
+    }
+    r.add("params", [ParameterSpec("model")], doc: "The number of trainable parameters.", example: "params(mlp([64, 10]))") { c in
+      .int(try module(c[0], "params").parameterCount)
+    }
+    registerRecipe(r)
+  }
+
+  static func module(_ v: Value, _ op: String) throws -> Module {
+    guard case .host(let h) = v, let m = h as? ModuleValue else { throw LatheError("\(op): needs a model, got \(v.typeName)", kind: .type) }
+    return m.module
+  }
+
+  static func registerRecipe(_ r: BuiltinRegistry) {
+    r.add("sgd", [ParameterSpec("lr", default: .float(0.1)), ParameterSpec("momentum", default: .float(0)),
+                  ParameterSpec("nesterov", default: .bool(false)), ParameterSpec("weightDecay", default: .float(0))],
+          doc: "Stochastic gradient descent settings for recipe(optim:).", example: "sgd(lr: 0.1, momentum: 0.9)") { c in
+      .record(Record([("optim", .string("sgd")), ("lr", c[0]), ("momentum", c[1]), ("nesterov", c[2]), ("weightDecay", c[3])]))
+    }
+    r.add("adamw", [ParameterSpec("lr", default: .float(1e-3)), ParameterSpec("weightDecay", default: .float(0.01)),
+                    ParameterSpec("beta1", default: .float(0.9)), ParameterSpec("beta2", default: .float(0.999))],
+          doc: "AdamW settings for recipe(optim:).", example: "adamw(lr: 3e-3)") { c in
+      .record(Record([("optim", .string("adamw")), ("lr", c[0]), ("weightDecay", c[1]), ("beta1", c[2]), ("beta2", c[3])]))
+    }
+    r.add("cosine", [ParameterSpec("warmup", default: .int(0)), ParameterSpec("minimum", default: .float(0))],
+          doc: "Linear warm-up then cosine decay of the learning rate.", example: "cosine(warmup: 100)") { c in
+      .record(Record([("schedule", .string("cosine")), ("warmup", c[0]), ("minimum", c[1])]))
+    }
+    r.add("stepdecay", [ParameterSpec("every"), ParameterSpec("gamma", default: .float(0.1))],
+          doc: "The learning rate times gamma every `every` steps.", example: "stepdecay(1000, gamma: 0.5)") { c in
+      .record(Record([("schedule", .string("step")), ("every", c[0]), ("gamma", c[1])]))
+    }
+    r.add("recipe", [ParameterSpec("epochs", default: .int(1)), ParameterSpec("batch", default: .int(32)),
+                     ParameterSpec("optim", default: Value.none), ParameterSpec("schedule", default: Value.none),
+                     ParameterSpec("seed", default: .int(0)), ParameterSpec("smoothing", default: .float(0)),
+                     ParameterSpec("clip", default: Value.none)],
+          doc: "How to train: epochs, batch size, optimizer, schedule, seed, label smoothing, gradient clipping.",
+          example: "recipe(epochs: 3, batch: 64, optim: adamw(lr: 3e-3), schedule: cosine(warmup: 20), seed: 1)") { c in
+      var optim = c[2]
+      if case .none = optim { optim = .record(Record([("optim", .string("adamw")), ("lr", .float(1e-3)), ("weightDecay", .float(0.01)),
+                                                       ("beta1", .float(0.9)), ("beta2", .float(0.999))])) }
+      var schedule = c[3]
+      if case .none = schedule { schedule = .record(Record([("schedule", .string("constant"))])) }
+      let fields: [(name: String, value: Value)] = [("epochs", c[0]), ("batch", c[1]), ("optim", optim), ("schedule", schedule),
+                                                    ("seed", c[4]), ("smoothing", c[5]), ("clip", c[6])]
+      _ = try parse(.record(Record(fields)))                 // check now, so a bad recipe fails where it is written
+      return .record(Record(fields))
+    }
+    r.add("train", [ParameterSpec("model"), ParameterSpec("data"), ParameterSpec("recipe", default: Value.none)],
+          doc: "Trains a model in place on a dataset (or {images, labels}) with cross-entropy; returns the run record.",
+          example: "train(mlp([64, 32, 10]), digits(), recipe(epochs: 2))") { c in
+      let model = try module(c[0], "train")
+      let (images, labels) = try data(c[1], "train")
+      let recipe = try c.isNone(2) ? Recipe() : parse(c[2])
+      let bar = Progress(c.interpreter, total: (images.shape[0] + recipe.batch - 1) / recipe.batch * recipe.epochs, label: "train")
+      var metrics: [(key: String, step: Int, value: Double)] = []
+      let record = try Trainer.train(model, images: images, labels: labels, recipe: recipe) { step, _, loss in
+        metrics.append(("loss", step, Double(loss)))
+        try bar.advance()
+      }
+      bar.finish()
+      c.interpreter.pendingMetrics += metrics
+      c.interpreter.pendingParams += [("recipe", c[2].repr)]
+      return .record(Record([("loss", .list(record.losses.map { .float(Double($0)) })), ("steps", .int(record.steps)),
+                             ("seconds", .float(record.seconds)),
+                             ("examplesPerSecond", .float(record.seconds > 0 ? Double(record.examples) / record.seconds : 0)),
+                             ("finalLoss", .float(Double(record.losses.last ?? .nan)))]))
+    }
+    r.add("evaluate", [ParameterSpec("model"), ParameterSpec("data")],
+          doc: "Accuracy and mean cross-entropy of a model on a dataset (or {images, labels}).",
+          example: "evaluate(m, digits())") { c in
+      let (images, labels) = try data(c[1], "evaluate")
+      let (accuracy, loss) = try Trainer.evaluate(try module(c[0], "evaluate"), images: images, labels: labels)
+      return .record(Record([("accuracy", .float(accuracy)), ("loss", .float(loss)), ("count", .int(images.shape[0]))]))
+    }
+  }
+
+  /// Images and labels of a dataset value or an {images:, labels:} record.
+  static func data(_ v: Value, _ op: String) throws -> (Tensor, Tensor) {
+    var images: Value? = nil, labels: Value? = nil
+    switch v {
+    case .record(let r): images = r["images"]; labels = r["labels"]
+    case .host(let h): images = try h.member("images"); labels = try h.member("labels")
+    default: break
+    }
+    guard let images, let labels else {
+      throw LatheError("\(op): data must be a dataset or a record {images:, labels:}, got \(v.typeName)", kind: .type)
+    }
+    return (try TensorBuiltins.tensor(images, "\(op): images"), try TensorBuiltins.tensor(labels, "\(op): labels"))
+  }
+
+  static func number(_ r: Record, _ key: String, _ fallback: Double) throws -> Double {
+    guard let v = r[key] else { return fallback }
+    if case .none = v { return fallback }
+    guard let d = v.asDouble else { throw LatheError("recipe: \(key) must be a number, got \(v.typeName)", kind: .type) }
+    return d
+  }
+
+  /// A Recipe from the record `recipe(...)` made.
+  static func parse(_ v: Value) throws -> Recipe {
+    guard case .record(let r) = v else { throw LatheError("train: recipe must be made by recipe(...), got \(v.typeName)", kind: .type) }
+    var recipe = Recipe()
+    recipe.epochs = Int(try number(r, "epochs", 1))
+    recipe.batch = Int(try number(r, "batch", 32))
+    guard recipe.epochs > 0, recipe.epochs <= 100_000, recipe.batch > 0, recipe.batch <= 1 << 20 else {
+      throw LatheError("recipe: epochs and batch must be positive (got \(recipe.epochs) and \(recipe.batch))")
+    }
+    recipe.seed = UInt64(bitPattern: Int64(try number(r, "seed", 0)))
+    recipe.labelSmoothing = Float(try number(r, "smoothing", 0))
+    guard (0..<1).contains(recipe.labelSmoothing) else { throw LatheError("recipe: smoothing must be in [0, 1)") }
+    if let clip = r["clip"], clip.asDouble != nil { recipe.clipNorm = Float(try number(r, "clip", 0)) }
+    if case .record(let o)? = r["optim"] {
+      recipe.lr = Float(try number(o, "lr", 1e-3))
+      guard recipe.lr > 0, recipe.lr.isFinite else { throw LatheError("recipe: lr must be a positive number") }
+      switch o["optim"]?.description ?? "adamw" {
+      case "sgd":
+        let m = Float(try number(o, "momentum", 0)), wd = Float(try number(o, "weightDecay", 0))
+        var nesterov = false
+        if case .bool(let b)? = o["nesterov"] { nesterov = b }
+        recipe.makeOptimizer = { SGD(momentum: m, nesterov: nesterov, weightDecay: wd) }
+        recipe.optimizerName = "sgd"
+      case "adamw":
+        let wd = Float(try number(o, "weightDecay", 0.01)), b1 = Float(try number(o, "beta1", 0.9)), b2 = Float(try number(o, "beta2", 0.999))
+        recipe.makeOptimizer = { AdamW(beta1: b1, beta2: b2, weightDecay: wd) }
+      case let other: throw LatheError("recipe: unknown optimizer \(other); use sgd(...) or adamw(...)")
+      }
+    }
+    if case .record(let s)? = r["schedule"] {
+      switch s["schedule"]?.description ?? "constant" {
+      case "constant": recipe.schedule = .constant
+      case "cosine": recipe.schedule = .cosine(warmup: Int(try number(s, "warmup", 0)), minimum: Float(try number(s, "minimum", 0)))
+      case "step": recipe.schedule = .step(every: Int(try number(s, "every", 1000)), gamma: Float(try number(s, "gamma", 0.1)))
+      case let other: throw LatheError("recipe: unknown schedule \(other)")
+      }
+    }
+    return recipe
+  }
+}

@@ -1,0 +1,93 @@
+// Optimizers (SGD with momentum/Nesterov/weight decay, AdamW), learning-rate schedules and gradient clipping.
+
+import Foundation
+import LatheTensor
+
+public protocol Optimizer: AnyObject {
+  /// One update of every parameter that has a gradient, at learning rate `lr`; then the gradients are cleared.
+  func step(_ parameters: [Variable], lr: Float) throws
+  var summary: String { get }
+}
+
+public final class SGD: Optimizer {
+  public let momentum: Float, nesterov: Bool, weightDecay: Float
+  private var velocity: [ObjectIdentifier: Tensor] = [:]
+  public init(momentum: Float = 0, nesterov: Bool = false, weightDecay: Float = 0) {
+    self.momentum = momentum; self.nesterov = nesterov; self.weightDecay = weightDecay
+  }
+  public var summary: String { "sgd(momentum: \(momentum), nesterov: \(nesterov), weightDecay: \(weightDecay))" }
+
+  public func step(_ parameters: [Variable], lr: Float) throws {
+    for p in parameters {
+      guard var g = p.grad else { continue }
+      if weightDecay != 0 { g = try g.add(p.value.binary(.multiply, scalar: weightDecay)) }
+      if momentum != 0 {
+        let id = ObjectIdentifier(p)
+        let v = try velocity[id].map { try $0.binary(.multiply, scalar: momentum).add(g) } ?? g
+        velocity[id] = v
+        g = nesterov ? try g.add(v.binary(.multiply, scalar: momentum)) : v
+      }
+      p.value = try p.value.subtract(g.binary(.multiply, scalar: lr))
+      p.grad = nil
+    }
+  }
+}
+
+/// Adam with decoupled weight decay (Loshchilov & Hutter): p ← p − lr·(m̂/(√v̂+ε) + wd·p).
+public final class AdamW: Optimizer {
+  public let beta1: Float, beta2: Float, eps: Float, weightDecay: Float
+  private var m: [ObjectIdentifier: Tensor] = [:], v: [ObjectIdentifier: Tensor] = [:]
+  private var t = 0
+  public init(beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8, weightDecay: Float = 0.01) {
+    self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
+  }
+  public var summary: String { "adamw(beta1: \(beta1), beta2: \(beta2), weightDecay: \(weightDecay))" }
+
+  public func step(_ parameters: [Variable], lr: Float) throws {
+    t += 1
+    let c1 = 1 - Foundation.pow(beta1, Float(t)), c2 = 1 - Foundation.pow(beta2, Float(t))
+    for p in parameters {
+      guard let g = p.grad else { continue }
+      let id = ObjectIdentifier(p)
+      let mt = try (m[id] ?? Tensor.zeros(g.shape)).binary(.multiply, scalar: beta1).add(g.binary(.multiply, scalar: 1 - beta1))
+      let vt = try (v[id] ?? Tensor.zeros(g.shape)).binary(.multiply, scalar: beta2).add(g.multiply(g).binary(.multiply, scalar: 1 - beta2))
+      m[id] = mt; v[id] = vt
+      let update = try mt.binary(.divide, scalar: c1).divide(vt.binary(.divide, scalar: c2).unary(.sqrt).binary(.add, scalar: eps))
+      p.value = try p.value.subtract(update.add(p.value.binary(.multiply, scalar: weightDecay)).binary(.multiply, scalar: lr))
+      p.grad = nil
+    }
+  }
+}
+
+/// Learning rate at a step: linear warm-up then constant, cosine decay or step decay.
+public enum Schedule: Equatable {
+  case constant
+  case cosine(warmup: Int, minimum: Float)
+  case step(every: Int, gamma: Float)
+
+  public func rate(base: Float, step: Int, total: Int, warmup: Int = 0) -> Float {
+    switch self {
+    case .constant: return base
+    case .cosine(let w, let minimum):
+      if step < w { return base * Float(step + 1) / Float(Swift.max(w, 1)) }
+      let progress = Float(step - w) / Float(Swift.max(total - w, 1))
+      return minimum + (base - minimum) * 0.5 * (1 + Foundation.cos(Float.pi * Swift.min(progress, 1)))
+    case .step(let every, let gamma):
+      return base * Foundation.pow(gamma, Float(step / Swift.max(every, 1)))
+    }
+  }
+}
+
+public enum GradientClipping {
+  /// Scales every gradient so their global L2 norm is at most `maxNorm`; returns the norm before clipping.
+  @discardableResult
+  public static func clip(_ parameters: [Variable], maxNorm: Float) throws -> Float {
+    var total: Double = 0
+    for p in parameters { if let g = p.grad { total += g.scalars.reduce(0) { $0 + Double($1 * $1) } } }
+    let norm = Float(total.squareRoot())
+    if norm > maxNorm && norm > 0 {
+      for p in parameters { p.grad = try p.grad?.binary(.multiply, scalar: maxNorm / norm) }
+    }
+    return norm
+  }
+}

@@ -1,0 +1,99 @@
+// Training and evaluation loops: seeded shuffling, mini-batches, schedules, clipping, per-step loss curve.
+
+import Foundation
+import LatheTensor
+
+/// How to train: a value the language builds with `recipe(epochs:, batch:, optim:, schedule:, seed:)`.
+public struct Recipe {
+  public var epochs = 1
+  public var batch = 32
+  public var lr: Float = 1e-3
+  public var makeOptimizer: () -> Optimizer = { AdamW() }
+  public var optimizerName = "adamw"
+  public var schedule: Schedule = .constant
+  public var seed: UInt64 = 0
+  public var labelSmoothing: Float = 0
+  public var clipNorm: Float? = nil
+  public init() {}
+}
+
+public struct TrainRecord {
+  /// The loss of every step, in order.
+  public var losses: [Float] = []
+  public var steps = 0
+  public var seconds: Double = 0
+  public var samplesPerSecond: Double { seconds > 0 ? Double(steps) / seconds : 0 }
+  public var examples = 0
+}
+
+public enum Trainer {
+  /// Trains `model` on (images, labels) with cross-entropy. `onStep(step, total, loss)` may throw to stop
+  /// (Ctrl-C), and reports progress.
+  public static func train(_ model: Module, images: Tensor, labels: Tensor, recipe: Recipe,
+                           onStep: (Int, Int, Float) throws -> Void = { _, _, _ in }) throws -> TrainRecord {
+    let n = images.shape.first ?? 0
+    guard n > 0, labels.shape == [n] else {
+      throw TensorError.shapeMismatch(op: "train", lhs: images.shape, rhs: labels.shape)
+    }
+    guard recipe.batch > 0, recipe.epochs > 0 else {
+      throw TensorError.invalidArgument(op: "train", reason: "epochs and batch must be positive")
+    }
+    let optimizer = recipe.makeOptimizer()
+    let stepsPerEpoch = (n + recipe.batch - 1) / recipe.batch
+    let total = stepsPerEpoch * recipe.epochs
+    var record = TrainRecord()
+    let start = DispatchTime.now().uptimeNanoseconds
+    let parameters = model.parameters.filter(\.requiresGrad)
+    for epoch in 0..<recipe.epochs {
+      let order = permutation(n, seed: recipe.seed &+ UInt64(epoch) &* 0x9E37_79B9)
+      for b in 0..<stepsPerEpoch {
+        let rows = Array(order[(b * recipe.batch)..<Swift.min(n, (b + 1) * recipe.batch)])
+        let x = Variable(try images.gatheredRows(rows)), y = try labels.gatheredRows(rows)
+        let loss = try Loss.crossEntropy(try model.forward(x), labels: y, smoothing: recipe.labelSmoothing)
+        try loss.backward()
+        if let clip = recipe.clipNorm { try GradientClipping.clip(parameters, maxNorm: clip) }
+        let lr = recipe.schedule.rate(base: recipe.lr, step: record.steps, total: total)
+        try Autograd.noGrad { try optimizer.step(parameters, lr: lr) }
+        let value = loss.value.scalars.first ?? .nan
+        record.losses.append(value)
+        record.steps += 1
+        record.examples += rows.count
+        try onStep(record.steps, total, value)
+      }
+    }
+    record.seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    return record
+  }
+
+  /// Accuracy and mean cross-entropy of `model` on (images, labels), without recording gradients.
+  public static func evaluate(_ model: Module, images: Tensor, labels: Tensor, batch: Int = 256) throws -> (accuracy: Double, loss: Double) {
+    let n = images.shape.first ?? 0
+    guard n > 0, labels.shape == [n] else { throw TensorError.shapeMismatch(op: "evaluate", lhs: images.shape, rhs: labels.shape) }
+    var correct = 0
+    var lossSum: Double = 0
+    try Autograd.noGrad {
+      var i = 0
+      while i < n {
+        let rows = Array(i..<Swift.min(n, i + batch))
+        let logits = try model.forward(Variable(try images.gatheredRows(rows)))
+        let y = try labels.gatheredRows(rows)
+        let predicted = try logits.value.reduce(.argmax, axis: 1).scalars
+        for (p, t) in zip(predicted, y.scalars) where p == t { correct += 1 }
+        lossSum += Double(try Loss.crossEntropy(logits, labels: y).value.scalars.first ?? 0) * Double(rows.count)
+        i += batch
+      }
+    }
+    return (Double(correct) / Double(n), lossSum / Double(n))
+  }
+
+  /// A seeded permutation of 0..<n (Fisher–Yates on counter-based random numbers).
+  public static func permutation(_ n: Int, seed: UInt64) -> [Int] {
+    var order = Array(0..<n)
+    if n < 2 { return order }
+    for i in stride(from: n - 1, to: 0, by: -1) {
+      let j = Int(CounterRandom.bits(seed: seed, index: UInt64(i)) % UInt64(i + 1))
+      order.swapAt(i, j)
+    }
+    return order
+  }
+}

@@ -1,0 +1,78 @@
+// Layers, losses, optimizers and the training loop on small problems the tests make themselves.
+
+import Foundation
+import Testing
+import LatheTensor
+@testable import LatheNN
+
+/// Two Gaussian blobs per class around the corners of a square: separable by an MLP, not by one line for 4 classes.
+func blobs(_ n: Int, seed: UInt64) throws -> (Tensor, Tensor) {
+  let centers: [(Float, Float)] = [(-2, -2), (2, 2), (-2, 2), (2, -2)]
+  let noise = try Tensor.randn([n, 2], seed: seed).scalars
+  var xs: [Float] = [], ys: [Float] = []
+  for i in 0..<n {
+    let c = i % 4
+    xs += [centers[c].0 + 0.5 * noise[2 * i], centers[c].1 + 0.5 * noise[2 * i + 1]]
+    ys.append(Float(c))
+  }
+  return (try Tensor(xs, shape: [n, 2]), try Tensor(ys, shape: [n]))
+}
+
+@Test func mlpLearnsBlobs() throws {
+  let (x, y) = try blobs(400, seed: 1)
+  let (tx, ty) = try blobs(200, seed: 2)
+  let model = try Sequential.mlp([2, 32, 4], seed: 3)
+  #expect(model.parameterCount == 2 * 32 + 32 + 32 * 4 + 4)
+  var recipe = Recipe()
+  recipe.epochs = 20; recipe.batch = 32; recipe.lr = 1e-2; recipe.seed = 4
+  let record = try Trainer.train(model, images: x, labels: y, recipe: recipe)
+  #expect(record.steps == 20 * 13)
+  #expect((record.losses.last ?? 9) < (record.losses.first ?? 0) / 4, "loss \(record.losses.first ?? 0) → \(record.losses.last ?? 0)")
+  let (accuracy, _) = try Trainer.evaluate(model, images: tx, labels: ty)
+  #expect(accuracy > 0.95, "test accuracy \(accuracy)")
+}
+
+@Test func trainingIsReproducibleFromTheSeed() throws {
+  let (x, y) = try blobs(64, seed: 5)
+  func run() throws -> [Float] {
+    var recipe = Recipe()
+    recipe.epochs = 2; recipe.batch = 16; recipe.seed = 6
+    recipe.makeOptimizer = { SGD(momentum: 0.9, nesterov: true, weightDecay: 1e-4) }
+    return try Trainer.train(try Sequential.mlp([2, 8, 4], seed: 7), images: x, labels: y, recipe: recipe).losses
+  }
+  #expect(try run() == run())
+}
+
+@Test func crossEntropyMatchesTheFormula() throws {
+  let logits = Variable(try Tensor([2, 1, 0, 0, 0, 3], shape: [2, 3]), requiresGrad: true)
+  let loss = try Loss.crossEntropy(logits, labels: try Tensor([0, 2], shape: [2]))
+  let e: (Double) -> Double = Foundation.exp, l: (Double) -> Double = Foundation.log
+  let expected = (-(2 - l(e(2) + e(1) + 1)) - (3 - l(2 + e(3)))) / 2
+  #expect(Swift.abs(Double(loss.value.scalars[0]) - expected) < 1e-5)
+  try loss.backward()
+  // d/dlogits = (softmax − onehot) / N
+  let p0 = try Tensor([2, 1, 0], shape: [3]).softmax().scalars
+  #expect(Swift.abs((logits.grad?.scalars[0] ?? 0) - (p0[0] - 1) / 2) < 1e-5)
+  let smoothed = try Loss.crossEntropy(logits, labels: try Tensor([0, 2], shape: [2]), smoothing: 0.1)
+  #expect(smoothed.value.scalars[0] > loss.value.scalars[0])
+  #expect(throws: TensorError.self) { try Loss.crossEntropy(logits, labels: try Tensor([0, 7], shape: [2])) }
+}
+
+@Test func schedulesAndClipping() throws {
+  let cosine = Schedule.cosine(warmup: 10, minimum: 0)
+  #expect(cosine.rate(base: 1, step: 0, total: 100) == 0.1)
+  #expect(Swift.abs(cosine.rate(base: 1, step: 55, total: 100) - 0.5) < 1e-5)
+  #expect(cosine.rate(base: 1, step: 100, total: 100) < 1e-6)
+  #expect(Schedule.step(every: 10, gamma: 0.5).rate(base: 1, step: 25, total: 100) == 0.25)
+  let p = Variable(try Tensor.zeros([2]), requiresGrad: true)
+  p.grad = try Tensor([3, 4], shape: [2])
+  #expect(try GradientClipping.clip([p], maxNorm: 1) == 5)
+  #expect(p.grad?.scalars == [0.6, 0.8])
+}
+
+@Test func linearChecksItsInput() throws {
+  let layer = try Linear(4, 3, seed: 0)
+  #expect(try layer.forward(Variable(try Tensor.zeros([5, 4]))).shape == [5, 3])
+  #expect(throws: TensorError.self) { try layer.forward(Variable(try Tensor.zeros([5, 3]))) }
+  #expect(throws: TensorError.self) { try Linear(0, 3, seed: 0) }
+}

@@ -1,0 +1,99 @@
+// Every differentiable op against central finite differences (the analytic rule is in Variable+Ops.swift).
+
+import Testing
+@testable import LatheTensor
+
+/// Numerical ∂f/∂x by central differences, accumulated in Double.
+func numericGradient(_ x: Tensor, eps: Float = 1e-2, _ f: (Variable) throws -> Variable) throws -> [Float] {
+  var out: [Float] = []
+  let base = try x.contiguous()
+  for i in 0..<x.count {
+    var plus = try base.copied(), minus = try base.copied()
+    try plus.mutablePointer()[i] += eps
+    try minus.mutablePointer()[i] -= eps
+    let fp = Double(try f(Variable(plus)).value.scalars.reduce(0, +))
+    let fm = Double(try f(Variable(minus)).value.scalars.reduce(0, +))
+    out.append(Float((fp - fm) / Double(2 * eps)))
+  }
+  return out
+}
+
+func checkGradient(_ name: String, _ x: Tensor, tolerance: Float = 2e-2, _ f: (Variable) throws -> Variable,
+                   sourceLocation: SourceLocation = #_sourceLocation) throws {
+  let v = Variable(x, requiresGrad: true)
+  try f(v).sum().backward()
+  let analytic = try #require(v.grad, "\(name): no gradient").scalars
+  let numeric = try numericGradient(x, f)
+  let worst = zip(analytic, numeric).map { Swift.abs($0 - $1) / Swift.max(1, Swift.abs($1)) }.max() ?? 0
+  #expect(worst <= tolerance, "\(name): gradient differs by \(worst)\n analytic \(analytic.prefix(6))\n numeric  \(numeric.prefix(6))",
+          sourceLocation: sourceLocation)
+}
+
+@Test func elementwiseGradients() throws {
+  let x = try Tensor.randn([2, 3], seed: 1)
+  let positive = try Tensor.rand([2, 3], seed: 2).add(Tensor.full([1], 0.5))
+  let w = Variable(try Tensor.randn([2, 3], seed: 3)), row = Variable(try Tensor.randn([3], seed: 4))
+  try checkGradient("add", x) { try $0.add(w) }
+  try checkGradient("add broadcast (row side)", try Tensor.randn([3], seed: 5)) { try w.add($0) }
+  try checkGradient("subtract", x) { try w.subtract($0) }
+  try checkGradient("multiply", x) { try $0.multiply(row) }
+  try checkGradient("multiply broadcast", try Tensor.randn([3], seed: 6)) { try w.multiply($0) }
+  try checkGradient("divide numerator", x) { try $0.divide(Variable(positive)) }
+  try checkGradient("divide denominator", positive) { try w.divide($0) }
+  try checkGradient("scale+shift", x) { try $0.scaled(by: 3).shifted(by: 1) }
+  try checkGradient("power", positive) { try $0.power(3) }
+  try checkGradient("negate", x) { try $0.negated() }
+  for kernel in [UnaryKernel.exp, .tanh, .sigmoid, .silu, .gelu] { try checkGradient(kernel.rawValue, x) { try $0.unary(kernel) } }
+  try checkGradient("log", positive) { try $0.unary(.log) }
+  try checkGradient("sqrt", positive) { try $0.unary(.sqrt) }
+  // relu and abs away from their kink.
+  let away = try x.map { $0 + ($0 >= 0 ? 0.1 : -0.1) }
+  try checkGradient("relu", away) { try $0.unary(.relu) }
+  try checkGradient("abs", away) { try $0.unary(.abs) }
+}
+
+@Test func linearAlgebraAndReductionGradients() throws {
+  let a = try Tensor.randn([3, 4], seed: 7), b = Variable(try Tensor.randn([4, 2], seed: 8))
+  try checkGradient("matmul left", a) { try $0.matmul(b) }
+  try checkGradient("matmul right", try Tensor.randn([4, 2], seed: 9)) { try Variable(a).matmul($0) }
+  try checkGradient("batched matmul", try Tensor.randn([2, 3, 4], seed: 10)) { try $0.matmul(b) }
+  try checkGradient("batched matmul shared right", try Tensor.randn([4, 2], seed: 11)) {
+    try Variable(try Tensor.randn([2, 3, 4], seed: 12)).matmul($0)
+  }
+  let weights = Variable(try Tensor.randn([3, 4], seed: 13))
+  try checkGradient("sum axis", a) { try $0.sum(axis: 1).multiply(Variable(try Tensor.randn([3], seed: 14))) }
+  try checkGradient("mean keepdims", a) { try $0.mean(axis: 0, keepdims: true).multiply(Variable(try Tensor.randn([1, 4], seed: 15))) }
+  try checkGradient("reshape", a) { try $0.reshaped(to: [4, 3]).multiply(Variable(try Tensor.randn([4, 3], seed: 16))) }
+  try checkGradient("transpose", a) { try $0.transposed().multiply(Variable(try Tensor.randn([4, 3], seed: 17))) }
+  try checkGradient("permute", try Tensor.randn([2, 3, 4], seed: 18)) {
+    try $0.permuted([2, 0, 1]).multiply(Variable(try Tensor.randn([4, 2, 3], seed: 19)))
+  }
+  try checkGradient("softmax", a) { try $0.softmax().multiply(weights) }
+  try checkGradient("logsoftmax", a) { try $0.logSoftmax().multiply(weights) }
+}
+
+@Test func graphRulesNoGradDetachAndCustom() throws {
+  let x = Variable(try Tensor([1, 2, 3], shape: [3]), requiresGrad: true)
+  let y = try Autograd.noGrad { try x.multiply(x) }
+  #expect(!y.requiresGrad)
+  #expect(!x.detached().requiresGrad)
+  // Straight-through estimator: forward sign(x), backward identity.
+  let sign = Variable.custom(try x.value.map { $0 >= 0 ? 1 : -1 }, inputs: [x]) { g in [g] }
+  try sign.sum().backward()
+  #expect(x.grad?.scalars == [1, 1, 1])
+  // Gradients accumulate until zeroed; a reused variable gets both paths.
+  x.zeroGrad()
+  try x.multiply(x).add(x).sum().backward()
+  #expect(x.grad?.scalars == [3, 5, 7])
+  #expect(throws: TensorError.self) { try Variable(try Tensor.ones([2])).sum().backward() }
+}
+
+@Test func indexingGradient() throws {
+  try checkGradient("index row", try Tensor.randn([3, 4], seed: 20)) { try $0.indexed([.index(1)]) }
+  try checkGradient("slice columns", try Tensor.randn([3, 4], seed: 21)) {
+    try $0.indexed([.slice(nil, nil, nil), .slice(1, nil, 2)]).multiply(Variable(try Tensor.randn([3, 2], seed: 22)))
+  }
+  try checkGradient("swapaxes", try Tensor.randn([2, 3], seed: 23)) {
+    try $0.swappedAxes(0, 1).multiply(Variable(try Tensor.randn([3, 2], seed: 24)))
+  }
+}
