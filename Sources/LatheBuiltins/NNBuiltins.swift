@@ -82,7 +82,42 @@ enum NNBuiltins {
     r.add("params", [ParameterSpec("model")], doc: "The number of trainable parameters.", example: "params(mlp([64, 10]))") { c in
       .int(try module(c[0], "params").parameterCount)
     }
+    registerLayers(r)
     registerRecipe(r)
+  }
+
+  static func seedArgument(_ c: NativeCall, _ i: Int) throws -> UInt64 { UInt64(bitPattern: Int64(try c.int(i))) }
+
+  static func registerLayers(_ r: BuiltinRegistry) {
+    r.add("conv", [ParameterSpec("inChannels"), ParameterSpec("outChannels"), ParameterSpec("kernel", default: .int(3)),
+                   ParameterSpec("stride", default: .int(1)), ParameterSpec("padding", default: .int(0)),
+                   ParameterSpec("dilation", default: .int(1)), ParameterSpec("groups", default: .int(1)),
+                   ParameterSpec("bias", default: .bool(true)), ParameterSpec("seed", default: .int(0))],
+          doc: "A 2-D convolution layer over [N, C, H, W] (groups = channels is depthwise).",
+          example: "conv(1, 16, kernel: 3, padding: 1)") { c in
+      .host(ModuleValue(try Conv2d(try c.int(0), try c.int(1), kernel: try c.int(2), stride: try c.int(3), padding: try c.int(4),
+                                   dilation: try c.int(5), groups: try c.int(6), bias: try c.bool(7), seed: try seedArgument(c, 8))))
+    }
+    r.add("maxpool", [ParameterSpec("kernel", default: .int(2)), ParameterSpec("stride", default: Value.none)],
+          doc: "Max pooling over kernel×kernel windows (stride defaults to the kernel).", example: "maxpool(2)") { c in
+      .host(ModuleValue(try Pool2d(.max, kernel: try c.int(0), stride: c.isNone(1) ? nil : try c.int(1))))
+    }
+    r.add("avgpool", [ParameterSpec("kernel", default: .int(2)), ParameterSpec("stride", default: Value.none)],
+          doc: "Average pooling over kernel×kernel windows.", example: "avgpool(2)") { c in
+      .host(ModuleValue(try Pool2d(.average, kernel: try c.int(0), stride: c.isNone(1) ? nil : try c.int(1))))
+    }
+    r.add("act", [ParameterSpec("name", default: .string("relu"))],
+          doc: "An activation layer: relu, gelu, silu, tanh or sigmoid.", example: "act(\"gelu\")") { c in
+      guard let kernel = UnaryKernel(rawValue: try c.string(0)), [.relu, .gelu, .silu, .tanh, .sigmoid].contains(kernel) else {
+        throw LatheError("act: name must be one of relu, gelu, silu, tanh, sigmoid", kind: .type)
+      }
+      return .host(ModuleValue(Activation(kernel)))
+    }
+    r.add("flatten", doc: "A layer that flattens [N, ...] to [N, features].", example: "flatten()") { _ in .host(ModuleValue(Flatten())) }
+    r.add("sequential", [ParameterSpec("layers")], doc: "Layers applied in order.",
+          example: "sequential([conv(1, 8, padding: 1), act(), maxpool(2), flatten(), linear(8 * 14 * 14, 10)])") { c in
+      .host(ModuleValue(Sequential(try c.list(0).map { try module($0, "sequential") })))
+    }
   }
 
   static func module(_ v: Value, _ op: String) throws -> Module {

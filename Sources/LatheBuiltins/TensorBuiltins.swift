@@ -10,6 +10,7 @@ public enum Builtins {
     TensorBuiltins.register(into: r)
     DataBuiltins.register(into: r)
     NNBuiltins.register(into: r)
+    PlotBuiltins.register(into: r)
     return r
   }
 }

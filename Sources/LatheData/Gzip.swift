@@ -24,7 +24,7 @@ public enum Gzip {
     if bytes.count >= 18 {
       let n = bytes.count
       let isize = Int(bytes[n - 4]) | Int(bytes[n - 3]) << 8 | Int(bytes[n - 2]) << 16 | Int(bytes[n - 1]) << 24
-      out.reserveCapacity(min(isize, limit))
+      out.reserveCapacity(max(0, min(isize, limit, bytes.count * 1032)))     // deflate expands at most ~1032:1
     }
     let chunk = 1 << 18
     let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: chunk)

@@ -10,6 +10,23 @@ public enum Memory {
     return Int(ProcessInfo.processInfo.physicalMemory / 2)
   }()
 
+  /// Bytes held by all live tensor storage; a new allocation that would take this past `budget` is an error.
+  public static var liveBytes: Int { lock.lock(); defer { lock.unlock() }; return live }
+  nonisolated(unsafe) private static var live = 0
+  private static let lock = NSLock()
+
+  /// Reserves `bytes` against the budget (false when they do not fit).
+  static func reserve(_ bytes: Int) -> Bool {
+    lock.lock(); defer { lock.unlock() }
+    guard bytes <= budget - live else { return false }
+    live += bytes
+    return true
+  }
+
+  static func release(_ bytes: Int) {
+    lock.lock(); live -= bytes; lock.unlock()
+  }
+
   public static func describe(_ bytes: Int) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
     var value = Double(bytes), unit = 0
@@ -33,17 +50,24 @@ public final class Storage {
   public let bytes: UnsafeMutableRawPointer
   public let byteCount: Int
 
-  /// Zero-filled storage of `byteCount` bytes; throws when that exceeds the memory budget.
+  /// Zero-filled storage of `byteCount` bytes; throws when that, with every tensor alive now, exceeds the budget.
   public init(byteCount: Int, op: String) throws {
     guard byteCount >= 0, byteCount <= Memory.budget else {
       throw TensorError.outOfMemory(op: op, bytes: byteCount, budget: Memory.budget)
+    }
+    guard Memory.reserve(byteCount) else {
+      throw TensorError.invalidArgument(op: op, reason: "\(Memory.describe(byteCount)) more would take live tensors past the "
+                                        + "memory budget of \(Memory.describe(Memory.budget)) (\(Memory.describe(Memory.liveBytes)) in use)")
     }
     self.byteCount = byteCount
     bytes = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 64), alignment: 64)
     bytes.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 64))
   }
 
-  deinit { bytes.deallocate() }
+  deinit {
+    bytes.deallocate()
+    Memory.release(byteCount)
+  }
 
   public func floats(at offset: Int = 0) -> UnsafeMutablePointer<Float> {
     bytes.assumingMemoryBound(to: Float.self) + offset

@@ -35,7 +35,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 enum FuzzTarget {
   static func makeInterpreter() -> Interpreter {
     Limits.maxElements = 1 << 16            // lists of at most 65536 elements: 1.5 MiB each
-    Memory.budget = 16 << 20                // tensors of at most 16 MiB
+    Memory.budget = 64 << 20                // all live tensors together: 64 MiB
     let registry = Builtins.standard()      // the language and the tensor builtins, as a session has them
     // Waiting proves nothing under a fuzzer; it would only look like a hang.
     registry.add("sleep", [ParameterSpec("seconds")], doc: "No-op under the fuzzer.", example: "") { _ in .none }

@@ -121,3 +121,12 @@ func matmulMatchesReference(m: Int, k: Int, n: Int) throws {
           a.body(threshold: 1000, edge: 3) == "[[0., 1., 2.],\n [3., 4., 5.]]")
   #expect(try Tensor.zeros([2000]).body(threshold: 1000, edge: 3) == "[0., 0., 0., ..., 0., 0., 0.]")
 }
+
+@Test func gatherKeepsTheDtype() throws {
+  var labels = try Tensor(zeros: [4], dtype: .i32)
+  for i in 0..<4 { labels.storage.ints()[i] = Int32(10 + i) }
+  let picked = try labels.gatheredRows([3, 0])
+  #expect(picked.dtype == .i32 && picked.scalars == [13, 10])
+  #expect(try Tensor.arange(0, 6).reshaped(to: [3, 2]).gatheredRows([2, 2, 0]).scalars == [4, 5, 4, 5, 0, 1])
+  #expect(throws: TensorError.self) { try labels.gatheredRows([4]) }
+}

@@ -32,7 +32,7 @@ extension Figure {
     let w = Double(width), h = Double(height)
     let top = title.isEmpty ? 16.0 : 40.0
     let bottom = h - (xLabel.isEmpty ? 34 : 54)
-    let y = yTicks(layout, target: max(3, Int((bottom - top) / 55)))
+    let y = yAxis(layout, target: max(3, Int((bottom - top) / 55)))
     let yLabelWidth = Double(y.labels.map(\.count).max() ?? 1) * Figure.characterWidth
     let left = 14 + yLabelWidth + 8 + (yLabel.isEmpty ? 0 : 22)
     let right = w - 20
@@ -40,7 +40,8 @@ extension Figure {
     if kind == .bar {
       x = Ticks(lo: -0.5, hi: Double(categories.count) - 0.5, values: [], labels: [])
     } else {
-      x = Figure.linearTicks(layout.xMin, layout.xMax, target: max(3, Int((right - left) / 90)))
+      let (lo, hi) = Figure.padded(layout.xMin, layout.xMax, fraction: kind == .scatter ? 0.04 : 0)
+      x = Figure.linearTicks(lo, hi, target: max(3, Int((right - left) / 90)))
     }
     let frame = Frame(left: left, right: right, top: top, bottom: bottom, x: x, y: y, logY: logY)
 
@@ -55,7 +56,7 @@ extension Figure {
     case .scatter: drawDots(&out, frame, layout)
     case .bar: drawBars(&out, frame, layout)
     }
-    if kind != .bar, series.count > 1 { drawLegend(&out, frame) }
+    if kind != .bar, series.count > 1 { drawLegend(&out, frame, layout) }
     out.line("<g fill=\"#222222\" text-anchor=\"middle\">")
     if !title.isEmpty {
       out.text(SVGWriter.fit(title, width: w - 20, characterWidth: 8.5), x: w / 2, y: 26, attributes: "font-size=\"15\"")
@@ -71,6 +72,18 @@ extension Figure {
     out.line("</g>")
     out.line("</svg>")
     return out.text
+  }
+
+  /// The y axis: the data's range padded by 5% (a bar chart's zero baseline stays on the frame), then ticks.
+  private func yAxis(_ layout: Layout, target: Int) -> Ticks {
+    if logY {
+      let (lo, hi) = Figure.padded(layout.yMin, layout.yMax, fraction: 0.05, log: true)
+      return Figure.logTicks(lo, hi)
+    }
+    var (lo, hi) = Figure.padded(layout.yMin, layout.yMax, fraction: 0.05)
+    if kind == .bar, layout.yMin == 0, layout.yMax > 0 { lo = 0 }
+    if kind == .bar, layout.yMax == 0, layout.yMin < 0 { hi = 0 }
+    return Figure.linearTicks(lo, hi, target: target)
   }
 
   private func drawAxes(_ out: inout SVGWriter, _ f: Frame) {
@@ -149,12 +162,25 @@ extension Figure {
     }
   }
 
-  private func drawLegend(_ out: inout SVGWriter, _ f: Frame) {
+  /// The legend, in the corner of the plot area that covers the fewest points (top right on a tie).
+  private func drawLegend(_ out: inout SVGWriter, _ f: Frame, _ layout: Layout) {
     let n = SVGWriter.number
     let names = seriesNames.map { SVGWriter.fit($0, width: 160, characterWidth: Figure.characterWidth) }
     let boxWidth = 36 + Double(names.map(\.count).max() ?? 0) * Figure.characterWidth
     let boxHeight = 8 + 18 * Double(names.count)
-    let x0 = f.right - boxWidth - 8, y0 = f.top + 8
+    let corners = [(f.right - boxWidth - 8, f.top + 8), (f.left + 8, f.top + 8),
+                   (f.right - boxWidth - 8, f.bottom - boxHeight - 8), (f.left + 8, f.bottom - boxHeight - 8)]
+    var covered = [Int](repeating: 0, count: corners.count)
+    let all = layout.runs.joined().joined()
+    let every = max(1, all.count / 20_000)          // a sample is enough to choose a corner
+    for (k, p) in all.enumerated() where k % every == 0 {
+      let x = f.px(p.x), y = f.py(p.y)
+      for (i, c) in corners.enumerated() where x >= c.0 - 4 && x <= c.0 + boxWidth + 4 && y >= c.1 - 4 && y <= c.1 + boxHeight + 4 {
+        covered[i] += 1
+      }
+    }
+    let best = covered.indices.min { covered[$0] < covered[$1] } ?? 0
+    let (x0, y0) = corners[best]
     out.line("<g class=\"legend\">")
     out.line("<rect x=\"\(n(x0))\" y=\"\(n(y0))\" width=\"\(n(boxWidth))\" height=\"\(n(boxHeight))\" fill=\"#ffffff\" "
       + "fill-opacity=\"0.9\" stroke=\"#bbbbbb\"/>")

@@ -10,17 +10,19 @@ extension Figure {
     public var labels: [String]
   }
 
-  /// The smallest step of the form {1, 2, 5} × 10^k that cuts `span` into at most `target` parts.
+  /// The step of the form {1, 2, 5} × 10^k that cuts `span` into the number of parts closest to `target`
+  /// (the larger step on a tie).
   ///
-  ///     Figure.niceStep(0.9, target: 5) == 0.2
+  ///     Figure.niceStep(105_000, target: 5) == 20_000
   public static func niceStep(_ span: Double, target: Int) -> Double {
-    let raw = span / Double(max(target, 1))
+    let target = Double(max(target, 1)), raw = span / target
     guard raw.isFinite, raw > 0 else { return 0 }
     let magnitude = pow(10, (log10(raw)).rounded(.down))
-    let fraction = raw / magnitude
-    let slack = 1 + 1e-9                          // log10 and the division round: 0.2 must stay 2 × 0.1, not 5 × 0.1
-    let nice: Double = fraction <= slack ? 1 : fraction <= 2 * slack ? 2 : fraction <= 5 * slack ? 5 : 10
-    return nice * magnitude
+    var best = 10 * magnitude
+    for candidate in [5, 2, 1].map({ $0 * magnitude }) where abs(span / candidate - target) < abs(span / best - target) {
+      best = candidate
+    }
+    return best
   }
 
   /// A range that is safe to divide by: a constant (or nearly constant) range is widened around its centre.
@@ -32,38 +34,54 @@ extension Figure {
     return (centre - half, centre + half)
   }
 
-  /// About `target` ticks at a 1-2-5 step; the bounds widen to whole steps around [lo, hi].
+  /// About `target` ticks at a 1-2-5 step inside [lo, hi]; the bounds stay (widened only when lo == hi).
   ///
-  ///     Figure.linearTicks(0, 0.9, target: 5).labels == ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]
+  ///     Figure.linearTicks(0, 0.9, target: 5).labels == ["0.0", "0.2", "0.4", "0.6", "0.8"]
   public static func linearTicks(_ lo: Double, _ hi: Double, target: Int = 6) -> Ticks {
     let (lo, hi) = widened(lo, hi)
     let step = niceStep(hi - lo, target: target)
-    let first = (lo / step).rounded(.down), last = (hi / step).rounded(.up)
-    guard step > 0, first.isFinite, last.isFinite, last - first >= 1, last - first <= 1000 else {
+    let first = (lo / step - 1e-9).rounded(.up), last = (hi / step + 1e-9).rounded(.down)
+    guard step > 0, first.isFinite, last.isFinite, last >= first, last - first <= 1000 else {
       return Ticks(lo: lo, hi: hi, values: [lo, hi], labels: [compact(lo), compact(hi)])
     }
     let values = (0...Int(last - first)).map { (first + Double($0)) * step }
-    return Ticks(lo: first * step, hi: last * step, values: values, labels: axisLabels(values, step: step))
+    return Ticks(lo: lo, hi: hi, values: values, labels: axisLabels(values, step: step))
   }
 
-  /// Ticks at powers of ten covering [lo, hi] (both > 0), every few decades on a wide range, with 2 and 5 between
-  /// on a narrow one.
+  /// Ticks at powers of ten inside [lo, hi] (both > 0): every few decades on a wide range, with 2× and 5× between
+  /// on a narrow one, and linear ticks when fewer than two of those fall inside.
   public static func logTicks(_ lo: Double, _ hi: Double) -> Ticks {
-    guard lo > 0, hi >= lo, hi.isFinite else { return linearTicks(lo, hi) }
-    var low = log10(lo).rounded(.down), high = log10(hi).rounded(.up)
-    if high <= low { high = low + 1 }
+    guard lo > 0, hi > lo, hi.isFinite else { return linearTicks(lo, hi) }
+    let low = log10(lo).rounded(.down), high = log10(hi).rounded(.up)
     let decades = high - low
     let stride = max(1, (decades / 8).rounded(.up))
-    high = low + (decades / stride).rounded(.up) * stride
     var values: [Double] = []
     var e = low
     while e <= high {
       let decade = pow(10, e)
-      values.append(decade)
-      if decades <= 2, e < high { values += [2 * decade, 5 * decade] }
+      for v in decades <= 2 ? [decade, 2 * decade, 5 * decade] : [decade] where v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9) {
+        values.append(v)
+      }
       e += stride
     }
-    return Ticks(lo: pow(10, low), hi: pow(10, high), values: values, labels: values.map(compact))
+    guard values.count >= 2 else {
+      let linear = linearTicks(lo, hi, target: 4)
+      return Ticks(lo: lo, hi: hi, values: linear.values, labels: linear.labels)
+    }
+    return Ticks(lo: lo, hi: hi, values: values, labels: values.map(compact))
+  }
+
+  /// [lo, hi] with `fraction` of its span added at each end (in log space on a log axis), so that no point sits on
+  /// the frame.
+  static func padded(_ lo: Double, _ hi: Double, fraction: Double, log: Bool = false) -> (lo: Double, hi: Double) {
+    if log {
+      let (a, b) = widened(log10(lo), log10(hi))
+      let pad = (b - a) * fraction
+      return (pow(10, a - pad), pow(10, b + pad))
+    }
+    let (a, b) = widened(lo, hi)
+    let pad = (b - a) * fraction
+    return (a - pad, b + pad)
   }
 
   /// Labels for ticks `step` apart, all with the same number of decimals: "0.5", "1.0"; large values in k, M, G,

@@ -29,6 +29,8 @@ public struct Figure {
   public var width: Int, height: Int
   /// The builtin's name, which begins every error message ("plot: y is empty").
   public var name: String
+  /// What messages call the y data: "y", or "values" for bar and curve.
+  public var yName = "y"
 
   /// Points past this many (all series together) are an error: a plot is for looking at, not for storage.
   public static let maxPoints = 10_000_000
@@ -38,6 +40,7 @@ public struct Figure {
     self.kind = kind; self.series = series; self.categories = categories
     self.title = title; self.xLabel = xLabel; self.yLabel = yLabel; self.logY = logY
     self.width = width; self.height = height; self.name = name
+    if kind == .bar { yName = "values" }
   }
 
   /// A point in data coordinates.
@@ -52,11 +55,8 @@ public struct Figure {
 
   func error(_ message: String) -> LatheError { LatheError("\(name): \(message)") }
 
-  /// The name of the data in messages: "y", "series 2 of y", or "values" for bars.
-  private func dataName(_ i: Int) -> String {
-    let base = kind == .bar ? "values" : "y"
-    return series.count == 1 ? base : "series \(i + 1) of \(base)"
-  }
+  /// The name of the data in messages: "y" or "series 2 of y".
+  private func dataName(_ i: Int) -> String { series.count == 1 ? yName : "series \(i + 1) of \(yName)" }
 
   /// Checks the data and options and keeps the drawable points.
   func layout() throws -> Layout {
@@ -68,7 +68,7 @@ public struct Figure {
       guard series.count == 1 else { throw error("a bar chart takes one series, got \(series.count)") }
       guard !logY else { throw error("a bar chart has no log scale") }
       guard categories.count == series[0].ys.count else {
-        throw error("labels has \(categories.count) names but values has \(series[0].ys.count)")
+        throw error("labels has \(categories.count) names but \(yName) has \(series[0].ys.count)")
       }
     }
     var total = 0
@@ -96,20 +96,14 @@ public struct Figure {
       runs.append(seriesRuns)
     }
     guard yMin <= yMax else {
-      let what = kind == .bar ? "values" : "y"
-      if logY { throw error("logy needs positive y values, and \(what) has none") }
-      throw error("\(what) has no finite values (all are NaN or infinite)")
+      if logY { throw error("logy needs positive y values, and \(yName) has none") }
+      throw error("\(yName) has no finite values (all are NaN or infinite)")
     }
     guard max(abs(xMin), abs(xMax), abs(yMin), abs(yMax)) <= 1e300 else {
       throw error("values beyond ±1e300 cannot be plotted")
     }
     if kind == .bar { yMin = min(yMin, 0); yMax = max(yMax, 0) }
     return Layout(runs: runs, xMin: xMin, xMax: xMax, yMin: yMin, yMax: yMax)
-  }
-
-  /// The y axis's ticks: decades on a log axis, 1-2-5 steps otherwise.
-  func yTicks(_ layout: Layout, target: Int) -> Ticks {
-    logY ? Figure.logTicks(layout.yMin, layout.yMax) : Figure.linearTicks(layout.yMin, layout.yMax, target: target)
   }
 
   /// Series names for a legend: the given ones, else "series 1", "series 2", ...

@@ -192,3 +192,41 @@ extension Tensor {
     return out
   }
 }
+
+extension Variable {
+  public static func conv2d(_ x: Variable, _ weight: Variable, bias: Variable?, stride: Int = 1, padding: Int = 0,
+                            dilation: Int = 1, groups: Int = 1) throws -> Variable {
+    let xv = x.value, wv = weight.value
+    let out = try Tensor.conv2d(xv, wv, bias: bias?.value, stride: stride, padding: padding, dilation: dilation, groups: groups)
+    let parents = [x, weight] + (bias.map { [$0] } ?? [])
+    return Variable(out, parents: parents) { g in
+      let (dx, dw, db) = try Tensor.conv2dBackward(xv, wv, grad: g, stride: stride, padding: padding, dilation: dilation, groups: groups)
+      return bias == nil ? [dx, dw] : [dx, dw, db]
+    }
+  }
+
+  /// Max pooling; the gradient goes to each window's maximum.
+  public func maxPool2d(kernel: Int, stride: Int? = nil, padding: Int = 0) throws -> Variable {
+    let shape = value.shape
+    let (out, argmax) = try Tensor.maxPool2d(value, kernel: kernel, stride: stride, padding: padding)
+    return Variable(out, parents: [self]) { g in
+      var dx = try Tensor(zeros: shape, op: "maxpool2d")
+      let p = try dx.mutablePointer(), gv = try g.contiguous().readPointer()
+      for (o, i) in argmax.enumerated() where i >= 0 { p[Int(i)] += gv[o] }
+      return [dx]
+    }
+  }
+
+  public func avgPool2d(kernel: Int, stride: Int? = nil, padding: Int = 0) throws -> Variable {
+    let shape = value.shape
+    let s = stride ?? kernel
+    let out = try Tensor.avgPool2d(value, kernel: kernel, stride: s, padding: padding)
+    return Variable(out, parents: [self]) { g in
+      // The adjoint of averaging: each window's gradient spread evenly over it (a conv2d backward with a constant kernel).
+      let c = shape[1]
+      let w = try Tensor.full([c, 1, kernel, kernel], 1 / Float(kernel * kernel))
+      let (dx, _, _) = try Tensor.conv2dBackward(try Tensor(zeros: shape), w, grad: g, stride: s, padding: padding, dilation: 1, groups: c)
+      return [dx]
+    }
+  }
+}

@@ -100,7 +100,7 @@ extension Tensor {
   public func gatheredRows(_ indices: [Int]) throws -> Tensor {
     guard rank >= 1 else { throw TensorError.invalidArgument(op: "gather", reason: "needs a tensor of rank 1 or more") }
     let rowShape = Array(shape.dropFirst()), rowCount = rowShape.reduce(1, *)
-    let src = try contiguous()
+    let src = isContiguous ? self : try copied()               // keeps the dtype (labels stay i32)
     var out = try Tensor(zeros: [indices.count] + rowShape, dtype: dtype, op: "gather")
     let n = shape[0]
     for (k, i) in indices.enumerated() {

@@ -1,0 +1,183 @@
+// 2-D convolution (stride, padding, dilation, groups) by im2col + GEMM, and max/average pooling.
+
+/// The geometry of one convolution or pooling: input [N, C, H, W], kernel kh×kw, output [N, O, oh, ow].
+public struct ConvGeometry: Equatable {
+  public let n, c, h, w, kh, kw, stride, padding, dilation, groups, oh, ow: Int
+
+  public init(input: [Int], kernel: (Int, Int), stride: Int, padding: Int, dilation: Int, groups: Int, op: String) throws {
+    guard input.count == 4 else { throw TensorError.invalidShape(op: op, shape: input, reason: "must be [batch, channels, height, width]") }
+    guard stride >= 1, padding >= 0, dilation >= 1, groups >= 1, kernel.0 >= 1, kernel.1 >= 1 else {
+      throw TensorError.invalidArgument(op: op, reason: "stride, dilation, groups and kernel sizes must be >= 1 and padding >= 0")
+    }
+    n = input[0]; c = input[1]; h = input[2]; w = input[3]; kh = kernel.0; kw = kernel.1
+    self.stride = stride; self.padding = padding; self.dilation = dilation; self.groups = groups
+    oh = (h + 2 * padding - dilation * (kh - 1) - 1) / stride + 1
+    ow = (w + 2 * padding - dilation * (kw - 1) - 1) / stride + 1
+    guard oh >= 1, ow >= 1 else {
+      throw TensorError.invalidShape(op: op, shape: input, reason: "is smaller than the \(kh)×\(kw) kernel (dilation \(dilation), padding \(padding))")
+    }
+  }
+
+  /// Unfolds one image's channel block [cs, h, w] into columns [cs·kh·kw, oh·ow] (zeros where padding).
+  func im2col(_ x: UnsafePointer<Float>, channels cs: Int, _ cols: UnsafeMutablePointer<Float>) {
+    let area = oh * ow
+    for ch in 0..<cs {
+      for i in 0..<kh {
+        for j in 0..<kw {
+          let row = cols + ((ch * kh + i) * kw + j) * area
+          for y in 0..<oh {
+            let iy = y * stride - padding + i * dilation
+            if iy < 0 || iy >= h { for xx in 0..<ow { row[y * ow + xx] = 0 }; continue }
+            let src = x + (ch * h + iy) * w
+            for xx in 0..<ow {
+              let ix = xx * stride - padding + j * dilation
+              row[y * ow + xx] = ix >= 0 && ix < w ? src[ix] : 0
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /// The adjoint of im2col: adds columns back into an image's channel block.
+  func col2im(_ cols: UnsafePointer<Float>, channels cs: Int, _ x: UnsafeMutablePointer<Float>) {
+    let area = oh * ow
+    for ch in 0..<cs {
+      for i in 0..<kh {
+        for j in 0..<kw {
+          let row = cols + ((ch * kh + i) * kw + j) * area
+          for y in 0..<oh {
+            let iy = y * stride - padding + i * dilation
+            if iy < 0 || iy >= h { continue }
+            let dst = x + (ch * h + iy) * w
+            for xx in 0..<ow {
+              let ix = xx * stride - padding + j * dilation
+              if ix >= 0 && ix < w { dst[ix] += row[y * ow + xx] }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+extension Tensor {
+  /// Convolution of x [N, C, H, W] with weight [O, C/groups, kh, kw] (+ bias [O]) → [N, O, oh, ow].
+  public static func conv2d(_ x: Tensor, _ weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0,
+                            dilation: Int = 1, groups: Int = 1) throws -> Tensor {
+    guard weight.rank == 4 else { throw TensorError.invalidShape(op: "conv2d", shape: weight.shape, reason: "weight must be [out, in/groups, kh, kw]") }
+    let g = try ConvGeometry(input: x.shape, kernel: (weight.shape[2], weight.shape[3]), stride: stride, padding: padding,
+                             dilation: dilation, groups: groups, op: "conv2d")
+    let o = weight.shape[0]
+    guard g.c % groups == 0, o % groups == 0, weight.shape[1] == g.c / groups else {
+      throw TensorError.shapeMismatch(op: "conv2d", lhs: x.shape, rhs: weight.shape)
+    }
+    if let bias, bias.shape != [o] { throw TensorError.shapeMismatch(op: "conv2d", lhs: weight.shape, rhs: bias.shape) }
+    let cs = g.c / groups, os = o / groups, k = cs * g.kh * g.kw, area = g.oh * g.ow
+    let xs = try x.contiguous(), ws = try weight.contiguous()
+    var out = try Tensor(zeros: [g.n, o, g.oh, g.ow], op: "conv2d")
+    var cols = try Tensor(zeros: [k, area], op: "conv2d")
+    let colsP = try cols.mutablePointer(), outP = try out.mutablePointer(), xP = xs.readPointer(), wP = ws.readPointer()
+    for b in 0..<g.n {
+      for grp in 0..<groups {
+        g.im2col(xP + (b * g.c + grp * cs) * g.h * g.w, channels: cs, colsP)
+        Gemm.multiply(transposeA: false, transposeB: false, m: os, n: area, k: k, wP + grp * os * k, lda: k, colsP, ldb: area,
+                      outP + (b * o + grp * os) * area, ldc: area)
+      }
+    }
+    if let bias {
+      let bP = try bias.contiguous().readPointer()
+      for b in 0..<g.n { for ch in 0..<o { let row = outP + (b * o + ch) * area; for i in 0..<area { row[i] += bP[ch] } } }
+    }
+    return out
+  }
+
+  /// Gradients of conv2d: (dx, dweight, dbias) for the output gradient `grad`.
+  public static func conv2dBackward(_ x: Tensor, _ weight: Tensor, grad: Tensor, stride: Int, padding: Int, dilation: Int,
+                                    groups: Int) throws -> (Tensor, Tensor, Tensor) {
+    let g = try ConvGeometry(input: x.shape, kernel: (weight.shape[2], weight.shape[3]), stride: stride, padding: padding,
+                             dilation: dilation, groups: groups, op: "conv2d")
+    let o = weight.shape[0], cs = g.c / groups, os = o / groups, k = cs * g.kh * g.kw, area = g.oh * g.ow
+    let xs = try x.contiguous(), ws = try weight.contiguous(), gs = try grad.contiguous()
+    var dx = try Tensor(zeros: x.shape, op: "conv2d"), dw = try Tensor(zeros: weight.shape, op: "conv2d"), db = try Tensor(zeros: [o], op: "conv2d")
+    var cols = try Tensor(zeros: [k, area], op: "conv2d"), dcols = try Tensor(zeros: [k, area], op: "conv2d")
+    let colsP = try cols.mutablePointer(), dcolsP = try dcols.mutablePointer()
+    let dxP = try dx.mutablePointer(), dwP = try dw.mutablePointer(), dbP = try db.mutablePointer()
+    let xP = xs.readPointer(), wP = ws.readPointer(), gP = gs.readPointer()
+    for b in 0..<g.n {
+      for grp in 0..<groups {
+        let gOut = gP + (b * o + grp * os) * area
+        g.im2col(xP + (b * g.c + grp * cs) * g.h * g.w, channels: cs, colsP)
+        // dW_g += dY_g [os, area] · colsᵀ [area, k]
+        Gemm.multiply(transposeA: false, transposeB: true, m: os, n: k, k: area, gOut, lda: area, colsP, ldb: area,
+                      dwP + grp * os * k, ldc: k, beta: 1)
+        // dcols = W_gᵀ [k, os] · dY_g [os, area], then folded back into dx
+        Gemm.multiply(transposeA: true, transposeB: false, m: k, n: area, k: os, wP + grp * os * k, lda: k, gOut, ldb: area,
+                      dcolsP, ldc: area)
+        g.col2im(dcolsP, channels: cs, dxP + (b * g.c + grp * cs) * g.h * g.w)
+      }
+      for ch in 0..<o { let row = gP + (b * o + ch) * area; var s: Float = 0; for i in 0..<area { s += row[i] }; dbP[ch] += s }
+    }
+    return (dx, dw, db)
+  }
+
+  /// Max pooling over kh×kw windows; also returns, for each output, the flat input index of its maximum.
+  public static func maxPool2d(_ x: Tensor, kernel: Int, stride: Int? = nil, padding: Int = 0) throws -> (Tensor, [Int32]) {
+    let g = try ConvGeometry(input: x.shape, kernel: (kernel, kernel), stride: stride ?? kernel, padding: padding, dilation: 1,
+                             groups: 1, op: "maxpool2d")
+    let xs = try x.contiguous(), xP = xs.readPointer()
+    var out = try Tensor(zeros: [g.n, g.c, g.oh, g.ow], op: "maxpool2d")
+    let outP = try out.mutablePointer()
+    var argmax = [Int32](repeating: -1, count: out.count)
+    for plane in 0..<(g.n * g.c) {
+      let src = xP + plane * g.h * g.w
+      for y in 0..<g.oh {
+        for xx in 0..<g.ow {
+          var best = -Float.infinity, at = -1
+          for i in 0..<kernel {
+            let iy = y * g.stride - padding + i
+            if iy < 0 || iy >= g.h { continue }
+            for j in 0..<kernel {
+              let ix = xx * g.stride - padding + j
+              if ix < 0 || ix >= g.w { continue }
+              let v = src[iy * g.w + ix]
+              if v > best || at < 0 { best = v; at = iy * g.w + ix }
+            }
+          }
+          let o = (plane * g.oh + y) * g.ow + xx
+          outP[o] = best
+          argmax[o] = Int32(plane * g.h * g.w + at)
+        }
+      }
+    }
+    return (out, argmax)
+  }
+
+  /// Average pooling over kh×kw windows (padding counts as zeros, as PyTorch's default count_include_pad).
+  public static func avgPool2d(_ x: Tensor, kernel: Int, stride: Int? = nil, padding: Int = 0) throws -> Tensor {
+    let g = try ConvGeometry(input: x.shape, kernel: (kernel, kernel), stride: stride ?? kernel, padding: padding, dilation: 1,
+                             groups: 1, op: "avgpool2d")
+    let xs = try x.contiguous(), xP = xs.readPointer()
+    var out = try Tensor(zeros: [g.n, g.c, g.oh, g.ow], op: "avgpool2d")
+    let outP = try out.mutablePointer()
+    let scale = 1 / Float(kernel * kernel)
+    for plane in 0..<(g.n * g.c) {
+      let src = xP + plane * g.h * g.w
+      for y in 0..<g.oh {
+        for xx in 0..<g.ow {
+          var s: Float = 0
+          for i in 0..<kernel {
+            let iy = y * g.stride - padding + i
+            if iy < 0 || iy >= g.h { continue }
+            for j in 0..<kernel {
+              let ix = xx * g.stride - padding + j
+              if ix >= 0 && ix < g.w { s += src[iy * g.w + ix] }
+            }
+          }
+          outP[(plane * g.oh + y) * g.ow + xx] = s * scale
+        }
+      }
+    }
+    return out
+  }
+}
