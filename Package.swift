@@ -34,7 +34,8 @@ var targets: [Target] = [
           swiftSettings: interpreterSettings),
   .executableTarget(name: "lathe", dependencies: [
     "LatheCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-  .executableTarget(name: "lathe-bench", dependencies: ["LatheLang"], swiftSettings: interpreterSettings),
+  .executableTarget(name: "lathe-bench", dependencies: ["LatheLang", "LatheTensor", "LatheNN", "CBLAS"],
+                    swiftSettings: interpreterSettings),
   .target(name: "LatheTestSupport", dependencies: ["LatheLang"], path: "Tests/LatheTestSupport"),
   .testTarget(name: "LatheLangTests", dependencies: ["LatheLang", "LatheTestSupport"],
               resources: [.copy("Scripts"), .copy("FuzzRegressions")]),

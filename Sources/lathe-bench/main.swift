@@ -1,4 +1,5 @@
-// lathe-bench: interpreter figures side by side with python3 running the same programs, in one run.
+// lathe-bench: interpreter figures beside python3 running the same programs, then tensor-engine figures beside
+// their references (raw cblas_sgemm, memcpy), in one run.
 //
 //   swift run -c release lathe-bench [filter] [--repeat N]
 
@@ -150,7 +151,7 @@ func ms(_ s: Double) -> String { String(format: "%9.2f ms", s * 1000) }
 print("lathe-bench: interpreter, best of \(repeatCount) (wall time; python3 timed in-process)")
 print("case".padding(toLength: 26, withPad: " ", startingAt: 0) + "      lathe" + "     python3" + "   python3/lathe")
 var failed = false
-for c in cases where filter.map({ c.name.contains($0) }) ?? true {
+for c in cases where filter.map({ c.name.contains($0) || $0 == "interpreter" }) ?? true {
   do {
     let (t, result) = try timeLathe(c)
     if result != c.expected { print("  \(c.name): wrong result \(result), expected \(c.expected)"); failed = true; continue }
@@ -167,4 +168,5 @@ for c in cases where filter.map({ c.name.contains($0) }) ?? true {
     failed = true
   }
 }
+do { try TensorBench.run(repeatCount: repeatCount, filter: filter) } catch { print("tensor bench: error: \(error)"); failed = true }
 exit(failed ? 1 : 0)

@@ -140,7 +140,7 @@ extension Figure {
       var drawn = Set<Int64>()                 // one dot per pixel is enough: a million points stay a small file
       for p in runs.joined() {
         let x = f.px(p.x), y = f.py(p.y)
-        guard drawn.insert(Int64(x.rounded()) << 32 | Int64(y.rounded())).inserted else { continue }
+        guard x.isFinite, y.isFinite, drawn.insert(Int64(x.rounded()) << 32 | Int64(y.rounded())).inserted else { continue }
         out.line("<circle cx=\"\(n(x))\" cy=\"\(n(y))\" r=\"3\"/>")
       }
       out.line("</g>")

@@ -87,6 +87,9 @@ extension Figure {
     }
   }
 
+  /// The most bars the text form lists; the SVG draws them all.
+  static let maxTextBars = 60
+
   /// Horizontal bars of block characters (to an eighth of a character), one line per label, value after the bar.
   private func barText(_ layout: Layout, columns: Int) -> String {
     let values = series[0].ys
@@ -100,7 +103,7 @@ extension Figure {
     var lines: [String] = []
     if !title.isEmpty { lines.append(Figure.centred(title, in: labelWidth + 2 + area)) }
     if !xLabel.isEmpty { lines.append(xLabel) }           // the bars lie on their side: x names the labels
-    for (i, v) in values.enumerated() {
+    for (i, v) in values.enumerated().prefix(Figure.maxTextBars) {
       var bar = String(repeating: " ", count: zero)
       if v.isFinite, v >= 0 {
         let eighths = max(v > 0 ? 1 : 0, Int((v / span * Double(area) * 8).rounded()))
@@ -111,6 +114,9 @@ extension Figure {
       }
       let name = names[i]
       lines.append(String(repeating: " ", count: labelWidth - name.count) + name + " │" + bar + " " + shown[i])
+    }
+    if values.count > Figure.maxTextBars {
+      lines.append(String(repeating: " ", count: labelWidth + 2) + "… \(values.count - Figure.maxTextBars) more")
     }
     if !yLabel.isEmpty { lines.append(String(repeating: " ", count: labelWidth + 2) + yLabel) }
     return lines.joined(separator: "\n")

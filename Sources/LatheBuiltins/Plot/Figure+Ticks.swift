@@ -30,7 +30,8 @@ extension Figure {
     let scale = max(abs(lo), abs(hi))
     if hi - lo > scale * 1e-9, (hi - lo).isFinite { return (lo, hi) }
     let centre = lo / 2 + hi / 2
-    let half = centre == 0 ? 1 : abs(centre) / 10
+    var half = abs(centre) / 10
+    if !(centre + half > centre - half) { half = 1 }     // zero, or so small that a tenth of it rounds away
     return (centre - half, centre + half)
   }
 
@@ -111,7 +112,8 @@ extension Figure {
     return s.hasPrefix("-") && s.dropFirst().allSatisfy({ $0 == "0" || $0 == "." }) ? String(s.dropFirst()) : s
   }
 
-  /// A number in at most 4 significant digits without trailing zeros: "0.25", "1234", "12.35k", "1.5e-5", "nan".
+  /// A number in at most 4 significant digits (3 in scientific notation), without trailing zeros: "0.25", "1234",
+  /// "12.35k", "1.5e-5", "nan".
   public static func compact(_ v: Double) -> String {
     guard v.isFinite else { return v.isNaN ? "nan" : v > 0 ? "inf" : "-inf" }
     if v == 0 { return "0" }
@@ -124,11 +126,10 @@ extension Figure {
       return String(t)
     }
     if a >= 1e15 || a < 1e-4 {
-      var exponent = Int(log10(a).rounded(.down))
-      var mantissa = ((v / pow(10, Double(exponent))) * 100).rounded() / 100
-      if abs(mantissa) >= 10 { mantissa /= 10; exponent += 1 }
-      if abs(mantissa) < 1 { mantissa *= 10; exponent -= 1 }
-      return trimmed(String(format: "%.2f", mantissa)) + "e\(exponent)"
+      // printf rounds the mantissa to 3 digits and handles subnormals, where pow(10, exponent) would not.
+      let parts = String(format: "%.2e", v).split(separator: "e")
+      guard parts.count == 2, let exponent = Int(parts[1]) else { return String(format: "%.2e", v) }
+      return trimmed(String(parts[0])) + "e\(exponent)"
     }
     /// v in 4 significant digits, or nil when that rounds up to 10000 (so a larger unit should show it).
     func fourDigits(_ v: Double) -> String? {

@@ -34,6 +34,8 @@ public struct Figure {
 
   /// Points past this many (all series together) are an error: a plot is for looking at, not for storage.
   public static let maxPoints = 10_000_000
+  /// Bars past this many are an error: each one is an element of the SVG and a line of text.
+  public static let maxBars = 10_000
 
   public init(_ kind: Kind, series: [Series], categories: [String] = [], title: String = "", xLabel: String = "",
               yLabel: String = "", logY: Bool = false, width: Int = 640, height: Int = 400, name: String = "plot") {
@@ -67,6 +69,9 @@ public struct Figure {
     if kind == .bar {
       guard series.count == 1 else { throw error("a bar chart takes one series, got \(series.count)") }
       guard !logY else { throw error("a bar chart has no log scale") }
+      guard categories.count <= Figure.maxBars else {
+        throw error("\(categories.count) bars are too many to draw (the limit is \(Figure.maxBars))")
+      }
       guard categories.count == series[0].ys.count else {
         throw error("labels has \(categories.count) names but \(yName) has \(series[0].ys.count)")
       }

@@ -84,7 +84,12 @@ public final class Interpreter {
   /// The flag Ctrl-C sets (the process-wide one unless a test gives its own).
   public let interrupt: UnsafeMutablePointer<Int32>
   /// Steps (loop iterations and calls) left before a budget error; `nil` budget means unlimited.
-  var steps = Int.max >> 1
+  /// Ticks left before the next `service` (which polls Ctrl-C and charges the step budget).
+  var steps = Interpreter.quantum
+  /// Steps of the budget not yet charged (effectively unlimited without a budget).
+  var budgetLeft = Int.max >> 1
+  /// Ticks between polls: at well under a microsecond a tick, Ctrl-C is seen within about a millisecond.
+  static let quantum = 1024
   public var stepBudget: Int? = nil
 
   /// Receives everything a cell prints or displays.
@@ -198,7 +203,8 @@ public final class Interpreter {
     let fp = top
     guard fp + program.frameSize < stackLimit else { throw Diagnostic(.limit, "stack is full", at: .unknown, sourceName: name) }
     top = fp + program.frameSize
-    steps = stepBudget ?? (Int.max >> 1)
+    budgetLeft = stepBudget ?? (Int.max >> 1)
+    steps = min(Interpreter.quantum, budgetLeft)
     let savedDepth = depth
     defer {
       fp.update(repeating: .none, count: program.frameSize)
@@ -221,18 +227,23 @@ public final class Interpreter {
   /// Checks the interrupt flag and the step budget; called on every loop iteration and call.
   @inline(__always) func tick(_ at: SourceLocation, _ source: SourceInfo) throws {
     steps &-= 1
-    if steps < 0 || interrupt.pointee != 0 { try service(at, source) }
+    if steps < 0 { try service(at, source) }
   }
 
-  func service(_ at: SourceLocation, _ source: SourceInfo) throws {
+  /// Every `quantum` ticks: Ctrl-C, then the step budget.
+  @inline(never) func service(_ at: SourceLocation, _ source: SourceInfo) throws {
     if interrupt.pointee != 0 {
       interrupt.pointee = 0
+      steps = Interpreter.quantum
       throw source.error(.interrupted, "interrupted", at)
     }
-    if stepBudget != nil {
+    let charged = min(Interpreter.quantum, budgetLeft)
+    budgetLeft -= charged
+    if stepBudget != nil && budgetLeft <= 0 {
+      steps = Interpreter.quantum
       throw source.error(.limit, "step budget of \(stepBudget ?? 0) exhausted", at)
     }
-    steps = Int.max >> 1
+    steps = min(Interpreter.quantum, budgetLeft)
   }
 
   // MARK: - Calls
@@ -383,8 +394,8 @@ extension Interpreter {
 
   /// Runs source on the current thread above the current frames (for imports and the prelude).
   func runNested(_ source: String, name: String, path: String?) throws -> Value? {
-    let savedSteps = steps
-    defer { steps = savedSteps }
+    let savedSteps = steps, savedBudget = budgetLeft
+    defer { steps = savedSteps; budgetLeft = savedBudget }
     return try runHere(source, name: name, path: path)
   }
 }
