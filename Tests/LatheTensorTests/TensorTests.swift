@@ -130,3 +130,10 @@ func matmulMatchesReference(m: Int, k: Int, n: Int) throws {
   #expect(try Tensor.arange(0, 6).reshaped(to: [3, 2]).gatheredRows([2, 2, 0]).scalars == [4, 5, 4, 5, 0, 1])
   #expect(throws: TensorError.self) { try labels.gatheredRows([4]) }
 }
+
+@Test func unaryKernelsMatchTheirScalarTwins() throws {
+  let x = try Tensor.randn([1003], seed: 30)
+  for kernel in [UnaryKernel.relu, .negate, .abs, .exp, .tanh, .sigmoid, .silu, .gelu] {
+    #expect(try x.unary(kernel).scalars == Elementwise.unaryReference(kernel, x.scalars), "\(kernel.rawValue)")
+  }
+}

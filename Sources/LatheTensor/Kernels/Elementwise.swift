@@ -73,6 +73,33 @@ enum Elementwise {
   }
 }
 
+extension Elementwise {
+  /// out[i] = f(a[i]): SIMD16 for relu, negate and abs; the scalar form for the transcendental ones.
+  static func unary(_ kernel: UnaryKernel, _ a: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    let zero = V(repeating: 0)
+    switch kernel {
+    case .relu, .negate, .abs:
+      while i + V.scalarCount <= count {
+        let x = UnsafeRawPointer(a + i).loadUnaligned(as: V.self)
+        let y: V
+        switch kernel {
+        case .relu: y = x.replacing(with: zero, where: x .< zero)
+        case .negate: y = zero - x
+        default: y = x.replacing(with: zero - x, where: x .< zero)
+        }
+        UnsafeMutableRawPointer(out + i).storeBytes(of: y, as: V.self)
+        i += V.scalarCount
+      }
+    default: break
+    }
+    while i < count { out[i] = kernel.scalar(a[i]); i += 1 }
+  }
+
+  /// The scalar twin of `unary`.
+  static func unaryReference(_ kernel: UnaryKernel, _ a: [Float]) -> [Float] { a.map { kernel.scalar($0) } }
+}
+
 public enum UnaryKernel: String, Sendable {
   case negate, exp, log, sqrt, abs, relu, sigmoid, tanh, silu, gelu
 
@@ -83,7 +110,7 @@ public enum UnaryKernel: String, Sendable {
     case .log: return Foundation.log(x)
     case .sqrt: return x.squareRoot()
     case .abs: return Swift.abs(x)
-    case .relu: return x > 0 ? x : 0
+    case .relu: return x < 0 ? 0 : x                      // NaN stays NaN, as in PyTorch
     case .sigmoid: return 1 / (1 + Foundation.exp(-x))
     case .tanh: return Foundation.tanh(x)
     case .silu: return x / (1 + Foundation.exp(-x))

@@ -69,8 +69,7 @@ extension Tensor {
   public func unary(_ kernel: UnaryKernel) throws -> Tensor {
     let src = try contiguous()
     var out = try Tensor(zeros: shape, op: kernel.rawValue)
-    let dst = try out.mutablePointer(), a = src.readPointer()
-    for i in 0..<out.count { dst[i] = kernel.scalar(a[i]) }
+    Elementwise.unary(kernel, src.readPointer(), try out.mutablePointer(), count: out.count)
     return out
   }
 
