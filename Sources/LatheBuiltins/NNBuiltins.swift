@@ -56,7 +56,7 @@ enum NNBuiltins {
       let grads: [Value] = try inputs.map { v in .host(TensorValue(try v.grad ?? Tensor.zeros(v.value.shape))) }
       return many ? .list(grads) : grads[0]
     }
-    r.add("detach", [ParameterSpec("x")], doc: "The same values, cut off from the gradient graph.", example: "detach(x)") { c in
+    r.add("detach", [ParameterSpec("x")], doc: "The same values, cut off from the gradient graph.", example: "detach(tensor([1, 2]))") { c in
       TensorBuiltins.wrap(try TensorBuiltins.variable(c[0], "detach: x").detached())
     }
     r.add("linear", [ParameterSpec("inFeatures"), ParameterSpec("outFeatures"), ParameterSpec("bias", default: .bool(true)),
@@ -177,12 +177,12 @@ enum NNBuiltins {
       c.interpreter.pendingParams += [("recipe", c[2].repr)]
       return .record(Record([("loss", .list(record.losses.map { .float(Double($0)) })), ("steps", .int(record.steps)),
                              ("seconds", .float(record.seconds)),
-                             ("examplesPerSecond", .float(record.seconds > 0 ? Double(record.examples) / record.seconds : 0)),
+                             ("examplesPerSecond", .float(record.examplesPerSecond)),
                              ("finalLoss", .float(Double(record.losses.last ?? .nan)))]))
     }
     r.add("evaluate", [ParameterSpec("model"), ParameterSpec("data")],
           doc: "Accuracy and mean cross-entropy of a model on a dataset (or {images, labels}).",
-          example: "evaluate(m, digits())") { c in
+          example: "evaluate(mlp([64, 10]), digits())") { c in
       let (images, labels) = try data(c[1], "evaluate")
       let (accuracy, loss) = try Trainer.evaluate(try module(c[0], "evaluate"), images: images, labels: labels)
       return .record(Record([("accuracy", .float(accuracy)), ("loss", .float(loss)), ("count", .int(images.shape[0]))]))

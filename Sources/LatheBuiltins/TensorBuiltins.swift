@@ -4,7 +4,7 @@ import LatheLang
 import LatheTensor
 
 public enum Builtins {
-  /// The registry a session uses: the language's core rows plus the tensor rows.
+  /// The registry a session uses: the language's core rows plus tensors, data, models and plots.
   public static func standard() -> BuiltinRegistry {
     let r = BuiltinRegistry.core
     TensorBuiltins.register(into: r)
@@ -166,7 +166,7 @@ enum TensorBuiltins {
           example: "matmul(eye(2), ones([2, 3]))") { c in
       wrap(try variable(c[0], "matmul: a").matmul(try variable(c[1], "matmul: b")))
     }
-    r.add("tolist", [ParameterSpec("x")], doc: "A tensor's elements as nested lists of floats.", example: "tolist(eye(2))") { c in
+    r.add("tolist", [ParameterSpec("x")], doc: "A tensor's elements as nested lists (floats, or ints for i32).", example: "tolist(eye(2))") { c in
       let t = try tensor(c[0], "tolist: x")
       let values = t.scalars
       func build(_ axis: Int, _ base: Int) -> Value {
@@ -178,7 +178,8 @@ enum TensorBuiltins {
     }
   }
 
-  /// Elementwise math: the rows for numbers (sqrt, exp, ...) now take tensors too.
+  /// Elementwise math on tensors. The rows the core has for numbers (exp, log, sqrt, abs, tanh) keep working on
+  /// numbers; relu, sigmoid, silu and gelu are tensor functions (a number or list becomes a tensor first).
   static func registerMath(_ r: BuiltinRegistry, previous: BuiltinRegistry) {
     let kernels: [(String, UnaryKernel, String)] = [
       ("exp", .exp, "e to the power x"), ("log", .log, "natural logarithm"), ("sqrt", .sqrt, "square root"),

@@ -77,17 +77,6 @@ public final class TensorValue: IterableHostObject, ReducibleHostObject {
     }
   }
 
-  static func opName(_ op: BinaryOperator) -> String {
-    switch op {
-    case .add: return "add"
-    case .subtract: return "subtract"
-    case .multiply: return "multiply"
-    case .divide: return "divide"
-    case .power: return "power"
-    default: return op.rawValue
-    }
-  }
-
   public func unary(_ op: UnaryOperator) throws -> Value? {
     switch op {
     case .negate: return .host(TensorValue(variable: try variable.negated()))
@@ -142,7 +131,8 @@ public final class TensorValue: IterableHostObject, ReducibleHostObject {
     }
   }
 
-  /// Saved as: rank (UInt32), each dimension (UInt64), dtype tag (UInt8), then the elements little-endian.
+  /// Saved as: rank (UInt32), each dimension (UInt64), a format byte (0: f32 elements), then the elements
+  /// little-endian. i32 tensors are saved as f32 (exact up to 2^24).
   public func serialized() throws -> (kind: String, bytes: [UInt8])? {
     let t = try tensor.contiguous()
     var out: [UInt8] = []

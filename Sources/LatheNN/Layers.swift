@@ -1,4 +1,4 @@
-// Layers: Linear, activations, Flatten, Dropout and Sequential, with PyTorch's layouts and initialisation.
+// Layers: Linear, activations, Flatten and Sequential, with PyTorch's layouts and initialisation.
 
 import Foundation
 import LatheTensor

@@ -59,13 +59,13 @@ public final class AdamW: Optimizer {
   }
 }
 
-/// Learning rate at a step: linear warm-up then constant, cosine decay or step decay.
+/// Learning rate at a step: constant, linear warm-up then cosine decay, or step decay.
 public enum Schedule: Equatable {
   case constant
   case cosine(warmup: Int, minimum: Float)
   case step(every: Int, gamma: Float)
 
-  public func rate(base: Float, step: Int, total: Int, warmup: Int = 0) -> Float {
+  public func rate(base: Float, step: Int, total: Int) -> Float {
     switch self {
     case .constant: return base
     case .cosine(let w, let minimum):

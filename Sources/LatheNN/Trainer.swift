@@ -22,8 +22,8 @@ public struct TrainRecord {
   public var losses: [Float] = []
   public var steps = 0
   public var seconds: Double = 0
-  public var samplesPerSecond: Double { seconds > 0 ? Double(steps) / seconds : 0 }
   public var examples = 0
+  public var examplesPerSecond: Double { seconds > 0 ? Double(examples) / seconds : 0 }
 }
 
 public enum Trainer {
@@ -44,6 +44,7 @@ public enum Trainer {
     var record = TrainRecord()
     let start = DispatchTime.now().uptimeNanoseconds
     let parameters = model.parameters.filter(\.requiresGrad)
+    for p in parameters { p.grad = nil }                  // a gradient left by an earlier grad(...) must not leak in
     for epoch in 0..<recipe.epochs {
       let order = permutation(n, seed: recipe.seed &+ UInt64(epoch) &* 0x9E37_79B9)
       for b in 0..<stepsPerEpoch {

@@ -50,8 +50,9 @@ public final class Storage {
   public let bytes: UnsafeMutableRawPointer
   public let byteCount: Int
 
-  /// Zero-filled storage of `byteCount` bytes; throws when that, with every tensor alive now, exceeds the budget.
-  public init(byteCount: Int, op: String) throws {
+  /// Storage of `byteCount` bytes, zero-filled unless `zeroed` is false (for outputs every element of which an op
+  /// writes); throws when that, with every tensor alive now, exceeds the budget.
+  public init(byteCount: Int, op: String, zeroed: Bool = true) throws {
     guard byteCount >= 0, byteCount <= Memory.budget else {
       throw TensorError.outOfMemory(op: op, bytes: byteCount, budget: Memory.budget)
     }
@@ -61,8 +62,9 @@ public final class Storage {
     }
     self.byteCount = byteCount
     bytes = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 64), alignment: 64)
-    bytes.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 64))
+    if zeroed { bytes.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 64)) }
   }
+
 
   deinit {
     bytes.deallocate()

@@ -32,6 +32,16 @@ public struct Tensor {
     self.dtype = dtype
   }
 
+  /// A tensor whose elements the caller writes, every one, before anyone reads them (op outputs).
+  init(uninitialized shape: [Int], dtype: DType = .f32, op: String) throws {
+    guard shape.allSatisfy({ $0 >= 0 }), shape.count <= 32 else { try self.init(zeros: shape, dtype: dtype, op: op); return }
+    guard let n = Memory.count(shape), case (let bytes, false) = n.multipliedReportingOverflow(by: dtype.byteSize) else {
+      throw TensorError.outOfMemory(op: op, bytes: Int.max, budget: Memory.budget)
+    }
+    self.init(storage: try Storage(byteCount: bytes, op: op, zeroed: false), shape: shape,
+              strides: Tensor.contiguousStrides(shape), offset: 0, dtype: dtype)
+  }
+
   /// A tensor holding `values` with `shape` (whose element count must match).
   public init(_ values: [Float], shape: [Int]) throws {
     try self.init(zeros: shape, op: "tensor")
@@ -117,7 +127,7 @@ public struct Tensor {
 
   /// A contiguous copy with its own storage.
   public func copied(as type: DType? = nil) throws -> Tensor {
-    let out = try Tensor(zeros: shape, dtype: type ?? dtype, op: "copy")
+    let out = try Tensor(uninitialized: shape, dtype: type ?? dtype, op: "copy")
     var i = 0
     if out.dtype == .i32 {
       let dst = out.storage.ints()

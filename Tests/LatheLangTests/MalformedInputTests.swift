@@ -107,19 +107,6 @@ let malformedInputs: [(source: String, message: String)] = [
   if case .int(let i)? = try interp.run("i", name: "after") { #expect(i > 0) } else { Issue.record("i lost") }
 }
 
-/// Every input the fuzzer ever crashed on is replayed here by plain `swift test`.
-@Test func fuzzRegressionsReplayWithoutCrashing() throws {
-  let dir = TestPaths.packageRoot.appendingPathComponent("Tests/LatheLangTests/FuzzRegressions")
-  let files = (try? FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil)) ?? []
-  let interp = Interpreter()
-  interp.stepBudget = 100_000
-  for file in files where file.lastPathComponent != ".keep" {
-    let data = try Data(contentsOf: file)
-    let source = String(decoding: data, as: UTF8.self)
-    do { _ = try interp.run(source, name: file.lastPathComponent) } catch is Diagnostic {}
-  }
-}
-
 @Test func progressBarRedrawsAtMostTenTimesASecond() throws {
   let interp = Interpreter()
   interp.progressEnabled = true
@@ -137,4 +124,11 @@ let malformedInputs: [(source: String, message: String)] = [
   let quiet = Progress(interp, total: 10, label: "q")
   for _ in 0..<10 { try quiet.advance() }
   #expect(draws == 0, "no bar when output is not a terminal")
+}
+
+@Test func unfinishedInputAsksForMoreLines() {
+  for source in ["f(a: 1,", "fn f(x) {", "[1, 2,", "{bits: 4,", "\"abc", "1 +", "x = \\"] {
+    #expect(Parser.needsMoreInput(source), "\(source) should continue")
+  }
+  for source in ["f(a: 1)", "1 + 2", ")", "let = 3"] { #expect(!Parser.needsMoreInput(source), "\(source) is complete or wrong") }
 }

@@ -127,11 +127,13 @@ enum CoreBuiltins {
     r.add("min", [ParameterSpec("values", variadic: true)] + reduceParameters,
           doc: "Smallest of the arguments, of one list, or of a tensor (along an axis).", example: "min([3, 1, 2])") { c in
       if let reduced = try reduceHost(c, "min") { return reduced }
+      try noAxis(c, "min")
       return try extreme(try c.list(0), less: true, "min")
     }
     r.add("max", [ParameterSpec("values", variadic: true)] + reduceParameters,
           doc: "Largest of the arguments, of one list, or of a tensor (along an axis).", example: "max(3, 1, 2)") { c in
       if let reduced = try reduceHost(c, "max") { return reduced }
+      try noAxis(c, "max")
       return try extreme(try c.list(0), less: false, "max")
     }
     r.add("sum", [ParameterSpec("xs")] + reduceParameters + [ParameterSpec("start", default: .int(0))],

@@ -84,7 +84,7 @@ public final class Interpreter {
   /// The flag Ctrl-C sets (the process-wide one unless a test gives its own).
   public let interrupt: UnsafeMutablePointer<Int32>
   /// Steps (loop iterations and calls) left before a budget error; `nil` budget means unlimited.
-  /// Ticks left before the next `service` (which polls Ctrl-C and charges the step budget).
+  /// Ticks (loop iterations and calls) left before the next `service`, which polls Ctrl-C and charges the budget.
   var steps = Interpreter.quantum
   /// Steps of the budget not yet charged (effectively unlimited without a budget).
   var budgetLeft = Int.max >> 1
@@ -224,7 +224,7 @@ public final class Interpreter {
     if interrupt.pointee != 0 { interrupt.pointee = 0; throw LatheError("interrupted", kind: .interrupted) }
   }
 
-  /// Checks the interrupt flag and the step budget; called on every loop iteration and call.
+  /// Counts one step; every `quantum` steps, `service` checks the interrupt flag and the step budget.
   @inline(__always) func tick(_ at: SourceLocation, _ source: SourceInfo) throws {
     steps &-= 1
     if steps < 0 { try service(at, source) }
@@ -267,7 +267,15 @@ public final class Interpreter {
       do { return try implementation(&call) }
       catch let e as LatheError { throw source.error(e.kind, e.message, at) }
       catch var d as Diagnostic {
-        if d.notes.count < 64 { d.notes.append(("in \(function.name), called", at)) }
+        if d.location.line == 0 {
+          // Raised by a builtin another builtin called for it (exp on a number): place it at this call.
+          let located = source.error(d.kind, d.message, at)
+          d.location = located.location; d.sourceName = located.sourceName
+          d.sourceText = located.sourceText; d.sourceFirstLine = located.sourceFirstLine
+          d.notes.removeAll { $0.1.line == 0 }
+        } else if d.notes.count < 64 {
+          d.notes.append(("in \(function.name), called", at))
+        }
         throw d
       } catch {
         throw source.error(.runtime, "\(error)", at)     // a layer's own error (TensorError ...): its text, located

@@ -412,6 +412,7 @@ public struct Parser {
   private mutating func arguments(openedAt: SourceLocation) throws -> [Argument] {
     var args: [Argument] = []
     while !isSymbol(.rightParen) {
+      if kind == .end { throw Diagnostic(.unexpectedEnd, "expected ')' to close '(' at \(openedAt)", at: current.location) }
       let at = current.location
       var label: String? = nil
       if case .identifier(let name) = kind, peekKind(1) == .symbol(.colon) {

@@ -13,7 +13,7 @@ public final class Variable {
   public var grad: Tensor?
   /// Leaves set this; results get it when any input has it (and recording is on).
   public let requiresGrad: Bool
-  /// Frozen parameters keep requiresGrad false; a name helps error messages and optimizers' reports.
+  /// Frozen parameters keep requiresGrad false. `name` says what a parameter is ("weight", "bias").
   public var name: String?
   let parents: [Variable]
   /// Given this variable's gradient, the gradient for each parent (nil where a parent needs none).
@@ -43,8 +43,8 @@ public final class Variable {
 
   public var shape: [Int] { value.shape }
 
-  /// Computes the gradient of this (scalar, unless `seed` is given) variable with respect to every variable
-  /// that requires one, adding it to their `grad`.
+  /// Computes the gradient of this (scalar, unless `seed` is given) variable with respect to every leaf that
+  /// requires one (inputs and parameters), adding it to their `grad`; intermediate results keep none.
   public func backward(seed: Tensor? = nil) throws {
     guard requiresGrad else { throw TensorError.invalidArgument(op: "backward", reason: "this value does not depend on anything that requires a gradient") }
     let start = try seed ?? {

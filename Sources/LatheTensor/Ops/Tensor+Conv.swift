@@ -75,8 +75,8 @@ extension Tensor {
     if let bias, bias.shape != [o] { throw TensorError.shapeMismatch(op: "conv2d", lhs: weight.shape, rhs: bias.shape) }
     let cs = g.c / groups, os = o / groups, k = cs * g.kh * g.kw, area = g.oh * g.ow
     let xs = try x.contiguous(), ws = try weight.contiguous()
-    var out = try Tensor(zeros: [g.n, o, g.oh, g.ow], op: "conv2d")
-    var cols = try Tensor(zeros: [k, area], op: "conv2d")
+    var out = try Tensor(uninitialized: [g.n, o, g.oh, g.ow], op: "conv2d")
+    var cols = try Tensor(uninitialized: [k, area], op: "conv2d")
     let colsP = try cols.mutablePointer(), outP = try out.mutablePointer(), xP = xs.readPointer(), wP = ws.readPointer()
     for b in 0..<g.n {
       for grp in 0..<groups {
@@ -100,7 +100,7 @@ extension Tensor {
     let o = weight.shape[0], cs = g.c / groups, os = o / groups, k = cs * g.kh * g.kw, area = g.oh * g.ow
     let xs = try x.contiguous(), ws = try weight.contiguous(), gs = try grad.contiguous()
     var dx = try Tensor(zeros: x.shape, op: "conv2d"), dw = try Tensor(zeros: weight.shape, op: "conv2d"), db = try Tensor(zeros: [o], op: "conv2d")
-    var cols = try Tensor(zeros: [k, area], op: "conv2d"), dcols = try Tensor(zeros: [k, area], op: "conv2d")
+    var cols = try Tensor(uninitialized: [k, area], op: "conv2d"), dcols = try Tensor(uninitialized: [k, area], op: "conv2d")
     let colsP = try cols.mutablePointer(), dcolsP = try dcols.mutablePointer()
     let dxP = try dx.mutablePointer(), dwP = try dw.mutablePointer(), dbP = try db.mutablePointer()
     let xP = xs.readPointer(), wP = ws.readPointer(), gP = gs.readPointer()
@@ -126,7 +126,7 @@ extension Tensor {
     let g = try ConvGeometry(input: x.shape, kernel: (kernel, kernel), stride: stride ?? kernel, padding: padding, dilation: 1,
                              groups: 1, op: "maxpool2d")
     let xs = try x.contiguous(), xP = xs.readPointer()
-    var out = try Tensor(zeros: [g.n, g.c, g.oh, g.ow], op: "maxpool2d")
+    var out = try Tensor(uninitialized: [g.n, g.c, g.oh, g.ow], op: "maxpool2d")
     let outP = try out.mutablePointer()
     var argmax = [Int32](repeating: -1, count: out.count)
     for plane in 0..<(g.n * g.c) {

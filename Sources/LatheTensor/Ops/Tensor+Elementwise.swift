@@ -32,7 +32,7 @@ extension Tensor {
 
   public func binary(_ kernel: BinaryKernel, _ other: Tensor, op: String) throws -> Tensor {
     let shape = try Tensor.broadcastShape(self.shape, other.shape, op: op)
-    var out = try Tensor(zeros: shape, op: op)
+    var out = try Tensor(uninitialized: shape, op: op)
     let dst = try out.mutablePointer()
     let n = out.count
     guard n > 0 else { return out }
@@ -68,7 +68,7 @@ extension Tensor {
 
   public func unary(_ kernel: UnaryKernel) throws -> Tensor {
     let src = try contiguous()
-    var out = try Tensor(zeros: shape, op: kernel.rawValue)
+    var out = try Tensor(uninitialized: shape, op: kernel.rawValue)
     Elementwise.unary(kernel, src.readPointer(), try out.mutablePointer(), count: out.count)
     return out
   }
@@ -78,7 +78,7 @@ extension Tensor {
   /// `x op s` for a scalar s.
   public func binary(_ kernel: BinaryKernel, scalar s: Float, scalarOnLeft: Bool = false) throws -> Tensor {
     let src = try contiguous()
-    var out = try Tensor(zeros: shape, op: kernel.rawValue)
+    var out = try Tensor(uninitialized: shape, op: kernel.rawValue)
     Elementwise.binaryScalar(kernel, src.readPointer(), s, scalarOnLeft: scalarOnLeft, try out.mutablePointer(), count: out.count)
     return out
   }

@@ -8,7 +8,7 @@ extension Tensor {
     switch (rank, other.rank) {
     case (2, 2):
       guard shape[1] == other.shape[0] else { throw TensorError.shapeMismatch(op: "matmul", lhs: shape, rhs: other.shape) }
-      var out = try Tensor(zeros: [shape[0], other.shape[1]], op: "matmul")
+      var out = try Tensor(uninitialized: [shape[0], other.shape[1]], op: "matmul")
       try Tensor.gemm(self, other, into: try out.mutablePointer())
       return out
     case (3, 3), (3, 2):
@@ -18,7 +18,7 @@ extension Tensor {
         throw TensorError.shapeMismatch(op: "matmul", lhs: shape, rhs: other.shape)
       }
       let m = shape[1], n = other.shape[rhsBatched ? 2 : 1]
-      var out = try Tensor(zeros: [batch, m, n], op: "matmul")
+      var out = try Tensor(uninitialized: [batch, m, n], op: "matmul")
       let dst = try out.mutablePointer()
       for b in 0..<batch {
         let lhs = try indexed([.index(b)])

@@ -101,7 +101,7 @@ extension Tensor {
     guard rank >= 1 else { throw TensorError.invalidArgument(op: "gather", reason: "needs a tensor of rank 1 or more") }
     let rowShape = Array(shape.dropFirst()), rowCount = rowShape.reduce(1, *)
     let src = isContiguous ? self : try copied()               // keeps the dtype (labels stay i32)
-    var out = try Tensor(zeros: [indices.count] + rowShape, dtype: dtype, op: "gather")
+    var out = try Tensor(uninitialized: [indices.count] + rowShape, dtype: dtype, op: "gather")
     let n = shape[0]
     for (k, i) in indices.enumerated() {
       guard i >= 0 && i < n else { throw TensorError.indexOutOfRange(op: "gather", index: i, size: n, axis: 0) }

@@ -81,7 +81,7 @@ extension Tensor {
     let op = log ? "logsoftmax" : "softmax"
     let a = try normalizedAxis(axis, op: op)
     let src = try contiguous()
-    var out = try Tensor(zeros: shape, op: op)
+    var out = try Tensor(uninitialized: shape, op: op)
     let n = shape[a], inner = shape[(a + 1)...].reduce(1, *), outer = shape[..<a].reduce(1, *)
     let p = src.readPointer(), q = try out.mutablePointer()
     for o in 0..<outer {
