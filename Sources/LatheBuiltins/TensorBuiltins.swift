@@ -22,6 +22,7 @@ enum TensorBuiltins {
     registerShape(r)
     registerMath(r, previous: r)
     registerReductions(r)
+    registerLayersOps(r)
   }
 
   // MARK: - Converting arguments
@@ -201,6 +202,45 @@ enum TensorBuiltins {
     r.add("logsoftmax", [ParameterSpec("x"), ParameterSpec("axis", default: .int(-1))],
           doc: "log(softmax(x)) along an axis, computed stably.", example: "logsoftmax(tensor([1, 2, 3]))") { c in
       wrap(try variable(c[0], "logsoftmax: x").logSoftmax(axis: try c.int(1)))
+    }
+  }
+
+  static func optionalVariable(_ c: NativeCall, _ i: Int, _ what: String) throws -> Variable? {
+    c.isNone(i) ? nil : try variable(c[i], what)
+  }
+
+  static func variables(_ v: Value, _ what: String) throws -> [Variable] {
+    guard case .list(let xs) = v, !xs.isEmpty else { throw LatheError("\(what) must be a non-empty list of tensors", kind: .type) }
+    return try xs.map { try variable($0, what) }
+  }
+
+  static func registerLayersOps(_ r: BuiltinRegistry) {
+    r.add("rmsnorm", [ParameterSpec("x"), ParameterSpec("weight", default: Value.none), ParameterSpec("eps", default: .float(1e-6))],
+          doc: "x / sqrt(mean(x²) + eps) · weight over the last axis.", example: "rmsnorm(tensor([[1, 2, 3]]))") { c in
+      wrap(try variable(c[0], "rmsnorm: x").rmsNorm(weight: try optionalVariable(c, 1, "rmsnorm: weight"), eps: Float(try c.double(2))))
+    }
+    r.add("layernorm", [ParameterSpec("x"), ParameterSpec("weight", default: Value.none), ParameterSpec("bias", default: Value.none),
+                        ParameterSpec("eps", default: .float(1e-5))],
+          doc: "(x − mean) / sqrt(var + eps) · weight + bias over the last axis.", example: "layernorm(tensor([[1, 2, 3]]))") { c in
+      wrap(try variable(c[0], "layernorm: x").layerNorm(weight: try optionalVariable(c, 1, "layernorm: weight"),
+                                                         bias: try optionalVariable(c, 2, "layernorm: bias"), eps: Float(try c.double(3))))
+    }
+    r.add("embedding", [ParameterSpec("ids"), ParameterSpec("table")],
+          doc: "Rows of table [vocab, dim] at integer ids: shape ids.shape + [dim].", example: "embedding(tensor([0, 2]), eye(3))") { c in
+      wrap(try Variable.embedding(try tensor(c[0], "embedding: ids"), table: try variable(c[1], "embedding: table")))
+    }
+    r.add("concat", [ParameterSpec("xs"), ParameterSpec("axis", default: .int(0))],
+          doc: "Tensors joined along an existing axis.", example: "concat([ones([2]), zeros([3])])") { c in
+      wrap(try Variable.concat(try variables(c[0], "concat: xs"), axis: try c.int(1)))
+    }
+    r.add("stack", [ParameterSpec("xs"), ParameterSpec("axis", default: .int(0))],
+          doc: "Tensors of one shape joined along a new axis.", example: "stack([ones([2]), zeros([2])])") { c in
+      wrap(try Variable.stack(try variables(c[0], "stack: xs"), axis: try c.int(1)))
+    }
+    r.add("dropout", [ParameterSpec("x"), ParameterSpec("p", default: .float(0.5)), ParameterSpec("seed", default: Value.none)],
+          doc: "Zeroes elements with probability p and scales the rest by 1/(1−p); the mask comes from the seed.",
+          example: "dropout(ones([8]), p: 0.25, seed: 1)") { c in
+      wrap(try variable(c[0], "dropout: x").dropout(Float(try c.double(1)), seed: try seed(c, 2)))
     }
   }
 

@@ -97,3 +97,40 @@ func checkGradient(_ name: String, _ x: Tensor, tolerance: Float = 2e-2, _ f: (V
     try $0.swappedAxes(0, 1).multiply(Variable(try Tensor.randn([3, 2], seed: 24)))
   }
 }
+
+@Test func normsEmbeddingConcatAndDropoutGradients() throws {
+  let x = try Tensor.randn([3, 5], seed: 40)
+  let w = Variable(try Tensor.randn([5], seed: 41)), b = Variable(try Tensor.randn([5], seed: 42))
+  let mix = Variable(try Tensor.randn([3, 5], seed: 43))
+  try checkGradient("rmsnorm input", x) { try $0.rmsNorm(weight: w).multiply(mix) }
+  try checkGradient("rmsnorm weight", w.value) { try Variable(x).rmsNorm(weight: $0).multiply(mix) }
+  try checkGradient("layernorm input", x) { try $0.layerNorm(weight: w, bias: b).multiply(mix) }
+  try checkGradient("layernorm bias", b.value) { try Variable(x).layerNorm(weight: w, bias: $0).multiply(mix) }
+  let ids = try Tensor([2, 0, 2, 3], shape: [2, 2])
+  try checkGradient("embedding table", try Tensor.randn([4, 3], seed: 44)) {
+    try Variable.embedding(ids, table: $0).multiply(Variable(try Tensor.randn([2, 2, 3], seed: 45)))
+  }
+  let other = Variable(try Tensor.randn([3, 2], seed: 46))
+  try checkGradient("concat", x) { try Variable.concat([$0, other], axis: 1).multiply(Variable(try Tensor.randn([3, 7], seed: 47))) }
+  try checkGradient("stack", try Tensor.randn([3], seed: 48)) {
+    try Variable.stack([$0, Variable(try Tensor.randn([3], seed: 49))], axis: 1).multiply(Variable(try Tensor.randn([3, 2], seed: 50)))
+  }
+  try checkGradient("dropout", x) { try $0.dropout(0.5, seed: 7).multiply(mix) }
+}
+
+@Test func normsAndConcatValues() throws {
+  let x = try Tensor([1, 2, 3, 4], shape: [1, 4])
+  let ln = try Variable(x).layerNorm(weight: nil, bias: nil).value
+  expectClose(ln.scalars, [-1.3416, -0.4472, 0.4472, 1.3416], tolerance: 1e-3)
+  expectClose(try Variable(x).rmsNorm(weight: nil).value.scalars, [0.3651, 0.7303, 1.0954, 1.4606], tolerance: 1e-3)
+  let c = try Variable.concat([Variable(try Tensor([1, 2], shape: [1, 2])), Variable(try Tensor([3], shape: [1, 1]))], axis: 1)
+  #expect(c.value.scalars == [1, 2, 3] && c.shape == [1, 3])
+  #expect(try Variable.stack([Variable(x), Variable(x)]).shape == [2, 1, 4])
+  #expect(throws: TensorError.self) { try Variable.concat([Variable(x), Variable(try Tensor.zeros([2, 3]))], axis: 1) }
+  #expect(throws: TensorError.indexOutOfRange(op: "embedding", index: 9, size: 4, axis: 0)) {
+    try Variable.embedding(try Tensor([9], shape: [1]), table: Variable(try Tensor.zeros([4, 2])))
+  }
+  let kept = try Variable(try Tensor.ones([10_000])).dropout(0.3, seed: 1).value.scalars
+  let zeros = kept.filter { $0 == 0 }.count
+  #expect(zeros > 2700 && zeros < 3300, "\(zeros) dropped of 10000 at p 0.3")
+}

@@ -1,0 +1,104 @@
+// Normalisation, embedding lookup, concatenation and dropout, each with its backward rule.
+
+import Foundation
+
+extension Variable {
+  /// RMSNorm over the last axis: y = x / sqrt(mean(x²) + eps) · w   (Zhang & Sennrich 2019).
+  public func rmsNorm(weight: Variable?, eps: Float = 1e-6) throws -> Variable {
+    let ms = try multiply(self).mean(axis: -1, keepdims: true)
+    let inv = try ms.shifted(by: eps).power(-0.5)
+    let y = try multiply(inv)
+    return try weight.map { try y.multiply($0) } ?? y
+  }
+
+  /// LayerNorm over the last axis: y = (x − mean) / sqrt(var + eps) · w + b   (Ba et al. 2016; biased variance).
+  public func layerNorm(weight: Variable?, bias: Variable?, eps: Float = 1e-5) throws -> Variable {
+    let mu = try mean(axis: -1, keepdims: true)
+    let centered = try subtract(mu)
+    let variance = try centered.multiply(centered).mean(axis: -1, keepdims: true)
+    var y = try centered.multiply(variance.shifted(by: eps).power(-0.5))
+    if let weight { y = try y.multiply(weight) }
+    if let bias { y = try y.add(bias) }
+    return y
+  }
+
+  /// Rows of `table` [vocab, dim] at integer `ids` (any shape) → ids.shape + [dim]; the table's gradient
+  /// adds each output row's gradient back into its row.
+  public static func embedding(_ ids: Tensor, table: Variable) throws -> Variable {
+    guard table.value.rank == 2 else { throw TensorError.invalidShape(op: "embedding", shape: table.shape, reason: "table must be [vocab, dim]") }
+    let vocab = table.shape[0], dim = table.shape[1]
+    let rows = try ids.scalars.map { v -> Int in
+      let i = Int(v)
+      guard Float(i) == v, i >= 0, i < vocab else { throw TensorError.indexOutOfRange(op: "embedding", index: i, size: vocab, axis: 0) }
+      return i
+    }
+    let out = try table.value.gatheredRows(rows).reshaped(to: ids.shape + [dim])
+    return Variable(out, parents: [table]) { g in
+      var dt = try Tensor(zeros: [vocab, dim], op: "embedding")
+      let p = try dt.mutablePointer(), gp = try g.contiguous().readPointer()
+      for (k, r) in rows.enumerated() { for j in 0..<dim { p[r * dim + j] += gp[k * dim + j] } }
+      return [dt]
+    }
+  }
+
+  /// Joins variables of equal shapes except along `axis`.
+  public static func concat(_ parts: [Variable], axis: Int) throws -> Variable {
+    guard let first = parts.first else { throw TensorError.invalidArgument(op: "concat", reason: "needs at least one tensor") }
+    let a = try first.value.normalizedAxis(axis, op: "concat")
+    for p in parts where p.value.rank != first.value.rank || p.shape.enumerated().contains(where: { $0.offset != a && $0.element != first.shape[$0.offset] }) {
+      throw TensorError.shapeMismatch(op: "concat", lhs: first.shape, rhs: p.shape)
+    }
+    let sizes = parts.map { $0.shape[a] }
+    var shape = first.shape
+    shape[a] = sizes.reduce(0, +)
+    var out = try Tensor(zeros: shape, op: "concat")
+    let outer = shape[..<a].reduce(1, *), inner = shape[(a + 1)...].reduce(1, *)
+    let dst = try out.mutablePointer()
+    var start = 0
+    for (p, size) in zip(parts, sizes) {
+      let src = try p.value.contiguous().readPointer()
+      for o in 0..<outer {
+        (dst + (o * shape[a] + start) * inner).update(from: src + o * size * inner, count: size * inner)
+      }
+      start += size
+    }
+    return Variable(out, parents: parts) { g in
+      var grads: [Tensor?] = []
+      var begin = 0
+      for size in sizes {
+        var items = [Tensor.IndexComponent](repeating: .slice(nil, nil, nil), count: a)
+        items.append(.slice(begin, begin + size, 1))
+        grads.append(try g.indexed(items).contiguous())
+        begin += size
+      }
+      return grads
+    }
+  }
+
+  /// New axis `axis`, then concatenation: `stack([a, b])` of [3] tensors is [2, 3].
+  public static func stack(_ parts: [Variable], axis: Int = 0) throws -> Variable {
+    guard let first = parts.first else { throw TensorError.invalidArgument(op: "stack", reason: "needs at least one tensor") }
+    let rank = first.value.rank + 1
+    let a = axis < 0 ? axis + rank : axis
+    guard a >= 0 && a < rank else { throw TensorError.invalidAxis(op: "stack", axis: axis, rank: rank) }
+    let expanded = try parts.map { p -> Variable in
+      guard p.shape == first.shape else { throw TensorError.shapeMismatch(op: "stack", lhs: first.shape, rhs: p.shape) }
+      var s = p.shape
+      s.insert(1, at: a)
+      return try p.reshaped(to: s)
+    }
+    return try concat(expanded, axis: a)
+  }
+
+  /// Inverted dropout: zeroes each element with probability p (mask from the seed) and scales the rest by 1/(1−p).
+  public func dropout(_ p: Float, seed: UInt64) throws -> Variable {
+    guard p >= 0 && p < 1 else { throw TensorError.invalidArgument(op: "dropout", reason: "p must be in [0, 1), got \(p)") }
+    if p == 0 { return self }
+    let scale = 1 / (1 - p)
+    var mask = try Tensor(zeros: shape, op: "dropout")
+    let m = try mask.mutablePointer()
+    for i in 0..<mask.count { m[i] = CounterRandom.uniform(seed: seed, index: UInt64(i)) < p ? 0 : scale }
+    let keep = mask
+    return Variable(try value.multiply(keep), parents: [self]) { g in [try g.multiply(keep)] }
+  }
+}
