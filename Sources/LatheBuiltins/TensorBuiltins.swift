@@ -11,6 +11,7 @@ public enum Builtins {
     DataBuiltins.register(into: r)
     NNBuiltins.register(into: r)
     PlotBuiltins.register(into: r)
+    FileBuiltins.register(into: r)
     return r
   }
 }

@@ -13,3 +13,25 @@ public protocol Module: AnyObject {
 extension Module {
   public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.count } }
 }
+
+extension Module {
+  /// Parameters with stable names, as PyTorch's state_dict: "1.weight" is the weight of layer 1 of a Sequential.
+  public var namedParameters: [(name: String, variable: Variable)] {
+    if let sequential = self as? Sequential {
+      return sequential.layers.enumerated().flatMap { index, layer in
+        layer.namedParameters.map { ("\(index).\($0.name)", $0.variable) }
+      }
+    }
+    return parameters.enumerated().map { ($0.element.name ?? "p\($0.offset)", $0.element) }
+  }
+
+  /// Copies values into the parameters by name; every parameter must be given, with its shape.
+  public func load(state: [(name: String, tensor: Tensor)]) throws {
+    let given = Dictionary(state.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+    for (name, variable) in namedParameters {
+      guard let t = given[name] else { throw TensorError.invalidArgument(op: "loadstate", reason: "no tensor for parameter \(name)") }
+      guard t.shape == variable.shape else { throw TensorError.shapeMismatch(op: "loadstate \(name)", lhs: variable.shape, rhs: t.shape) }
+      variable.value = try t.copied(as: .f32)
+    }
+  }
+}

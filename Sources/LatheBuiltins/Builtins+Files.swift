@@ -1,0 +1,61 @@
+// Builtin rows for tensor files and model state: savetensors, loadtensors, state, loadstate (safetensors format).
+
+import Foundation
+import LatheLang
+import LatheModels
+import LatheNN
+import LatheTensor
+
+extension ModuleValue {
+  /// `save("m", model)` stores the model's parameters as a safetensors blob; `load` gives back their record,
+  /// which `loadstate(model, ...)` puts into a model of the same architecture.
+  public func serialized() throws -> (kind: String, bytes: [UInt8])? {
+    ("model-state", try Safetensors.write(module.namedParameters.map { ($0.name, $0.variable.value) },
+                                          metadata: ["format": "lathe", "summary": module.summary]))
+  }
+}
+
+enum FileBuiltins {
+  static func register(into r: BuiltinRegistry) {
+    r.addHostDecoder(kind: "model-state") { bytes in record(try Safetensors.read(bytes: bytes, path: "saved model").tensors) }
+    r.add("savetensors", [ParameterSpec("path"), ParameterSpec("tensors")],
+          doc: "Writes a record of tensors (or a model's state) to a safetensors file.",
+          example: "savetensors(\"/tmp/w.safetensors\", {w: eye(2)})") { c in
+      let path = try c.string(0)
+      let entries = try tensors(c[1], "savetensors")
+      do { try Data(try Safetensors.write(entries)).write(to: URL(fileURLWithPath: path)) }
+      catch let e as SafetensorsError { throw e } catch { throw LatheError("savetensors: cannot write \(path): \(error.localizedDescription)") }
+      c.interpreter.pendingInputs.append((role: "output", path: path))
+      return .none
+    }
+    r.add("loadtensors", [ParameterSpec("path")], doc: "The tensors of a safetensors file, as a record by name.",
+          example: "loadtensors(\"/tmp/w.safetensors\")") { c in
+      let path = try c.string(0)
+      c.interpreter.pendingInputs.append((role: "tensors", path: path))
+      return record(try Safetensors.read(path: path).tensors)
+    }
+    r.add("state", [ParameterSpec("model")], doc: "A model's parameters as a record by name (\"1.weight\" ...).",
+          example: "keys(state(mlp([4, 2])))") { c in
+      record(try NNBuiltins.module(c[0], "state").namedParameters.map { ($0.name, $0.variable.value) })
+    }
+    r.add("loadstate", [ParameterSpec("model"), ParameterSpec("state")],
+          doc: "Copies a state record (from state, load or loadtensors) into a model of the same architecture.",
+          example: "loadstate(mlp([4, 2]), state(mlp([4, 2], seed: 1)))") { c in
+      try NNBuiltins.module(c[0], "loadstate").load(state: try tensors(c[1], "loadstate"))
+      return .none
+    }
+  }
+
+  static func record(_ tensors: [(name: String, tensor: Tensor)]) -> Value {
+    .record(Record(tensors.map { ($0.name, .host(TensorValue($0.tensor))) }))
+  }
+
+  /// Named tensors from a record of tensors or a model.
+  static func tensors(_ v: Value, _ op: String) throws -> [(name: String, tensor: Tensor)] {
+    switch v {
+    case .record(let r): return try r.fields.map { ($0.name, try TensorBuiltins.tensor($0.value, "\(op): \($0.name)")) }
+    case .host(let h as ModuleValue): return h.module.namedParameters.map { ($0.name, $0.variable.value) }
+    default: throw LatheError("\(op): needs a record of tensors or a model, got \(v.typeName)", kind: .type)
+    }
+  }
+}
