@@ -3,6 +3,7 @@
 import Foundation
 import Testing
 import LatheTensor
+import LatheTestSupport
 @testable import LatheModels
 
 /// A file assembled byte by byte, as another tool would write it.
@@ -56,4 +57,21 @@ func safetensorsFile(header: String, data: [UInt8]) -> [UInt8] {
       #expect("\(e)".hasPrefix("bad.safetensors: \(field):"), "\(e)")
     }
   }
+}
+
+/// The real checkpoint scripts/setup fetches: 104 tensors, 22,713,728 parameters, F32 and one I64.
+@Test func readsTheRealMiniLMCheckpoint() throws {
+  let path = TestPaths.packageRoot.appendingPathComponent("models/all-MiniLM-L6-v2/model.safetensors").path
+  guard FileManager.default.fileExists(atPath: path) else {
+    Issue.record("models/all-MiniLM-L6-v2/model.safetensors is missing: run scripts/setup")
+    return
+  }
+  let (tensors, _) = try Safetensors.read(path: path)
+  #expect(tensors.count == 104)
+  #expect(tensors.reduce(0) { $0 + $1.tensor.count } == 22_713_728)
+  let integer = tensors.filter { $0.tensor.dtype == .i32 }
+  #expect(integer.count == 1, "the one I64 tensor: \(integer.map(\.name))")
+  let embeddings = try #require(tensors.first { $0.name.hasSuffix("word_embeddings.weight") })
+  #expect(embeddings.tensor.shape == [30522, 384])
+  #expect(embeddings.tensor.scalars.prefix(1000).allSatisfy { $0.isFinite && Swift.abs($0) < 10 })
 }
