@@ -24,6 +24,7 @@ enum TensorBuiltins {
     registerMath(r, previous: r)
     registerReductions(r)
     registerLayersOps(r)
+    registerAttention(r)
   }
 
   // MARK: - Converting arguments
@@ -242,6 +243,48 @@ enum TensorBuiltins {
           doc: "Zeroes elements with probability p and scales the rest by 1/(1−p); the mask comes from the seed.",
           example: "dropout(ones([8]), p: 0.25, seed: 1)") { c in
       wrap(try variable(c[0], "dropout: x").dropout(Float(try c.double(1)), seed: try seed(c, 2)))
+    }
+  }
+
+  static func registerAttention(_ r: BuiltinRegistry) {
+    r.add("batchnorm", [ParameterSpec("x"), ParameterSpec("weight", default: Value.none), ParameterSpec("bias", default: Value.none),
+                        ParameterSpec("eps", default: .float(1e-5))],
+          doc: "Each channel of [N, C, ...] normalised by its batch statistics (training mode).",
+          example: "batchnorm(randn([4, 3, 2, 2], seed: 0))") { c in
+      wrap(try variable(c[0], "batchnorm: x").batchNorm(weight: try optionalVariable(c, 1, "batchnorm: weight"),
+                                                         bias: try optionalVariable(c, 2, "batchnorm: bias"), eps: Float(try c.double(3))))
+    }
+    r.add("groupnorm", [ParameterSpec("x"), ParameterSpec("groups"), ParameterSpec("weight", default: Value.none),
+                        ParameterSpec("bias", default: Value.none), ParameterSpec("eps", default: .float(1e-5))],
+          doc: "Channels of [N, C, ...] normalised in groups.", example: "groupnorm(randn([2, 4, 3], seed: 0), 2)") { c in
+      wrap(try variable(c[0], "groupnorm: x").groupNorm(groups: try c.int(1), weight: try optionalVariable(c, 2, "groupnorm: weight"),
+                                                         bias: try optionalVariable(c, 3, "groupnorm: bias"), eps: Float(try c.double(4))))
+    }
+    r.add("rope", [ParameterSpec("x"), ParameterSpec("base", default: .float(10_000)), ParameterSpec("start", default: .int(0))],
+          doc: "Rotary position embedding over [..., positions, dim] (pairs of the last axis), positions from start.",
+          example: "rope(randn([1, 4, 8], seed: 0))") { c in
+      wrap(try variable(c[0], "rope: x").rotaryEmbedding(base: Float(try c.double(1)), start: try c.int(2)))
+    }
+    r.add("attention", [ParameterSpec("q"), ParameterSpec("k"), ParameterSpec("v"), ParameterSpec("causal", default: .bool(false))],
+          doc: "softmax(q·kᵀ/√d + mask)·v for [batch, tokens, dim] tensors; causal hides the future.",
+          example: "attention(randn([1, 4, 8], seed: 0), randn([1, 4, 8], seed: 1), randn([1, 4, 8], seed: 2), causal: true)") { c in
+      wrap(try Variable.scaledDotProductAttention(try variable(c[0], "attention: q"), try variable(c[1], "attention: k"),
+                                                   try variable(c[2], "attention: v"), causal: try c.bool(3)))
+    }
+    r.add("where", [ParameterSpec("condition"), ParameterSpec("a"), ParameterSpec("b")],
+          doc: "a where condition is nonzero, else b (broadcast).", example: "where(tensor([1, 0]), ones([2]), zeros([2]))") { c in
+      wrap(try Variable.select(try tensor(c[0], "where: condition"), try variable(c[1], "where: a"), try variable(c[2], "where: b")))
+    }
+    r.add("topk", [ParameterSpec("x"), ParameterSpec("k"), ParameterSpec("largest", default: .bool(true))],
+          doc: "The k largest (or smallest) values along the last axis and their indices: [values, indices].",
+          example: "topk(tensor([3, 1, 4, 1, 5]), 2)") { c in
+      let (values, indices) = try tensor(c[0], "topk: x").topK(try c.int(1), largest: try c.bool(2))
+      return .list([wrap(values), wrap(indices)])
+    }
+    r.add("sort", [ParameterSpec("x"), ParameterSpec("descending", default: .bool(false))],
+          doc: "A tensor's values sorted along the last axis (stable).", example: "sort(tensor([3, 1, 2]))") { c in
+      let t = try tensor(c[0], "sort: x")
+      return wrap(try t.topK(t.shape.last ?? 0, largest: try c.bool(1)).values)
     }
   }
 

@@ -134,3 +134,47 @@ func checkGradient(_ name: String, _ x: Tensor, tolerance: Float = 2e-2, _ f: (V
   let zeros = kept.filter { $0 == 0 }.count
   #expect(zeros > 2700 && zeros < 3300, "\(zeros) dropped of 10000 at p 0.3")
 }
+
+@Test func attentionNormsAndSelectGradients() throws {
+  let x = try Tensor.randn([4, 3, 2, 2], seed: 60)
+  let mix = Variable(try Tensor.randn([4, 3, 2, 2], seed: 61))
+  let w = Variable(try Tensor.randn([3], seed: 62)), b = Variable(try Tensor.randn([3], seed: 63))
+  try checkGradient("batchnorm", x) { try $0.batchNorm(weight: w, bias: b).multiply(mix) }
+  let y = try Tensor.randn([2, 4, 3], seed: 64)
+  try checkGradient("groupnorm", y) {
+    try $0.groupNorm(groups: 2, weight: Variable(try Tensor.randn([4], seed: 65)), bias: nil)
+      .multiply(Variable(try Tensor.randn([2, 4, 3], seed: 66)))
+  }
+  let q = try Tensor.randn([2, 3, 4], seed: 67)
+  let k = Variable(try Tensor.randn([2, 5, 4], seed: 68)), v = Variable(try Tensor.randn([2, 5, 4], seed: 69))
+  let out = Variable(try Tensor.randn([2, 3, 4], seed: 70))
+  try checkGradient("attention q", q) { try Variable.scaledDotProductAttention($0, k, v, causal: true).multiply(out) }
+  try checkGradient("attention k", k.value) { try Variable.scaledDotProductAttention(Variable(q), $0, v, causal: true).multiply(out) }
+  try checkGradient("attention v", v.value) { try Variable.scaledDotProductAttention(Variable(q), k, $0, causal: false).multiply(out) }
+  try checkGradient("rope", try Tensor.randn([2, 3, 4], seed: 71)) {
+    try $0.rotaryEmbedding(start: 2).multiply(Variable(try Tensor.randn([2, 3, 4], seed: 72)))
+  }
+  let cond = try Tensor([1, 0, 1], shape: [3])
+  try checkGradient("where a", try Tensor.randn([2, 3], seed: 73)) {
+    try Variable.select(cond, $0, Variable(try Tensor.zeros([2, 3]))).multiply(Variable(try Tensor.randn([2, 3], seed: 74)))
+  }
+}
+
+@Test func attentionRopeAndTopKValues() throws {
+  // Causal attention: the first query sees only the first key, so it returns the first value row.
+  let q = Variable(try Tensor.randn([1, 3, 2], seed: 80)), k = Variable(try Tensor.randn([1, 3, 2], seed: 81))
+  let v = Variable(try Tensor([1, 2, 3, 4, 5, 6], shape: [1, 3, 2]))
+  let a = try Variable.scaledDotProductAttention(q, k, v, causal: true)
+  #expect(Array(a.value.scalars.prefix(2)) == [1, 2])
+  // RoPE keeps norms and rotates position 0 not at all.
+  let x = try Tensor.randn([1, 4, 6], seed: 82)
+  let r = try Variable(x).rotaryEmbedding().value
+  expectClose(Array(r.scalars.prefix(6)), Array(x.scalars.prefix(6)))
+  let norm: ([Float]) -> Float = { $0.reduce(0) { $0 + $1 * $1 } }
+  #expect(Swift.abs(norm(r.scalars) - norm(x.scalars)) < 1e-3)
+  let (values, indices) = try Tensor([3, 1, 4, 1, 5, 9], shape: [2, 3]).topK(2)
+  #expect(values.scalars == [4, 3, 9, 5] && indices.scalars == [2, 0, 2, 1])
+  let (low, _) = try Tensor([3, 1, 4], shape: [3]).topK(3, largest: false)
+  #expect(low.scalars == [1, 3, 4])
+  #expect(throws: TensorError.self) { try Tensor.zeros([3]).topK(4) }
+}
