@@ -169,11 +169,20 @@ enum TensorBuiltins {
           example: "matmul(eye(2), ones([2, 3]))") { c in
       wrap(try variable(c[0], "matmul: a").matmul(try variable(c[1], "matmul: b")))
     }
+    r.add("astype", [ParameterSpec("x"), ParameterSpec("dtype")],
+          doc: "A copy in another dtype: f32, f16, bf16, i32, i8 or u8 (integers truncate and saturate).",
+          example: "astype(tensor([1.7, -300]), \"i8\")") { c in
+      let name = try c.string(1)
+      guard let dtype = DType(rawValue: name) else {
+        throw LatheError("astype: dtype must be one of \(DType.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(name)\"", kind: .type)
+      }
+      return wrap(try tensor(c[0], "astype: x").copied(as: dtype))
+    }
     r.add("tolist", [ParameterSpec("x")], doc: "A tensor's elements as nested lists (floats, or ints for i32).", example: "tolist(eye(2))") { c in
       let t = try tensor(c[0], "tolist: x")
       let values = t.scalars
       func build(_ axis: Int, _ base: Int) -> Value {
-        if axis == t.rank { return t.dtype == .i32 ? .int(Int(values[base])) : .float(Double(values[base])) }
+        if axis == t.rank { return t.dtype.isInteger ? .int(Int(values[base])) : .float(Double(values[base])) }
         let stride = t.shape[(axis + 1)...].reduce(1, *)
         return .list((0..<t.shape[axis]).map { build(axis + 1, base + $0 * stride) })
       }

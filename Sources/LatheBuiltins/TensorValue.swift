@@ -103,7 +103,7 @@ public final class TensorValue: IterableHostObject, ReducibleHostObject {
   /// A rank-0 result as a number: an int for i32, a float otherwise.
   static func scalar(_ t: Tensor) -> Value {
     let x = t.scalars.first ?? 0
-    return t.dtype == .i32 ? .int(Int(x)) : .float(Double(x))
+    return t.dtype.isInteger ? .int(Int(x)) : .float(Double(x))
   }
 
   public func reduced(_ op: String, axis: Int?, keepdims: Bool) throws -> Value {

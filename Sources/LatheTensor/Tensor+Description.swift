@@ -28,7 +28,7 @@ extension Tensor: CustomStringConvertible {
   }
 
   func format(_ x: Float) -> String {
-    if dtype == .i32 { return String(Int(x)) }
+    if dtype.isInteger { return String(Int(x)) }
     if x.isNaN { return "nan" }
     if x.isInfinite { return x < 0 ? "-inf" : "inf" }
     if x == x.rounded() && Swift.abs(x) < 1e7 { return String(format: "%.0f.", x) }

@@ -86,7 +86,7 @@ public struct Tensor {
   public func readPointer() -> UnsafeMutablePointer<Float> { storage.floats(at: offset) }
 
   func element(atOffset o: Int) -> Float {
-    dtype == .i32 ? Float(storage.ints(at: o).pointee) : storage.floats(at: o).pointee
+    dtype.load(storage.bytes, o)
   }
 
   /// Calls `body` with the storage offset of each element, in row-major order.
@@ -129,13 +129,8 @@ public struct Tensor {
   public func copied(as type: DType? = nil) throws -> Tensor {
     let out = try Tensor(uninitialized: shape, dtype: type ?? dtype, op: "copy")
     var i = 0
-    if out.dtype == .i32 {
-      let dst = out.storage.ints()
-      forEachOffset { dst[i] = Int32(exactly: self.element(atOffset: $0).rounded(.towardZero)) ?? 0; i += 1 }
-    } else {
-      let dst = out.storage.floats()
-      forEachOffset { dst[i] = self.element(atOffset: $0); i += 1 }
-    }
+    let target = out.dtype, dst = out.storage.bytes
+    forEachOffset { target.store(self.element(atOffset: $0), dst, i); i += 1 }
     return out
   }
 }

@@ -137,3 +137,19 @@ func matmulMatchesReference(m: Int, k: Int, n: Int) throws {
     #expect(try x.unary(kernel).scalars == Elementwise.unaryReference(kernel, x.scalars), "\(kernel.rawValue)")
   }
 }
+
+@Test func dtypesConvertRoundAndSaturate() throws {
+  let x = try Tensor([1.5, -2.25, 1000.7, -300, 0.1, 65504, 70000], shape: [7])
+  #expect(try x.copied(as: .f16).scalars == [1.5, -2.25, 1000.5, -300, Float(Float16(0.1)), 65504, .infinity])
+  #expect(try x.copied(as: .i8).scalars == [1, -2, 127, -128, 0, 127, 127])
+  #expect(try x.copied(as: .u8).scalars == [1, 0, 255, 0, 0, 255, 255])
+  #expect(try x.copied(as: .i32).scalars == [1, -2, 1000, -300, 0, 65504, 70000])
+  let b = try Tensor([1.00390625, 3.1415926], shape: [2]).copied(as: .bf16).scalars
+  #expect(b == [1.0, 3.140625])                                   // round to nearest even on 8 mantissa bits
+  #expect(try x.copied(as: .f16).copied(as: .bf16).dtype == .bf16)
+  let u = try x.copied(as: .u8)
+  #expect(try u.gatheredRows([6, 0]).scalars == [255, 1])
+  #expect(try u.add(Tensor.ones([1])).dtype == .f32)               // arithmetic runs in f32
+  #expect(try u.reshaped(to: [7, 1]).indexed([.index(2)]).scalars == [255])
+  #expect(u.body(threshold: 100, edge: 3) == "[  1,   0, 255,   0,   0, 255, 255]")
+}

@@ -113,7 +113,7 @@ public enum Safetensors {
     return t
   }
 
-  /// A safetensors file: tensors in the given order (F32, or I32 for i32 tensors), aligned to 8 bytes.
+  /// A safetensors file: tensors in the given order, each in its own dtype (F32, F16, BF16, I32, I8, U8).
   public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:]) throws -> [UInt8] {
     var header: [String: Any] = [:]
     if !metadata.isEmpty { header["__metadata__"] = metadata }
@@ -124,8 +124,9 @@ public enum Safetensors {
         throw SafetensorsError.malformed(path: "<write>", field: name, reason: "the name is used twice or reserved")
       }
       let c = try t.copied()
-      let bytes = [UInt8](UnsafeRawBufferPointer(start: c.storage.bytes, count: c.count * 4))
-      header[name] = ["dtype": t.dtype == .i32 ? "I32" : "F32", "shape": t.shape, "data_offsets": [offset, offset + bytes.count]]
+      let bytes = [UInt8](UnsafeRawBufferPointer(start: c.storage.bytes, count: c.count * c.dtype.byteSize))
+      let names: [DType: String] = [.f32: "F32", .f16: "F16", .bf16: "BF16", .i32: "I32", .i8: "I8", .u8: "U8"]
+      header[name] = ["dtype": names[c.dtype] ?? "F32", "shape": t.shape, "data_offsets": [offset, offset + bytes.count]]
       offset += bytes.count
       payloads.append(bytes)
     }

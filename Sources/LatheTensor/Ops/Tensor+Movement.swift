@@ -105,8 +105,9 @@ extension Tensor {
     let n = shape[0]
     for (k, i) in indices.enumerated() {
       guard i >= 0 && i < n else { throw TensorError.indexOutOfRange(op: "gather", index: i, size: n, axis: 0) }
-      out.storage.bytes.advanced(by: k * rowCount * 4)
-        .copyMemory(from: src.storage.bytes.advanced(by: (src.offset + i * rowCount) * 4), byteCount: rowCount * 4)
+      let size = dtype.byteSize
+      out.storage.bytes.advanced(by: k * rowCount * size)
+        .copyMemory(from: src.storage.bytes.advanced(by: (src.offset + i * rowCount) * size), byteCount: rowCount * size)
     }
     return out
   }
