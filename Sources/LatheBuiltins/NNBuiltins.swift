@@ -147,7 +147,8 @@ enum NNBuiltins {
     r.add("recipe", [ParameterSpec("epochs", default: .int(1)), ParameterSpec("batch", default: .int(32)),
                      ParameterSpec("optim", default: Value.none), ParameterSpec("schedule", default: Value.none),
                      ParameterSpec("seed", default: .int(0)), ParameterSpec("smoothing", default: .float(0)),
-                     ParameterSpec("clip", default: Value.none)],
+                     ParameterSpec("clip", default: Value.none), ParameterSpec("augment", default: Value.none),
+                     ParameterSpec("ema", default: Value.none)],
           doc: "How to train: epochs, batch size, optimizer, schedule, seed, label smoothing, gradient clipping.",
           example: "recipe(epochs: 3, batch: 64, optim: adamw(lr: 3e-3), schedule: cosine(warmup: 20), seed: 1)") { c in
       var optim = c[2]
@@ -156,9 +157,38 @@ enum NNBuiltins {
       var schedule = c[3]
       if case .none = schedule { schedule = .record(Record([("schedule", .string("constant"))])) }
       let fields: [(name: String, value: Value)] = [("epochs", c[0]), ("batch", c[1]), ("optim", optim), ("schedule", schedule),
-                                                    ("seed", c[4]), ("smoothing", c[5]), ("clip", c[6])]
+                                                    ("seed", c[4]), ("smoothing", c[5]), ("clip", c[6]), ("augment", c[7]),
+                                                    ("ema", c[8])]
       _ = try parse(.record(Record(fields)))                 // check now, so a bad recipe fails where it is written
       return .record(Record(fields))
+    }
+    r.add("augment", [ParameterSpec("crop", default: .int(0)), ParameterSpec("flip", default: .bool(false)),
+                      ParameterSpec("rrc", default: .bool(false)), ParameterSpec("mixup", default: .float(0)),
+                      ParameterSpec("cutmix", default: .float(0)), ParameterSpec("seed", default: .int(0))],
+          doc: "Replayable augmentation for recipe(augment:): random crop with padding, flip, random-resized crop, mixup or cutmix.",
+          example: "augment(crop: 2, flip: true, seed: 1)") { c in
+      .record(Record([("crop", c[0]), ("flip", c[1]), ("rrc", c[2]), ("mixup", c[3]), ("cutmix", c[4]), ("seed", c[5])]))
+    }
+    r.add("crossentropy", [ParameterSpec("logits"), ParameterSpec("labels"), ParameterSpec("smoothing", default: .float(0))],
+          doc: "Mean cross-entropy of logits [N, C] against class ids [N] (or soft targets [N, C]).",
+          example: "crossentropy(tensor([[2, 0]]), tensor([0]))") { c in
+      let logits = try TensorBuiltins.variable(c[0], "crossentropy: logits"), labels = try TensorBuiltins.tensor(c[1], "crossentropy: labels")
+      if labels.rank == 2 { return TensorBuiltins.wrap(try Loss.softCrossEntropy(logits, targets: labels)) }
+      return TensorBuiltins.wrap(try Loss.crossEntropy(logits, labels: labels, smoothing: Float(try c.double(2))))
+    }
+    r.add("mse", [ParameterSpec("prediction"), ParameterSpec("target")], doc: "Mean squared error.",
+          example: "mse(tensor([1, 2]), tensor([1, 4]))") { c in
+      TensorBuiltins.wrap(try Loss.mse(try TensorBuiltins.variable(c[0], "mse: prediction"), try TensorBuiltins.tensor(c[1], "mse: target")))
+    }
+    r.add("kl", [ParameterSpec("student"), ParameterSpec("teacher"), ParameterSpec("temperature", default: .float(1))],
+          doc: "KL(softmax(teacher/T) ‖ softmax(student/T))·T², averaged over the batch (distillation).",
+          example: "kl(tensor([[1, 0]]), tensor([[0, 1]]), temperature: 2)") { c in
+      TensorBuiltins.wrap(try Loss.kl(try TensorBuiltins.variable(c[0], "kl: student"), teacherLogits: try TensorBuiltins.tensor(c[1], "kl: teacher"),
+                                      temperature: Float(try c.double(2))))
+    }
+    r.add("cosineloss", [ParameterSpec("a"), ParameterSpec("b")], doc: "1 − cosine similarity along the last axis, averaged.",
+          example: "cosineloss(tensor([[1, 0]]), tensor([[0, 1]]))") { c in
+      TensorBuiltins.wrap(try Loss.cosine(try TensorBuiltins.variable(c[0], "cosineloss: a"), try TensorBuiltins.variable(c[1], "cosineloss: b")))
     }
     r.add("train", [ParameterSpec("model"), ParameterSpec("data"), ParameterSpec("recipe", default: Value.none)],
           doc: "Trains a model in place on a dataset (or {images, labels}) with cross-entropy; returns the run record.",
@@ -223,6 +253,24 @@ enum NNBuiltins {
     recipe.labelSmoothing = Float(try number(r, "smoothing", 0))
     guard (0..<1).contains(recipe.labelSmoothing) else { throw LatheError("recipe: smoothing must be in [0, 1)") }
     if let clip = r["clip"], clip.asDouble != nil { recipe.clipNorm = Float(try number(r, "clip", 0)) }
+    if let ema = r["ema"], ema.asDouble != nil {
+      let d = try number(r, "ema", 0)
+      guard d > 0 && d < 1 else { throw LatheError("recipe: ema must be a decay in (0, 1), got \(d)") }
+      recipe.emaDecay = Float(d)
+    }
+    if case .record(let a)? = r["augment"] {
+      var aug = Augmentation()
+      aug.cropPadding = Int(try number(a, "crop", 0))
+      if case .bool(let f)? = a["flip"] { aug.flip = f }
+      aug.mixupAlpha = try number(a, "mixup", 0)
+      aug.cutmixAlpha = try number(a, "cutmix", 0)
+      aug.seed = UInt64(bitPattern: Int64(try number(a, "seed", 0)))
+      if case .bool(true)? = a["rrc"] { aug.resizedCrop = (0.35...1.0, (3.0 / 4.0)...(4.0 / 3.0)) }
+      guard aug.cropPadding >= 0, aug.cropPadding <= 64, aug.mixupAlpha >= 0, aug.cutmixAlpha >= 0, !(aug.mixupAlpha > 0 && aug.cutmixAlpha > 0) else {
+        throw LatheError("recipe: augment needs crop in 0...64, alphas >= 0, and mixup or cutmix, not both")
+      }
+      recipe.augmentation = aug
+    }
     if case .record(let o)? = r["optim"] {
       recipe.lr = Float(try number(o, "lr", 1e-3))
       guard recipe.lr > 0, recipe.lr.isFinite else { throw LatheError("recipe: lr must be a positive number") }

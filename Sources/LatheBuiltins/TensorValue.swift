@@ -12,6 +12,8 @@ public final class TensorValue: IterableHostObject, ReducibleHostObject {
   public init(variable: Variable) { self.variable = variable }
 
   public var typeName: String { "tensor" }
+  /// A one-element tensor (a loss, a 0-d result) stands for its number where a builtin wants one.
+  public var numericValue: Double? { tensor.count == 1 ? tensor.scalars.first.map(Double.init) : nil }
   public var description: String { tensor.description }
   public var memberNames: [String] { ["shape", "dtype", "T", "ndim", "size", "count", "grad", "requiresGrad"] }
 

@@ -31,6 +31,21 @@ public enum Loss {
     return try pv.multiply(Variable(logP).subtract(logQ)).sum().scaled(by: t * t / n)
   }
 
+  /// Cross-entropy against soft targets [N, C] (rows summing to 1): mixup, cutmix, distillation targets.
+  public static func softCrossEntropy(_ logits: Variable, targets: Tensor) throws -> Variable {
+    guard logits.shape == targets.shape, logits.shape.count == 2 else {
+      throw TensorError.shapeMismatch(op: "crossentropy", lhs: logits.shape, rhs: targets.shape)
+    }
+    return try logits.logSoftmax().multiply(Variable(targets)).sum().scaled(by: -1 / Float(Swift.max(logits.shape[0], 1)))
+  }
+
+  /// 1 − cos(a, b) along the last axis, averaged.
+  public static func cosine(_ a: Variable, _ b: Variable, eps: Float = 1e-8) throws -> Variable {
+    let dot = try a.multiply(b).sum(axis: -1)
+    let na = try a.multiply(a).sum(axis: -1).shifted(by: eps).power(0.5), nb = try b.multiply(b).sum(axis: -1).shifted(by: eps).power(0.5)
+    return try dot.divide(na.multiply(nb)).negated().shifted(by: 1).mean()
+  }
+
   public static func mse(_ prediction: Variable, _ target: Tensor) throws -> Variable {
     let d = try prediction.subtract(Variable(target))
     return try d.multiply(d).mean()

@@ -14,6 +14,9 @@ public struct Recipe {
   public var seed: UInt64 = 0
   public var labelSmoothing: Float = 0
   public var clipNorm: Float? = nil
+  public var augmentation = Augmentation()
+  /// Exponential moving average of the weights (decay per step); the trained model ends with the averaged weights.
+  public var emaDecay: Float? = nil
   public init() {}
 }
 
@@ -44,17 +47,31 @@ public enum Trainer {
     var record = TrainRecord()
     let start = DispatchTime.now().uptimeNanoseconds
     let parameters = model.parameters.filter(\.requiresGrad)
-    for p in parameters { p.grad = nil }                  // a gradient left by an earlier grad(...) must not leak in
+    let ema = WeightAverage()
+    for p in parameters { p.grad = nil }
+    // Soft targets (mixup, cutmix) need the class count: the model's output width.
+    let classes = recipe.augmentation.isIdentity ? 0
+      : try Autograd.noGrad { try model.forward(Variable(try images.gatheredRows([0]))) }.shape.last ?? 1                  // a gradient left by an earlier grad(...) must not leak in
     for epoch in 0..<recipe.epochs {
       let order = permutation(n, seed: recipe.seed &+ UInt64(epoch) &* 0x9E37_79B9)
       for b in 0..<stepsPerEpoch {
         let rows = Array(order[(b * recipe.batch)..<Swift.min(n, (b + 1) * recipe.batch)])
-        let x = Variable(try images.gatheredRows(rows)), y = try labels.gatheredRows(rows)
-        let loss = try Loss.crossEntropy(try model.forward(x), labels: y, smoothing: recipe.labelSmoothing)
+        let batchImages = try images.gatheredRows(rows), y = try labels.gatheredRows(rows)
+        let loss: Variable
+        if recipe.augmentation.isIdentity {
+          loss = try Loss.crossEntropy(try model.forward(Variable(batchImages)), labels: y, smoothing: recipe.labelSmoothing)
+        } else {
+          let (augmented, targets) = try recipe.augmentation.apply(images: batchImages, labels: y, samples: rows, epoch: epoch,
+                                                                   classes: classes)
+          let smoothed = recipe.labelSmoothing == 0 ? targets : try targets.binary(.multiply, scalar: 1 - recipe.labelSmoothing)
+            .binary(.add, scalar: recipe.labelSmoothing / Float(targets.shape.last ?? 1))
+          loss = try Loss.softCrossEntropy(try model.forward(Variable(augmented)), targets: smoothed)
+        }
         try loss.backward()
         if let clip = recipe.clipNorm { try GradientClipping.clip(parameters, maxNorm: clip) }
         let lr = recipe.schedule.rate(base: recipe.lr, step: record.steps, total: total)
         try Autograd.noGrad { try optimizer.step(parameters, lr: lr) }
+        if let decay = recipe.emaDecay { try ema.update(parameters, decay: decay) }
         let value = loss.value.scalars.first ?? .nan
         record.losses.append(value)
         record.steps += 1
@@ -62,6 +79,7 @@ public enum Trainer {
         try onStep(record.steps, total, value)
       }
     }
+    if recipe.emaDecay != nil { try ema.apply(to: parameters) }
     record.seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     return record
   }

@@ -50,6 +50,7 @@ enum CoreBuiltins {
       switch c[0] {
       case .int(let i): return .float(Double(i))
       case .float: return c[0]
+      case .host(let h) where h.numericValue != nil: return .float(h.numericValue ?? 0)
       case .string(let s):
         guard let d = Double(s.trimmingCharacters(in: .whitespaces)) else { throw LatheError("float: \(Value.quote(s)) is not a number") }
         return .float(d)

@@ -35,6 +35,7 @@ public struct NativeCall {
     switch arguments[i] {
     case .int(let v): return Double(v)
     case .float(let v): return v
+    case .host(let h) where h.numericValue != nil: return h.numericValue ?? 0
     default: throw fail(i, "a number")
     }
   }

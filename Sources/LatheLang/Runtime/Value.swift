@@ -94,6 +94,8 @@ public protocol HostObject: AnyObject {
   func isEqual(to other: any HostObject) -> Bool
   /// Bytes and a kind for `save(name, x)`; nil when the object cannot be saved.
   func serialized() throws -> (kind: String, bytes: [UInt8])?
+  /// The object as one number, where that makes sense (a one-element tensor); builtins taking a number accept it.
+  var numericValue: Double? { get }
 }
 
 extension HostObject {
@@ -109,6 +111,7 @@ extension HostObject {
   }
   public func isEqual(to other: any HostObject) -> Bool { self === other }
   public func serialized() throws -> (kind: String, bytes: [UInt8])? { nil }
+  public var numericValue: Double? { nil }
 }
 
 /// A host object that `sum`, `mean`, `max` and `min` reduce (a tensor, along an axis or over everything).
