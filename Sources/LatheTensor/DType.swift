@@ -1,16 +1,30 @@
 // Element types of tensors. Arithmetic runs in f32 (other types convert on the way in); i32 holds indices and
-// labels (argmax, class ids); f16, bf16, i8 and u8 store weights and data compactly. GGUF's packed blocks come
-// with the model formats.
+// labels (argmax, class ids); f16, bf16, i8 and u8 store weights and data compactly; q8_0 and q4_1 are GGUF's
+// block-quantised layouts (32 weights per block), read element by element through their blocks.
 
 public enum DType: String, CaseIterable, Sendable, CustomStringConvertible {
-  case f32, f16, bf16, i32, i8, u8
+  case f32, f16, bf16, i32, i8, u8, q8_0, q4_1
 
+  /// Bytes per element for plain types; for block types, bytes per block (see `blockSize`).
   public var byteSize: Int {
     switch self {
     case .f32, .i32: return 4
     case .f16, .bf16: return 2
     case .i8, .u8: return 1
+    case .q8_0: return 34          // f16 scale d, 32 × int8: w = d·q
+    case .q4_1: return 20          // f16 scale d, f16 minimum m, 32 × 4-bit q in 16 bytes: w = d·q + m
     }
+  }
+
+  /// Elements per block: 32 for the GGUF block types, 1 otherwise.
+  public var blockSize: Int { self == .q8_0 || self == .q4_1 ? 32 : 1 }
+  public var isQuantized: Bool { blockSize > 1 }
+
+  /// Bytes for `count` elements, or nil when the count is not a whole number of blocks (or overflows).
+  public func bytes(forElements count: Int) -> Int? {
+    guard count % blockSize == 0 else { return nil }
+    let (b, o) = (count / blockSize).multipliedReportingOverflow(by: byteSize)
+    return o ? nil : b
   }
 
   public var isInteger: Bool { self == .i32 || self == .i8 || self == .u8 }
@@ -19,6 +33,17 @@ public enum DType: String, CaseIterable, Sendable, CustomStringConvertible {
   /// Reads element `index` (in elements) of raw storage as a Float.
   @inline(__always) func load(_ base: UnsafeMutableRawPointer, _ index: Int) -> Float {
     switch self {
+    case .q8_0:
+      let block = base + (index / 32) * 34
+      let d = Float(Float16(bitPattern: block.loadUnaligned(as: UInt16.self)))
+      return d * Float(block.load(fromByteOffset: 2 + index % 32, as: Int8.self))
+    case .q4_1:
+      let block = base + (index / 32) * 20
+      let d = Float(Float16(bitPattern: block.loadUnaligned(as: UInt16.self)))
+      let m = Float(Float16(bitPattern: block.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+      let j = index % 32
+      let byte = block.load(fromByteOffset: 4 + j % 16, as: UInt8.self)     // element j and j+16 share byte j
+      return d * Float(j < 16 ? byte & 0x0F : byte >> 4) + m
     case .f32: return base.load(fromByteOffset: index * 4, as: Float.self)
     case .i32: return Float(base.load(fromByteOffset: index * 4, as: Int32.self))
     case .f16: return Float(Float16(bitPattern: base.load(fromByteOffset: index * 2, as: UInt16.self)))
@@ -42,6 +67,38 @@ public enum DType: String, CaseIterable, Sendable, CustomStringConvertible {
       base.storeBytes(of: UInt16(truncatingIfNeeded: rounded >> 16), toByteOffset: index * 2, as: UInt16.self)
     case .i8: base.storeBytes(of: Int8(integer(-128, 127)), toByteOffset: index, as: Int8.self)
     case .u8: base.storeBytes(of: UInt8(integer(0, 255)), toByteOffset: index, as: UInt8.self)
+    case .q8_0, .q4_1: break       // block types are written a block at a time: `storeBlock`
+    }
+  }
+
+  /// Quantises 32 values into block `block` (GGUF's reference rounding: Q8_0 d = max|x|/127, q = round(x/d);
+  /// Q4_1 d = (max − min)/15, m = min, q = round((x − m)/d) clamped to 0...15).
+  func storeBlock(_ x: UnsafePointer<Float>, _ base: UnsafeMutableRawPointer, block: Int) {
+    switch self {
+    case .q8_0:
+      let out = base + block * 34
+      var amax: Float = 0
+      for i in 0..<32 { amax = Swift.max(amax, Swift.abs(x[i].isFinite ? x[i] : 0)) }
+      let d = amax / 127, inverse: Float = d > 0 ? 1 / d : 0
+      out.storeBytes(of: Float16(d).bitPattern, as: UInt16.self)
+      for i in 0..<32 {
+        let v = x[i].isFinite ? x[i] : 0
+        out.storeBytes(of: Int8(Swift.max(-127, Swift.min(127, (v * inverse).rounded()))), toByteOffset: 2 + i, as: Int8.self)
+      }
+    case .q4_1:
+      let out = base + block * 20
+      var lo = Float.infinity, hi = -Float.infinity
+      for i in 0..<32 where x[i].isFinite { lo = Swift.min(lo, x[i]); hi = Swift.max(hi, x[i]) }
+      if lo > hi { lo = 0; hi = 0 }
+      let d = (hi - lo) / 15, inverse: Float = d > 0 ? 1 / d : 0
+      out.storeBytes(of: Float16(d).bitPattern, as: UInt16.self)
+      out.storeBytes(of: Float16(lo).bitPattern, toByteOffset: 2, as: UInt16.self)
+      for j in 0..<16 {
+        func q(_ v: Float) -> UInt8 { UInt8(Swift.max(0, Swift.min(15, ((v.isFinite ? v : lo) - lo) * inverse).rounded())) }
+        out.storeBytes(of: q(x[j]) | (q(x[j + 16]) << 4), toByteOffset: 4 + j, as: UInt8.self)
+      }
+    default:
+      for i in 0..<32 { store(x[i], base, block * 32 + i) }
     }
   }
 }

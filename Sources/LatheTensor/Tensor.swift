@@ -22,8 +22,9 @@ public struct Tensor {
   public init(zeros shape: [Int], dtype: DType = .f32, op: String = "zeros") throws {
     guard shape.allSatisfy({ $0 >= 0 }) else { throw TensorError.invalidShape(op: op, shape: shape, reason: "has a negative dimension") }
     guard shape.count <= 32 else { throw TensorError.invalidShape(op: op, shape: shape, reason: "has more than 32 dimensions") }
-    guard let n = Memory.count(shape), case (let bytes, false) = n.multipliedReportingOverflow(by: dtype.byteSize) else {
-      throw TensorError.outOfMemory(op: op, bytes: Int.max, budget: Memory.budget)
+    guard let n = Memory.count(shape) else { throw TensorError.outOfMemory(op: op, bytes: Int.max, budget: Memory.budget) }
+    guard let bytes = dtype.bytes(forElements: n) else {
+      throw TensorError.invalidShape(op: op, shape: shape, reason: "holds \(n) elements, not a whole number of \(dtype) blocks of \(dtype.blockSize)")
     }
     storage = try Storage(byteCount: bytes, op: op)
     self.shape = shape
@@ -35,8 +36,9 @@ public struct Tensor {
   /// A tensor whose elements the caller writes, every one, before anyone reads them (op outputs).
   init(uninitialized shape: [Int], dtype: DType = .f32, op: String) throws {
     guard shape.allSatisfy({ $0 >= 0 }), shape.count <= 32 else { try self.init(zeros: shape, dtype: dtype, op: op); return }
-    guard let n = Memory.count(shape), case (let bytes, false) = n.multipliedReportingOverflow(by: dtype.byteSize) else {
-      throw TensorError.outOfMemory(op: op, bytes: Int.max, budget: Memory.budget)
+    guard let n = Memory.count(shape) else { throw TensorError.outOfMemory(op: op, bytes: Int.max, budget: Memory.budget) }
+    guard let bytes = dtype.bytes(forElements: n) else {
+      throw TensorError.invalidShape(op: op, shape: shape, reason: "holds \(n) elements, not a whole number of \(dtype) blocks of \(dtype.blockSize)")
     }
     self.init(storage: try Storage(byteCount: bytes, op: op, zeroed: false), shape: shape,
               strides: Tensor.contiguousStrides(shape), offset: 0, dtype: dtype)
@@ -130,6 +132,16 @@ public struct Tensor {
     let out = try Tensor(uninitialized: shape, dtype: type ?? dtype, op: "copy")
     var i = 0
     let target = out.dtype, dst = out.storage.bytes
+    if target.isQuantized {
+      // Blocks of 32 consecutive (row-major) elements are quantised together.
+      var block = [Float](repeating: 0, count: 32)
+      forEachOffset { o in
+        block[i % 32] = self.element(atOffset: o)
+        if i % 32 == 31 { block.withUnsafeBufferPointer { if let b = $0.baseAddress { target.storeBlock(b, dst, block: i / 32) } } }
+        i += 1
+      }
+      return out
+    }
     forEachOffset { target.store(self.element(atOffset: $0), dst, i); i += 1 }
     return out
   }

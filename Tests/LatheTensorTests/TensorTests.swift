@@ -153,3 +153,45 @@ func matmulMatchesReference(m: Int, k: Int, n: Int) throws {
   #expect(try u.reshaped(to: [7, 1]).indexed([.index(2)]).scalars == [255])
   #expect(u.body(threshold: 100, edge: 3) == "[  1,   0, 255,   0,   0, 255, 255]")
 }
+
+@Test func ggufBlockLayoutsAreThoseOfTheGGUFTypeTable() {
+  // ggml: Q8_0 is 32 weights in 34 bytes, Q4_1 32 weights in 20 bytes.
+  #expect(DType.q8_0.blockSize == 32 && DType.q8_0.byteSize == 34)
+  #expect(DType.q4_1.blockSize == 32 && DType.q4_1.byteSize == 20)
+  #expect(DType.q4_1.bytes(forElements: 64) == 40 && DType.q4_1.bytes(forElements: 33) == nil)
+}
+
+@Test func quantisedBlocksDecodeExactlyAndRoundTripClosely() throws {
+  // A hand-built Q4_1 block: d = 0.5, m = -1, element j has q = j % 16 → w = 0.5·q − 1.
+  var raw = [UInt8](repeating: 0, count: 20)
+  withUnsafeBytes(of: Float16(0.5).bitPattern) { raw[0] = $0[0]; raw[1] = $0[1] }
+  withUnsafeBytes(of: Float16(-1).bitPattern) { raw[2] = $0[0]; raw[3] = $0[1] }
+  for j in 0..<16 { raw[4 + j] = UInt8(j) | UInt8(15 - j) << 4 }
+  var t = try Tensor(zeros: [32], dtype: .q4_1)
+  t.storage.bytes.copyMemory(from: raw, byteCount: 20)
+  let low: [Float] = (0..<16).map { (j: Int) -> Float in 0.5 * Float(j) - 1 }
+  let high: [Float] = (0..<16).map { (j: Int) -> Float in 0.5 * Float(15 - j) - 1 }
+  let expected = low + high
+  #expect(t.scalars == expected)
+  #expect(try t.indexed([.slice(16, 18, 1)]).scalars == [6.5, 6])
+  // Quantise real values: errors within half a step of each block.
+  let x = try Tensor.randn([4, 64], seed: 90)
+  for type in [DType.q8_0, .q4_1] {
+    let q = try x.copied(as: type)
+    #expect(q.storage.byteCount == 8 * type.byteSize)
+    let back = q.scalars, original = x.scalars
+    for b in 0..<8 {
+      let block = Array(original[(b * 32)..<(b * 32 + 32)])
+      let amax: Float = block.map { Swift.abs($0) }.max() ?? 0
+      let range: Float = (block.max() ?? 0) - (block.min() ?? 0)
+      let step: Float = type == .q8_0 ? amax / 127 : range / 15
+      var worst: Float = 0
+      for i in 0..<32 { worst = Swift.max(worst, Swift.abs(back[b * 32 + i] - block[i])) }
+      let bound: Float = step * 0.51 + 1e-3
+      #expect(worst <= bound, "\(type) block \(b): error \(worst), step \(step)")
+    }
+    #expect(try q.gatheredRows([3, 1]).scalars == Array(back[192..<256]) + Array(back[64..<128]))
+    #expect(try q.add(Tensor.zeros([1])).scalars == back)        // arithmetic reads through the blocks
+  }
+  #expect(throws: TensorError.self) { try Tensor.randn([33], seed: 1).copied(as: .q8_0) }
+}

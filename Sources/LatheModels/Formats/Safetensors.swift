@@ -123,7 +123,7 @@ public enum Safetensors {
       guard header[name] == nil, name != "__metadata__" else {
         throw SafetensorsError.malformed(path: "<write>", field: name, reason: "the name is used twice or reserved")
       }
-      let c = try t.copied()
+      let c = try t.copied(as: t.dtype.isQuantized ? .f32 : t.dtype)   // safetensors has no GGUF block types
       let bytes = [UInt8](UnsafeRawBufferPointer(start: c.storage.bytes, count: c.count * c.dtype.byteSize))
       let names: [DType: String] = [.f32: "F32", .f16: "F16", .bf16: "BF16", .i32: "I32", .i8: "I8", .u8: "U8"]
       header[name] = ["dtype": names[c.dtype] ?? "F32", "shape": t.shape, "data_offsets": [offset, offset + bytes.count]]

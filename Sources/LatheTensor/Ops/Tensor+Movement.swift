@@ -100,14 +100,16 @@ extension Tensor {
   public func gatheredRows(_ indices: [Int]) throws -> Tensor {
     guard rank >= 1 else { throw TensorError.invalidArgument(op: "gather", reason: "needs a tensor of rank 1 or more") }
     let rowShape = Array(shape.dropFirst()), rowCount = rowShape.reduce(1, *)
+    if dtype.isQuantized && rowCount % dtype.blockSize != 0 { return try copied(as: .f32).gatheredRows(indices) }
     let src = isContiguous ? self : try copied()               // keeps the dtype (labels stay i32)
     var out = try Tensor(uninitialized: [indices.count] + rowShape, dtype: dtype, op: "gather")
     let n = shape[0]
     for (k, i) in indices.enumerated() {
       guard i >= 0 && i < n else { throw TensorError.indexOutOfRange(op: "gather", index: i, size: n, axis: 0) }
-      let size = dtype.byteSize
-      out.storage.bytes.advanced(by: k * rowCount * size)
-        .copyMemory(from: src.storage.bytes.advanced(by: (src.offset + i * rowCount) * size), byteCount: rowCount * size)
+      // Bytes per row (whole blocks for the quantised types) and where the row starts in the source.
+      let rowBytes = dtype.bytes(forElements: rowCount) ?? 0
+      let start = dtype.bytes(forElements: src.offset + i * rowCount) ?? 0
+      out.storage.bytes.advanced(by: k * rowBytes).copyMemory(from: src.storage.bytes.advanced(by: start), byteCount: rowBytes)
     }
     return out
   }
