@@ -113,6 +113,19 @@ enum NNBuiltins {
       }
       return .host(ModuleValue(Activation(kernel)))
     }
+    r.add("vit", [ParameterSpec("image"), ParameterSpec("patch", default: .int(4)), ParameterSpec("dim", default: .int(64)),
+                  ParameterSpec("depth", default: .int(2)), ParameterSpec("heads", default: .int(4)), ParameterSpec("classes", default: .int(10)),
+                  ParameterSpec("channels", default: .int(1)), ParameterSpec("seed", default: .int(0))],
+          doc: "A small Vision Transformer: patch embedding, transformer blocks, mean pooling, a linear head.",
+          example: "vit(28, patch: 7, dim: 32, depth: 2, heads: 4)") { c in
+      .host(ModuleValue(try VisionTransformer(image: try c.int(0), channels: try c.int(6), patch: try c.int(1), dim: try c.int(2),
+                                              depth: try c.int(3), heads: try c.int(4), classes: try c.int(5), seed: try seedArgument(c, 7))))
+    }
+    r.add("mha", [ParameterSpec("dim"), ParameterSpec("heads", default: .int(4)), ParameterSpec("causal", default: .bool(false)),
+                  ParameterSpec("seed", default: .int(0))],
+          doc: "Multi-head self-attention over [batch, tokens, dim].", example: "mha(32, heads: 4)") { c in
+      .host(ModuleValue(try MultiHeadAttention(dim: try c.int(0), heads: try c.int(1), causal: try c.bool(2), seed: try seedArgument(c, 3))))
+    }
     r.add("flatten", doc: "A layer that flattens [N, ...] to [N, features].", example: "flatten()") { _ in .host(ModuleValue(Flatten())) }
     r.add("sequential", [ParameterSpec("layers")], doc: "Layers applied in order.",
           example: "sequential([conv(1, 8, padding: 1), act(), maxpool(2), flatten(), linear(8 * 14 * 14, 10)])") { c in
