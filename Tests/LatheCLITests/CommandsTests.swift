@@ -87,6 +87,14 @@ import LatheNotebook
     #expect(second.err.contains("nothing saved under \"nope\""))
   }
 
+  @Test func aSavedModelStateLoadsIntoANewModelInALaterSession() throws {
+    let nb = dir.appendingPathComponent("model.lnb").path
+    #expect(try TestPaths.runLathe(["repl", nb], input: "save(\"m\", mlp([4, 3], seed: 2))\n").status == 0)
+    let later = try TestPaths.runLathe(["repl", nb], input: "let m2 = mlp([4, 3], seed: 9)\nloadstate(m2, load(\"m\"))\n"
+      + "tolist(state(m2)[\"1.weight\"]) == tolist(state(mlp([4, 3], seed: 2))[\"1.weight\"])\n")
+    #expect(later.out.contains("true"), "\(later.out) \(later.err)")
+  }
+
   @Test func aScriptErrorStopsTheRunWithItsLine() throws {
     let script = dir.appendingPathComponent("bad.lathe")
     try "# %%\nlet a = 1\n\n# %%\nprint(a)\nprint(b)\n\n# %%\nprint(\"never\")\n".write(to: script, atomically: true, encoding: .utf8)
