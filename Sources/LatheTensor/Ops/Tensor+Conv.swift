@@ -76,9 +76,11 @@ extension Tensor {
     let cs = g.c / groups, os = o / groups, k = cs * g.kh * g.kw, area = g.oh * g.ow
     let xs = try x.contiguous(), ws = try weight.contiguous()
     var out = try Tensor(uninitialized: [g.n, o, g.oh, g.ow], op: "conv2d")
-    var cols = try Tensor(uninitialized: [k, area], op: "conv2d")
-    let colsP = try cols.mutablePointer(), outP = try out.mutablePointer(), xP = xs.readPointer(), wP = ws.readPointer()
-    for b in 0..<g.n {
+    let outP = try out.mutablePointer(), xP = xs.readPointer(), wP = ws.readPointer()
+    // One image per task: each writes its own output planes, so the result does not depend on the thread count.
+    ThreadPool.shared.parallelFor(g.n) { b in
+      let colsP = UnsafeMutablePointer<Float>.allocate(capacity: k * area)
+      defer { colsP.deallocate() }
       for grp in 0..<groups {
         g.im2col(xP + (b * g.c + grp * cs) * g.h * g.w, channels: cs, colsP)
         Gemm.multiply(transposeA: false, transposeB: false, m: os, n: area, k: k, wP + grp * os * k, lda: k, colsP, ldb: area,
@@ -100,23 +102,33 @@ extension Tensor {
     let o = weight.shape[0], cs = g.c / groups, os = o / groups, k = cs * g.kh * g.kw, area = g.oh * g.ow
     let xs = try x.contiguous(), ws = try weight.contiguous(), gs = try grad.contiguous()
     var dx = try Tensor(zeros: x.shape, op: "conv2d"), dw = try Tensor(zeros: weight.shape, op: "conv2d"), db = try Tensor(zeros: [o], op: "conv2d")
-    var cols = try Tensor(uninitialized: [k, area], op: "conv2d"), dcols = try Tensor(uninitialized: [k, area], op: "conv2d")
-    let colsP = try cols.mutablePointer(), dcolsP = try dcols.mutablePointer()
     let dxP = try dx.mutablePointer(), dwP = try dw.mutablePointer(), dbP = try db.mutablePointer()
     let xP = xs.readPointer(), wP = ws.readPointer(), gP = gs.readPointer()
-    for b in 0..<g.n {
+    // One image per task; each image's weight and bias gradients go to its own slot and are summed in image order
+    // afterwards, so the result is the same for any thread count.
+    let wCount = weight.count
+    let partialW = UnsafeMutablePointer<Float>.allocate(capacity: g.n * wCount), partialB = UnsafeMutablePointer<Float>.allocate(capacity: g.n * o)
+    defer { partialW.deallocate(); partialB.deallocate() }
+    ThreadPool.shared.parallelFor(g.n) { b in
+      let colsP = UnsafeMutablePointer<Float>.allocate(capacity: k * area), dcolsP = UnsafeMutablePointer<Float>.allocate(capacity: k * area)
+      defer { colsP.deallocate(); dcolsP.deallocate() }
+      let myW = partialW + b * wCount
       for grp in 0..<groups {
         let gOut = gP + (b * o + grp * os) * area
         g.im2col(xP + (b * g.c + grp * cs) * g.h * g.w, channels: cs, colsP)
-        // dW_g += dY_g [os, area] · colsᵀ [area, k]
+        // dW_g = dY_g [os, area] · colsᵀ [area, k]   (this image's share)
         Gemm.multiply(transposeA: false, transposeB: true, m: os, n: k, k: area, gOut, lda: area, colsP, ldb: area,
-                      dwP + grp * os * k, ldc: k, beta: 1)
+                      myW + grp * os * k, ldc: k)
         // dcols = W_gᵀ [k, os] · dY_g [os, area], then folded back into dx
         Gemm.multiply(transposeA: true, transposeB: false, m: k, n: area, k: os, wP + grp * os * k, lda: k, gOut, ldb: area,
                       dcolsP, ldc: area)
         g.col2im(dcolsP, channels: cs, dxP + (b * g.c + grp * cs) * g.h * g.w)
       }
-      for ch in 0..<o { let row = gP + (b * o + ch) * area; var s: Float = 0; for i in 0..<area { s += row[i] }; dbP[ch] += s }
+      for ch in 0..<o { let row = gP + (b * o + ch) * area; var s: Float = 0; for i in 0..<area { s += row[i] }; partialB[b * o + ch] = s }
+    }
+    for b in 0..<g.n {
+      for i in 0..<wCount { dwP[i] += partialW[b * wCount + i] }
+      for ch in 0..<o { dbP[ch] += partialB[b * o + ch] }
     }
     return (dx, dw, db)
   }
