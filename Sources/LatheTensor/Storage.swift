@@ -46,6 +46,35 @@ public enum Memory {
   }
 }
 
+/// Freed large blocks kept for reuse by the next allocation of the same size. Large blocks come from mmap and
+/// every page of a fresh one faults on first touch; an op's output the same size as a tensor just freed (most of a
+/// training step, and any elementwise chain) reuses it instead. Bounded: 256 MiB at most, 4 blocks per size.
+enum BlockCache {
+  static let minimum = 1 << 20
+  static let capacity = 256 << 20
+  nonisolated(unsafe) private static var blocks: [Int: [UnsafeMutableRawPointer]] = [:]
+  nonisolated(unsafe) private static var held = 0
+  private static let lock = NSLock()
+
+  static func take(_ size: Int) -> UnsafeMutableRawPointer? {
+    guard size >= minimum else { return nil }
+    lock.lock(); defer { lock.unlock() }
+    guard let block = blocks[size]?.popLast() else { return nil }
+    held -= size
+    return block
+  }
+
+  /// Keeps `block` (true) or declines it (false: the caller frees it).
+  static func give(_ block: UnsafeMutableRawPointer, _ size: Int) -> Bool {
+    guard size >= minimum else { return false }
+    lock.lock(); defer { lock.unlock() }
+    guard held + size <= capacity, blocks[size, default: []].count < 4 else { return false }
+    blocks[size, default: []].append(block)
+    held += size
+    return true
+  }
+}
+
 public final class Storage {
   public let bytes: UnsafeMutableRawPointer
   public let byteCount: Int
@@ -61,13 +90,12 @@ public final class Storage {
                                         + "memory budget of \(Memory.describe(Memory.budget)) (\(Memory.describe(Memory.liveBytes)) in use)")
     }
     self.byteCount = byteCount
-    bytes = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 64), alignment: 64)
+    bytes = BlockCache.take(byteCount) ?? UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 64), alignment: 64)
     if zeroed { bytes.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 64)) }
   }
 
-
   deinit {
-    bytes.deallocate()
+    if !BlockCache.give(bytes, byteCount) { bytes.deallocate() }
     Memory.release(byteCount)
   }
 
