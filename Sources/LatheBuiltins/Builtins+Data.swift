@@ -14,6 +14,10 @@ enum DataBuiltins {
           example: "mnist5k()") { _ in wrap(try Datasets.mnist5k()) }
     r.add("digits", [], doc: "scikit-learn's 1797 handwritten digits [1, 8, 8] in [0, 1], 10 classes.",
           example: "digits()") { _ in wrap(try Datasets.digits()) }
+    r.add("photos", [], doc: "scikit-learn's two sample photos as a record {china, flower} of [3, 427, 640] tensors in [0, 1].",
+          example: "photos().china.shape") { _ in
+      .record(Record(try Datasets.photos().map { ($0.name, .host(TensorValue($0.image))) }))
+    }
 
     // `split` on a string stays the core row; on a dataset it is a seeded train/test split.
     let splitString = r.lookup("split")
