@@ -7,17 +7,25 @@ import LatheNN
 import LatheTensor
 
 extension ModuleValue {
-  /// `save("m", model)` stores the model's parameters as a safetensors blob; `load` gives back their record,
-  /// which `loadstate(model, ...)` puts into a model of the same architecture.
+  /// `save("m", model)` stores the model's parameters as a safetensors blob with its architecture in the metadata;
+  /// `load("m")` builds the model again (or, for an architecture the format does not describe, gives the state
+  /// record, which `loadstate(model, ...)` puts into a model of the same architecture).
   public func serialized() throws -> (kind: String, bytes: [UInt8])? {
-    ("model-state", try Safetensors.write(module.namedParameters.map { ($0.name, $0.variable.value) },
-                                          metadata: ["format": "lathe", "summary": module.summary]))
+    var metadata = ["format": "lathe", "summary": module.summary]
+    if let architecture = Architecture.json(module) { metadata["architecture"] = architecture }
+    return ("model-state", try Safetensors.write(module.namedParameters.map { ($0.name, $0.variable.value) }, metadata: metadata))
   }
 }
 
 enum FileBuiltins {
   static func register(into r: BuiltinRegistry) {
-    r.addHostDecoder(kind: "model-state") { bytes in record(try Safetensors.read(bytes: bytes, path: "saved model").tensors) }
+    r.addHostDecoder(kind: "model-state") { bytes in
+      let (tensors, metadata) = try Safetensors.read(bytes: bytes, path: "saved model")
+      guard let architecture = metadata["architecture"] else { return record(tensors) }
+      let module = try Architecture.build(json: architecture)
+      try module.load(state: tensors)
+      return .host(ModuleValue(module))
+    }
     r.add("savetensors", [ParameterSpec("path"), ParameterSpec("tensors")],
           doc: "Writes a record of tensors (or a model's state) to a safetensors file.",
           example: "savetensors(\"/tmp/w.safetensors\", {w: eye(2)})") { c in

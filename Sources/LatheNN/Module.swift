@@ -22,7 +22,10 @@ extension Module {
         layer.namedParameters.map { ("\(index).\($0.name)", $0.variable) }
       }
     }
-    return parameters.enumerated().map { ($0.element.name ?? "p\($0.offset)", $0.element) }
+    let names = parameters.map { $0.name ?? "p" }
+    // Unique names as they are ("weight", "bias"); repeated ones (a ViT's many weights) get their position.
+    if Set(names).count == names.count { return zip(names, parameters).map { ($0, $1) } }
+    return parameters.enumerated().map { ("\($0.offset).\(names[$0.offset])", $0.element) }
   }
 
   /// Copies values into the parameters by name; every parameter must be given, with its shape.

@@ -65,13 +65,14 @@ public final class TransformerBlock: Module {
 /// embeddings, transformer blocks, mean pooling over patches, and a linear classifier.
 public final class VisionTransformer: Module {
   let patchEmbed: Conv2d, position: Variable, blocks: [TransformerBlock], norm: LayerNorm, head: Linear
-  public let image: Int, patch: Int, dim: Int
+  public let image: Int, patch: Int, dim: Int, channels: Int, depth: Int, heads: Int, classes: Int
 
   public init(image: Int, channels: Int, patch: Int, dim: Int, depth: Int, heads: Int, classes: Int, seed: UInt64) throws {
     guard patch > 0, image % patch == 0, depth >= 1 else {
       throw TensorError.invalidArgument(op: "vit", reason: "image \(image) must be a multiple of patch \(patch), depth >= 1")
     }
     self.image = image; self.patch = patch; self.dim = dim
+    self.channels = channels; self.depth = depth; self.heads = heads; self.classes = classes
     patchEmbed = try Conv2d(channels, dim, kernel: patch, stride: patch, seed: seed)
     let tokens = (image / patch) * (image / patch)
     position = Variable(try Tensor.randn([tokens, dim], seed: seed &+ 1).binary(.multiply, scalar: 0.02), requiresGrad: true, name: "position")

@@ -93,6 +93,12 @@ import LatheNotebook
     let later = try TestPaths.runLathe(["repl", nb], input: "let m2 = mlp([4, 3], seed: 9)\nloadstate(m2, load(\"m\"))\n"
       + "tolist(state(m2)[\"1.weight\"]) == tolist(state(mlp([4, 3], seed: 2))[\"1.weight\"])\n")
     #expect(later.out.contains("true"), "\(later.out) \(later.err)")
+    // The saved architecture comes back too: load gives a model that computes what the saved one did.
+    let cnn = "sequential([conv(1, 2, kernel: 3, padding: 1, seed: 4), act(), maxpool(2), flatten(), linear(8, 3, seed: 5)])"
+    #expect(try TestPaths.runLathe(["repl", nb], input: "save(\"cnn\", \(cnn))\n").status == 0)
+    let back = try TestPaths.runLathe(["repl", nb], input: "let c = load(\"cnn\")\nprint(c)\n"
+      + "tolist(c.forward(ones([1, 1, 4, 4]))) == tolist(\(cnn).forward(ones([1, 1, 4, 4])))\n")
+    #expect(back.out.contains("Conv2d(1 → 2, 3×3, padding 1)") && back.out.contains("true"), "\(back.out) \(back.err)")
   }
 
   @Test func aScriptErrorStopsTheRunWithItsLine() throws {

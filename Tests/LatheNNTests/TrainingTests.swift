@@ -105,3 +105,21 @@ func blobs(_ n: Int, seed: UInt64) throws -> (Tensor, Tensor) {
   let (accuracy, _) = try Trainer.evaluate(vit, images: shifted, labels: try Tensor(labels, shape: [n]))
   #expect(accuracy > 0.95)
 }
+
+@Test func architecturesRoundTripWithTheirState() throws {
+  let models: [Module] = [
+    try Sequential.mlp([4, 8, 3], activation: .gelu, seed: 1),
+    Sequential([try Conv2d(1, 2, kernel: 3, stride: 1, padding: 1, groups: 1, seed: 2), Activation(.relu), try Pool2d(.average, kernel: 2),
+                Flatten(), try Linear(8, 3, bias: false, seed: 3)]),
+    try VisionTransformer(image: 4, channels: 1, patch: 2, dim: 8, depth: 2, heads: 2, classes: 3, seed: 4),
+  ]
+  let inputs = [try Tensor.randn([2, 4], seed: 5), try Tensor.randn([2, 1, 4, 4], seed: 6), try Tensor.randn([2, 1, 4, 4], seed: 7)]
+  for (model, x) in zip(models, inputs) {
+    let json = try #require(Architecture.json(model))
+    let copy = try Architecture.build(json: json)
+    let names = model.namedParameters.map(\.name)
+    #expect(Set(names).count == names.count, "parameter names are unique: \(names.prefix(6))")
+    try copy.load(state: model.namedParameters.map { ($0.name, $0.variable.value) })
+    #expect(try copy.forward(Variable(x)).value.scalars == model.forward(Variable(x)).value.scalars, "\(model.summary)")
+  }
+}
