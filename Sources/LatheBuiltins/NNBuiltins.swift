@@ -126,6 +126,14 @@ enum NNBuiltins {
           doc: "Multi-head self-attention over [batch, tokens, dim].", example: "mha(32, heads: 4)") { c in
       .host(ModuleValue(try MultiHeadAttention(dim: try c.int(0), heads: try c.int(1), causal: try c.bool(2), seed: try seedArgument(c, 3))))
     }
+    r.add("freeze", [ParameterSpec("model"), ParameterSpec("frozen", default: .bool(true))],
+          doc: "Stops (or with frozen: false, restarts) training of a model's parameters; returns the model.",
+          example: "freeze(linear(4, 2))") { c in
+      let m = try module(c[0], "freeze")
+      let frozen = try c.bool(1)
+      for p in m.parameters { p.frozen = frozen }
+      return c[0]
+    }
     r.add("flatten", doc: "A layer that flattens [N, ...] to [N, features].", example: "flatten()") { _ in .host(ModuleValue(Flatten())) }
     r.add("sequential", [ParameterSpec("layers")], doc: "Layers applied in order.",
           example: "sequential([conv(1, 8, padding: 1), act(), maxpool(2), flatten(), linear(8 * 14 * 14, 10)])") { c in

@@ -284,6 +284,22 @@ enum TensorBuiltins {
           doc: "a where condition is nonzero, else b (broadcast).", example: "where(tensor([1, 0]), ones([2]), zeros([2]))") { c in
       wrap(try Variable.select(try tensor(c[0], "where: condition"), try variable(c[1], "where: a"), try variable(c[2], "where: b")))
     }
+    r.add("adaptivepool", [ParameterSpec("x"), ParameterSpec("size", default: .int(1))],
+          doc: "Adaptive average pooling of [N, C, H, W] to a size×size (or [h, w]) output.",
+          example: "adaptivepool(randn([1, 2, 5, 5], seed: 0), size: 1)") { c in
+      let size = try shape(c[1], "adaptivepool: size")
+      guard size.count == 1 || size.count == 2 else { throw LatheError("adaptivepool: size must be an int or [h, w]", kind: .type) }
+      return wrap(try variable(c[0], "adaptivepool: x").adaptiveAvgPool2d(size[0], size.count == 2 ? size[1] : size[0]))
+    }
+    r.add("scatteradd", [ParameterSpec("base"), ParameterSpec("indices"), ParameterSpec("values")],
+          doc: "base with the rows of values added at the given row indices (repeats accumulate).",
+          example: "scatteradd(zeros([3, 2]), [2, 0], ones([2, 2]))") { c in
+      let indices = try c.list(1).map { v -> Int in
+        guard case .int(let i) = v else { throw LatheError("scatteradd: indices must be ints, got \(v.typeName)", kind: .type) }
+        return i
+      }
+      return wrap(try Variable.scatterAdd(try variable(c[0], "scatteradd: base"), indices: indices, values: try variable(c[2], "scatteradd: values")))
+    }
     r.add("topk", [ParameterSpec("x"), ParameterSpec("k"), ParameterSpec("largest", default: .bool(true))],
           doc: "The k largest (or smallest) values along the last axis and their indices: [values, indices].",
           example: "topk(tensor([3, 1, 4, 1, 5]), 2)") { c in

@@ -47,6 +47,9 @@ public enum Trainer {
     var record = TrainRecord()
     let start = DispatchTime.now().uptimeNanoseconds
     let parameters = model.parameters.filter(\.requiresGrad)
+    guard !parameters.isEmpty else {
+      throw TensorError.invalidArgument(op: "train", reason: "the model has no trainable parameters (all frozen?)")
+    }
     let ema = WeightAverage()
     for p in parameters { p.grad = nil }
     // Soft targets (mixup, cutmix) need the class count: the model's output width.

@@ -178,3 +178,17 @@ func checkGradient(_ name: String, _ x: Tensor, tolerance: Float = 2e-2, _ f: (V
   #expect(low.scalars == [1, 3, 4])
   #expect(throws: TensorError.self) { try Tensor.zeros([3]).topK(4) }
 }
+
+@Test func adaptivePoolingAndScatterGradients() throws {
+  let x = try Tensor.randn([1, 2, 5, 7], seed: 90)
+  try checkGradient("adaptive avg pool", x) { try $0.adaptiveAvgPool2d(2, 3).multiply(Variable(try Tensor.randn([1, 2, 2, 3], seed: 91))) }
+  let pooled = try Variable(try Tensor.arange(0, 16).reshaped(to: [1, 1, 4, 4])).adaptiveAvgPool2d(1, 1).value.scalars
+  #expect(pooled == [7.5])
+  let base = Variable(try Tensor.zeros([3, 2]))
+  try checkGradient("scatter values", try Tensor.randn([4, 2], seed: 92)) {
+    try Variable.scatterAdd(base, indices: [2, 0, 2, 1], values: $0).multiply(Variable(try Tensor.randn([3, 2], seed: 93)))
+  }
+  let added = try Variable.scatterAdd(base, indices: [2, 2], values: Variable(try Tensor.ones([2, 2]))).value.scalars
+  #expect(added == [0, 0, 0, 0, 2, 2])
+  #expect(throws: TensorError.self) { try Variable.scatterAdd(base, indices: [3], values: Variable(try Tensor.ones([1, 2]))) }
+}

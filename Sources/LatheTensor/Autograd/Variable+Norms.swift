@@ -102,3 +102,50 @@ extension Variable {
     return Variable(try value.multiply(keep), parents: [self]) { g in [try g.multiply(keep)] }
   }
 }
+
+extension Variable {
+  /// Adaptive average pooling of [N, C, H, W] to [N, C, oh, ow]: output cell (i, j) averages input rows
+  /// ⌊i·H/oh⌋ ..< ⌈(i+1)·H/oh⌉ and the same for columns (PyTorch's windows); the gradient spreads evenly back.
+  public func adaptiveAvgPool2d(_ oh: Int, _ ow: Int) throws -> Variable {
+    guard value.rank == 4, oh >= 1, ow >= 1 else {
+      throw TensorError.invalidArgument(op: "adaptiveavgpool", reason: "needs [N, C, H, W] and an output size of at least 1×1, got \(shape) → \(oh)×\(ow)")
+    }
+    let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+    func window(_ i: Int, _ out: Int, _ size: Int) -> Range<Int> { (i * size / out)..<(((i + 1) * size + out - 1) / out) }
+    let src = try value.contiguous(), sp = src.readPointer()
+    var out = try Tensor(zeros: [n, c, oh, ow], op: "adaptiveavgpool")
+    let op = try out.mutablePointer()
+    for plane in 0..<(n * c) { for i in 0..<oh { for j in 0..<ow {
+      let rows = window(i, oh, h), cols = window(j, ow, w)
+      var s: Float = 0
+      for y in rows { for x in cols { s += sp[plane * h * w + y * w + x] } }
+      op[(plane * oh + i) * ow + j] = s / Float(rows.count * cols.count)
+    } } }
+    let inputShape = shape
+    return Variable(out, parents: [self]) { g in
+      var dx = try Tensor(zeros: inputShape, op: "adaptiveavgpool")
+      let dp = try dx.mutablePointer(), gp = try g.contiguous().readPointer()
+      for plane in 0..<(n * c) { for i in 0..<oh { for j in 0..<ow {
+        let rows = window(i, oh, h), cols = window(j, ow, w)
+        let share = gp[(plane * oh + i) * ow + j] / Float(rows.count * cols.count)
+        for y in rows { for x in cols { dp[plane * h * w + y * w + x] += share } }
+      } } }
+      return [dx]
+    }
+  }
+
+  /// `base` with `values` rows added at row `indices` (rows may repeat; they accumulate): PyTorch's index_add along
+  /// axis 0. Gradients: to base unchanged, to values the gathered rows.
+  public static func scatterAdd(_ base: Variable, indices: [Int], values: Variable) throws -> Variable {
+    guard base.value.rank >= 1, values.value.rank == base.value.rank, values.shape.first == indices.count,
+          Array(values.shape.dropFirst()) == Array(base.shape.dropFirst()) else {
+      throw TensorError.shapeMismatch(op: "scatter", lhs: base.shape, rhs: values.shape)
+    }
+    let rows = base.shape[0], rowCount = base.value.count / Swift.max(rows, 1)
+    for i in indices where i < 0 || i >= rows { throw TensorError.indexOutOfRange(op: "scatter", index: i, size: rows, axis: 0) }
+    var out = try base.value.copied(as: .f32)
+    let op = try out.mutablePointer(), vp = try values.value.contiguous().readPointer()
+    for (k, r) in indices.enumerated() { for j in 0..<rowCount { op[r * rowCount + j] += vp[k * rowCount + j] } }
+    return Variable(out, parents: [base, values]) { g in [g, try g.gatheredRows(indices)] }
+  }
+}

@@ -11,8 +11,11 @@ public final class Variable {
   public var value: Tensor
   /// The gradient of the last `backward()` with respect to this variable (accumulated over calls).
   public var grad: Tensor?
-  /// Leaves set this; results get it when any input has it (and recording is on).
-  public let requiresGrad: Bool
+  /// Leaves set this; results get it when any input has it (and recording is on). A frozen leaf has it off.
+  public var requiresGrad: Bool { wantsGrad && !frozen }
+  private let wantsGrad: Bool
+  /// Freezing a parameter stops gradients to it (and its training) until it is unfrozen.
+  public var frozen = false
   /// Frozen parameters keep requiresGrad false. `name` says what a parameter is ("weight", "bias").
   public var name: String?
   let parents: [Variable]
@@ -21,14 +24,14 @@ public final class Variable {
 
   /// A leaf: an input or a parameter.
   public init(_ value: Tensor, requiresGrad: Bool = false, name: String? = nil) {
-    self.value = value; self.requiresGrad = requiresGrad; self.name = name
+    self.value = value; self.wantsGrad = requiresGrad; self.name = name
     parents = []; backwardRule = nil
   }
 
   init(_ value: Tensor, parents: [Variable], backward: @escaping (Tensor) throws -> [Tensor?]) {
     self.value = value
     let record = Autograd.isRecording && parents.contains { $0.requiresGrad }
-    requiresGrad = record
+    wantsGrad = record
     self.parents = record ? parents : []
     backwardRule = record ? backward : nil
   }
