@@ -132,10 +132,23 @@ func matmulMatchesReference(m: Int, k: Int, n: Int) throws {
 }
 
 @Test func unaryKernelsMatchTheirScalarTwins() throws {
-  let x = try Tensor.randn([1003], seed: 30)
-  for kernel in [UnaryKernel.relu, .negate, .abs, .exp, .tanh, .sigmoid, .silu, .gelu] {
+  let x = try Tensor.randn([1003], seed: 30).binary(.multiply, scalar: 4)
+  for kernel in [UnaryKernel.relu, .negate, .abs] {
     #expect(try x.unary(kernel).scalars == Elementwise.unaryReference(kernel, x.scalars), "\(kernel.rawValue)")
   }
+  // The SIMD exp polynomial and what is built on it: |error| ≤ 1e-6 + 2e-6·|value| against Foundation's functions
+  // (tanh and gelu come from e^x, so near their zeros the error is absolute, not relative).
+  for kernel in [UnaryKernel.exp, .tanh, .sigmoid, .silu, .gelu] {
+    let got = try x.unary(kernel).scalars, want = Elementwise.unaryReference(kernel, x.scalars)
+    let worst = zip(got, want).map { Swift.abs($0 - $1) / (1e-6 + 2e-6 * Swift.abs($1)) }.max() ?? 0
+    #expect(worst <= 1, "\(kernel.rawValue): error \(worst) times the tolerance")
+  }
+  // Range ends and special values.
+  let special = try Tensor([-100, -87, 0, 1, 88, 100, .nan, .infinity, -.infinity] + Array(repeating: 0, count: 7), shape: [16])
+  let e = try special.unary(.exp).scalars
+  #expect(e[2] == 1 && Swift.abs(e[3] - 2.7182817) < 1e-6 && e[0] < 1e-37 && e[6].isNaN)
+  #expect(try special.unary(.sigmoid).scalars.prefix(6).allSatisfy { $0 >= 0 && $0 <= 1 })
+  #expect(try special.unary(.tanh).scalars[5] == 1 && special.unary(.tanh).scalars[0] == -1)
 }
 
 @Test func dtypesConvertRoundAndSaturate() throws {

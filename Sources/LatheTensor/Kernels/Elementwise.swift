@@ -79,14 +79,22 @@ extension Elementwise {
     var i = 0
     let zero = V(repeating: 0)
     switch kernel {
-    case .relu, .negate, .abs:
+    case .relu, .negate, .abs, .exp, .sigmoid, .silu, .tanh, .gelu:
+      let one = V(repeating: 1), half = V(repeating: 0.5), two = V(repeating: 2)
       while i + V.scalarCount <= count {
         let x = UnsafeRawPointer(a + i).loadUnaligned(as: V.self)
         let y: V
         switch kernel {
         case .relu: y = x.replacing(with: zero, where: x .< zero)
         case .negate: y = zero - x
-        default: y = x.replacing(with: zero - x, where: x .< zero)
+        case .abs: y = x.replacing(with: zero - x, where: x .< zero)
+        case .exp: y = Elementwise.exp(x)
+        case .sigmoid: y = one / (one + Elementwise.exp(zero - x))
+        case .silu: y = x / (one + Elementwise.exp(zero - x))
+        case .tanh: y = two / (one + Elementwise.exp(x * V(repeating: -2))) - one          // tanh x = 2σ(2x) − 1
+        default:
+          let u = V(repeating: 0.7978845608) * (x + V(repeating: 0.044715) * x * x * x)
+          y = half * x * (one + two / (one + Elementwise.exp(u * V(repeating: -2))) - one)
         }
         UnsafeMutableRawPointer(out + i).storeBytes(of: y, as: V.self)
         i += V.scalarCount
@@ -94,6 +102,31 @@ extension Elementwise {
     default: break
     }
     while i < count { out[i] = kernel.scalar(a[i]); i += 1 }
+  }
+
+  /// e^x for 16 lanes (Cephes' expf: x = n·ln 2 + r, a degree-6 polynomial for e^r, 2^n from the exponent bits);
+  /// relative error about 2e-7 against Foundation's exp. Inputs are clamped to ±87.3, so large ones saturate
+  /// (e^88 and beyond would overflow f32 anyway; NaN lanes give NaN).
+  @inline(__always) static func exp(_ x: V) -> V {
+    let limit = V(repeating: 87.3)
+    var v = x.replacing(with: limit, where: x .> limit)
+    v = v.replacing(with: -limit, where: v .< -limit)
+    let shifter = V(repeating: 12_582_912)                                   // 1.5·2^23: rounds to an integer
+    let nShifted = v * V(repeating: 1.442_695_04) + shifter
+    let n = nShifted - shifter
+    let r = v - n * V(repeating: 0.693_359_375) + n * V(repeating: 2.121_944_4e-4)
+    var p = V(repeating: 1.987_569_15e-4)
+    p = p * r + V(repeating: 1.398_199_95e-3)
+    p = p * r + V(repeating: 8.333_451_9e-3)
+    p = p * r + V(repeating: 4.166_579_59e-2)
+    p = p * r + V(repeating: 1.666_666_55e-1)
+    p = p * r + V(repeating: 5.000_000_12e-1)
+    p = p * r * r + r + V(repeating: 1)
+    // 2^n: n sits in the low mantissa bits of nShifted; move it into the exponent field.
+    let nBits = unsafeBitCast(nShifted, to: SIMD16<UInt32>.self) &- SIMD16<UInt32>(repeating: 0x4B40_0000)
+    let scale = unsafeBitCast((nBits &+ SIMD16<UInt32>(repeating: 127)) &<< SIMD16<UInt32>(repeating: 23), to: V.self)
+    let result = p * scale
+    return result.replacing(with: x, where: x .!= x)                         // NaN in, NaN out
   }
 
   /// The scalar twin of `unary`.
