@@ -134,6 +134,19 @@ enum NNBuiltins {
       for p in m.parameters { p.frozen = frozen }
       return c[0]
     }
+    r.add("embedlayer", [ParameterSpec("vocab"), ParameterSpec("dim"), ParameterSpec("seed", default: .int(0))],
+          doc: "A learned embedding table [vocab, dim]: integer ids [..] to vectors [.., dim].", example: "embedlayer(100, 16)") { c in
+      .host(ModuleValue(try Embedding(vocab: try c.int(0), dim: try c.int(1), seed: try seedArgument(c, 2))))
+    }
+    r.add("dropoutlayer", [ParameterSpec("p", default: .float(0.5)), ParameterSpec("seed", default: .int(0))],
+          doc: "Dropout while training (a fresh seeded mask per step), the identity in evaluate.", example: "dropoutlayer(0.1)") { c in
+      .host(ModuleValue(try Dropout(Float(try c.double(0)), seed: try seedArgument(c, 1))))
+    }
+    r.add("batchnormlayer", [ParameterSpec("channels")],
+          doc: "BatchNorm over [N, C, H, W]: batch statistics while training, running averages in evaluate.",
+          example: "batchnormlayer(16)") { c in
+      .host(ModuleValue(try BatchNorm2d(try c.int(0))))
+    }
     r.add("flatten", doc: "A layer that flattens [N, ...] to [N, features].", example: "flatten()") { _ in .host(ModuleValue(Flatten())) }
     r.add("sequential", [ParameterSpec("layers")], doc: "Layers applied in order.",
           example: "sequential([conv(1, 8, padding: 1), act(), maxpool(2), flatten(), linear(8 * 14 * 14, 10)])") { c in

@@ -19,6 +19,9 @@ public enum Architecture {
     case let m as Activation: return ["kind": "activation", "function": m.kernel.rawValue]
     case is Flatten: return ["kind": "flatten"]
     case let m as LayerNorm: return ["kind": "layernorm", "features": m.features]
+    case let m as Embedding: return ["kind": "embedding", "vocab": m.vocab, "dim": m.dim]
+    case let m as Dropout: return ["kind": "dropout", "p": Double(m.p), "seed": Int(truncatingIfNeeded: m.seed)]
+    case let m as BatchNorm2d: return ["kind": "batchnorm2d", "channels": m.channels]
     case let m as MultiHeadAttention: return ["kind": "mha", "dim": m.dim, "heads": m.heads, "causal": m.causal]
     case let m as VisionTransformer:
       return ["kind": "vit", "image": m.image, "channels": m.channels, "patch": m.patch, "dim": m.dim, "depth": m.depth,
@@ -50,6 +53,10 @@ public enum Architecture {
       return Activation(k)
     case "flatten": return Flatten()
     case "layernorm": return try LayerNorm(try int("features"))
+    case "embedding": return try Embedding(vocab: try int("vocab"), dim: try int("dim"), seed: 0)
+    case "dropout":
+      return try Dropout(Float((spec["p"] as? NSNumber)?.doubleValue ?? 0), seed: UInt64(truncatingIfNeeded: (spec["seed"] as? NSNumber)?.intValue ?? 0))
+    case "batchnorm2d": return try BatchNorm2d(try int("channels"))
     case "mha": return try MultiHeadAttention(dim: try int("dim"), heads: try int("heads"), causal: (spec["causal"] as? Bool) ?? false, seed: 0)
     case "vit":
       return try VisionTransformer(image: try int("image"), channels: try int("channels"), patch: try int("patch"), dim: try int("dim"),

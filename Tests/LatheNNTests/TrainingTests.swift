@@ -123,3 +123,29 @@ func blobs(_ n: Int, seed: UInt64) throws -> (Tensor, Tensor) {
     #expect(try copy.forward(Variable(x)).value.scalars == model.forward(Variable(x)).value.scalars, "\(model.summary)")
   }
 }
+
+@Test func embeddingDropoutAndBatchNormLayers() throws {
+  let e = try Embedding(vocab: 5, dim: 3, seed: 1)
+  let rows = try e.forward(Variable(try Tensor([4, 0], shape: [2])))
+  #expect(rows.shape == [2, 3] && rows.value.scalars == Array(e.table.value.scalars[12..<15]) + Array(e.table.value.scalars[0..<3]))
+  let d = try Dropout(0.5, seed: 2)
+  let x = Variable(try Tensor.ones([1000]))
+  let trained = try d.forward(x).value.scalars
+  #expect(trained.contains(0) && trained.contains(2))
+  #expect(try Autograd.noGrad { try d.forward(x) }.value.scalars == x.value.scalars)   // identity at inference
+  let bn = try BatchNorm2d(2)
+  let batch = Variable(try Tensor.randn([8, 2, 3, 3], seed: 3).binary(.multiply, scalar: 3).binary(.add, scalar: 5))
+  let y = try bn.forward(batch).value
+  expectChannelStatistics(y)
+  #expect(bn.runningMean.scalars.allSatisfy { Swift.abs($0 - 0.5) < 0.2 })               // 0.1 of a batch mean near 5
+  let inference = try Autograd.noGrad { try bn.forward(batch) }.value
+  #expect(inference.shape == [8, 2, 3, 3] && inference.scalars != y.scalars)
+  let json = try #require(Architecture.json(Sequential([e, d, bn])))
+  #expect(json.contains("embedding") && json.contains("dropout") && json.contains("batchnorm2d"))
+}
+
+func expectChannelStatistics(_ y: Tensor) {
+  let perChannel = (try? y.permuted([1, 0, 2, 3]).reshaped(to: [2, -1])) ?? y
+  let means = (try? perChannel.reduce(.mean, axis: 1).scalars) ?? []
+  #expect(means.allSatisfy { Swift.abs($0) < 1e-4 }, "normalised channel means \(means)")
+}
