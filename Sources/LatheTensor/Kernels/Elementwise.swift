@@ -21,6 +21,16 @@ public enum BinaryKernel: String, Sendable {
 enum Elementwise {
   typealias V = SIMD16<Float>
 
+  /// The four SIMD arithmetic kernels on 16 lanes (the callers pass only add, subtract, multiply, divide).
+  @inline(__always) static func arithmetic(_ kernel: BinaryKernel, _ x: V, _ y: V) -> V {
+    switch kernel {
+    case .add: return x + y
+    case .subtract: return x - y
+    case .multiply: return x * y
+    default: return x / y
+    }
+  }
+
   /// out[i] = a[i] ∘ b[i] for i < count. Precondition: all three hold `count` floats (out may alias a or b).
   static func binary(_ kernel: BinaryKernel, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                      _ out: UnsafeMutablePointer<Float>, count: Int) {
@@ -29,14 +39,7 @@ enum Elementwise {
     case .add, .subtract, .multiply, .divide:
       while i + V.scalarCount <= count {
         let x = UnsafeRawPointer(a + i).loadUnaligned(as: V.self), y = UnsafeRawPointer(b + i).loadUnaligned(as: V.self)
-        let r: V
-        switch kernel {
-        case .add: r = x + y
-        case .subtract: r = x - y
-        case .multiply: r = x * y
-        default: r = x / y
-        }
-        UnsafeMutableRawPointer(out + i).storeBytes(of: r, as: V.self)
+        UnsafeMutableRawPointer(out + i).storeBytes(of: arithmetic(kernel, x, y), as: V.self)
         i += V.scalarCount
       }
     default: break
@@ -58,14 +61,7 @@ enum Elementwise {
       while i + V.scalarCount <= count {
         let x = UnsafeRawPointer(a + i).loadUnaligned(as: V.self)
         let (l, r) = scalarOnLeft ? (sv, x) : (x, sv)
-        let y: V
-        switch kernel {
-        case .add: y = l + r
-        case .subtract: y = l - r
-        case .multiply: y = l * r
-        default: y = l / r
-        }
-        UnsafeMutableRawPointer(out + i).storeBytes(of: y, as: V.self)
+        UnsafeMutableRawPointer(out + i).storeBytes(of: arithmetic(kernel, l, r), as: V.self)
         i += V.scalarCount
       }
     }
