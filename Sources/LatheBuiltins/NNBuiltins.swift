@@ -147,6 +147,11 @@ enum NNBuiltins {
           example: "batchnormlayer(16)") { c in
       .host(ModuleValue(try BatchNorm2d(try c.int(0))))
     }
+    r.add("groupnormlayer", [ParameterSpec("groups"), ParameterSpec("channels")],
+          doc: "GroupNorm over [N, C, ...]: channels in groups, each normalised over its channels and positions; learned scale and shift.",
+          example: "groupnormlayer(4, 16)") { c in
+      .host(ModuleValue(try GroupNorm(groups: try c.int(0), channels: try c.int(1))))
+    }
     r.add("flatten", doc: "A layer that flattens [N, ...] to [N, features].", example: "flatten()") { _ in .host(ModuleValue(Flatten())) }
     r.add("sequential", [ParameterSpec("layers")], doc: "Layers applied in order.",
           example: "sequential([conv(1, 8, padding: 1), act(), maxpool(2), flatten(), linear(8 * 14 * 14, 10)])") { c in
@@ -202,6 +207,43 @@ enum NNBuiltins {
           doc: "Replayable augmentation for recipe(augment:): random crop with padding, flip, random-resized crop, mixup or cutmix.",
           example: "augment(crop: 2, flip: true, seed: 1)") { c in
       .record(Record([("crop", c[0]), ("flip", c[1]), ("rrc", c[2]), ("mixup", c[3]), ("cutmix", c[4]), ("seed", c[5])]))
+    }
+    r.add("batch", [ParameterSpec("d"), ParameterSpec("index"), ParameterSpec("size", default: .int(32)),
+                    ParameterSpec("augment", default: Value.none), ParameterSpec("epoch", default: .int(0))],
+          doc: "Batch number `index` of a dataset in its order: {images, labels}; with augment: the augmented images of that epoch and their (soft) targets, as train sees them.",
+          example: "batch(digits(), 0, size: 8).images.shape") { c in
+      let d = try DataBuiltins.dataset(c, 0, "batch")
+      let index = try c.int(1), size = try c.int(2), epoch = try c.int(4)
+      guard size > 0 else { throw LatheError("batch: size must be positive, got \(size)") }
+      let (start, overflow) = index.multipliedReportingOverflow(by: size)
+      guard index >= 0, !overflow, start < d.count else {
+        throw LatheError("batch: index \(index) is past the last batch (\((d.count + size - 1) / size) batches of \(size))")
+      }
+      let (images, labels) = try d.batch(start..<min(d.count, start + size))
+      guard case .record(let a) = c[3] else {
+        if c.isNone(3) { return .record(Record([("images", .host(TensorValue(images))), ("labels", .host(TensorValue(labels)))])) }
+        throw LatheError("batch: augment must be an augment(...) record, got \(c[3].typeName)", kind: .type)
+      }
+      let aug = try augmentation(a, "batch")
+      let (augmented, targets) = try aug.apply(images: images, labels: labels, samples: Array(start..<(start + images.shape[0])),
+                                               epoch: epoch, classes: d.classCount)
+      return .record(Record([("images", .host(TensorValue(augmented))), ("labels", .host(TensorValue(labels))),
+                             ("targets", .host(TensorValue(targets)))]))
+    }
+    r.add("augparams", [ParameterSpec("augment"), ParameterSpec("sample"), ParameterSpec("epoch", default: .int(0)),
+                        ParameterSpec("height", default: .int(28)), ParameterSpec("width", default: .int(28))],
+          doc: "The random choices augment made for one sample in one epoch, replayed from its seed: {dy, dx, flipped, box}.",
+          example: "augparams(augment(crop: 2, flip: true, seed: 1), 5, epoch: 2)") { c in
+      guard case .record(let a) = c[0] else {
+        throw LatheError("augparams: augment must be an augment(...) record, got \(c[0].typeName)", kind: .type)
+      }
+      let h = try c.int(3), w = try c.int(4), sample = try c.int(1)
+      guard h > 0, w > 0, h <= 1 << 16, w <= 1 << 16, sample >= 0 else {
+        throw LatheError("augparams: needs sample >= 0 and a size in 1...65536, got sample \(sample), \(h)x\(w)")
+      }
+      let p = try augmentation(a, "augparams").parameters(sample: sample, epoch: try c.int(2), height: h, width: w)
+      let box: Value = p.box.map { .list([.int($0.y), .int($0.x), .int($0.h), .int($0.w)]) } ?? .none
+      return .record(Record([("dy", .int(p.dy)), ("dx", .int(p.dx)), ("flipped", .bool(p.flipped)), ("box", box)]))
     }
     r.add("crossentropy", [ParameterSpec("logits"), ParameterSpec("labels"), ParameterSpec("smoothing", default: .float(0))],
           doc: "Mean cross-entropy of logits [N, C] against class ids [N] (or soft targets [N, C]).",
@@ -275,6 +317,21 @@ enum NNBuiltins {
   }
 
   /// A Recipe from the record `recipe(...)` made.
+  /// The Augmentation an `augment(...)` record describes.
+  static func augmentation(_ a: Record, _ op: String) throws -> Augmentation {
+    var aug = Augmentation()
+    aug.cropPadding = Int(try number(a, "crop", 0))
+    if case .bool(let f)? = a["flip"] { aug.flip = f }
+    aug.mixupAlpha = try number(a, "mixup", 0)
+    aug.cutmixAlpha = try number(a, "cutmix", 0)
+    aug.seed = UInt64(bitPattern: Int64(try number(a, "seed", 0)))
+    if case .bool(true)? = a["rrc"] { aug.resizedCrop = (0.35...1.0, (3.0 / 4.0)...(4.0 / 3.0)) }
+    guard aug.cropPadding >= 0, aug.cropPadding <= 64, aug.mixupAlpha >= 0, aug.cutmixAlpha >= 0, !(aug.mixupAlpha > 0 && aug.cutmixAlpha > 0) else {
+      throw LatheError("\(op): augment needs crop in 0...64, alphas >= 0, and mixup or cutmix, not both")
+    }
+    return aug
+  }
+
   static func parse(_ v: Value) throws -> Recipe {
     guard case .record(let r) = v else { throw LatheError("train: recipe must be made by recipe(...), got \(v.typeName)", kind: .type) }
     var recipe = Recipe()
@@ -292,19 +349,7 @@ enum NNBuiltins {
       guard d > 0 && d < 1 else { throw LatheError("recipe: ema must be a decay in (0, 1), got \(d)") }
       recipe.emaDecay = Float(d)
     }
-    if case .record(let a)? = r["augment"] {
-      var aug = Augmentation()
-      aug.cropPadding = Int(try number(a, "crop", 0))
-      if case .bool(let f)? = a["flip"] { aug.flip = f }
-      aug.mixupAlpha = try number(a, "mixup", 0)
-      aug.cutmixAlpha = try number(a, "cutmix", 0)
-      aug.seed = UInt64(bitPattern: Int64(try number(a, "seed", 0)))
-      if case .bool(true)? = a["rrc"] { aug.resizedCrop = (0.35...1.0, (3.0 / 4.0)...(4.0 / 3.0)) }
-      guard aug.cropPadding >= 0, aug.cropPadding <= 64, aug.mixupAlpha >= 0, aug.cutmixAlpha >= 0, !(aug.mixupAlpha > 0 && aug.cutmixAlpha > 0) else {
-        throw LatheError("recipe: augment needs crop in 0...64, alphas >= 0, and mixup or cutmix, not both")
-      }
-      recipe.augmentation = aug
-    }
+    if case .record(let a)? = r["augment"] { recipe.augmentation = try augmentation(a, "recipe") }
     if case .record(let o)? = r["optim"] {
       recipe.lr = Float(try number(o, "lr", 1e-3))
       guard recipe.lr > 0, recipe.lr.isFinite else { throw LatheError("recipe: lr must be a positive number") }

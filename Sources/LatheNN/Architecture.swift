@@ -22,6 +22,7 @@ public enum Architecture {
     case let m as Embedding: return ["kind": "embedding", "vocab": m.vocab, "dim": m.dim]
     case let m as Dropout: return ["kind": "dropout", "p": Double(m.p), "seed": Int(truncatingIfNeeded: m.seed)]
     case let m as BatchNorm2d: return ["kind": "batchnorm2d", "channels": m.channels]
+    case let m as GroupNorm: return ["kind": "groupnorm", "groups": m.groups, "channels": m.channels]
     case let m as MultiHeadAttention: return ["kind": "mha", "dim": m.dim, "heads": m.heads, "causal": m.causal]
     case let m as VisionTransformer:
       return ["kind": "vit", "image": m.image, "channels": m.channels, "patch": m.patch, "dim": m.dim, "depth": m.depth,
@@ -57,6 +58,7 @@ public enum Architecture {
     case "dropout":
       return try Dropout(Float((spec["p"] as? NSNumber)?.doubleValue ?? 0), seed: UInt64(truncatingIfNeeded: (spec["seed"] as? NSNumber)?.intValue ?? 0))
     case "batchnorm2d": return try BatchNorm2d(try int("channels"))
+    case "groupnorm": return try GroupNorm(groups: try int("groups"), channels: try int("channels"))
     case "mha": return try MultiHeadAttention(dim: try int("dim"), heads: try int("heads"), causal: (spec["causal"] as? Bool) ?? false, seed: 0)
     case "vit":
       return try VisionTransformer(image: try int("image"), channels: try int("channels"), patch: try int("patch"), dim: try int("dim"),

@@ -72,3 +72,27 @@ public final class BatchNorm2d: Module {
     return try normalized.multiply(weight.reshaped(to: shape)).add(bias.reshaped(to: shape))
   }
 }
+
+/// GroupNorm over [N, C, ...]: the channels in `groups` groups, each normalised over its channels and positions,
+/// then a learned per-channel scale and shift. The same in training and evaluation (no running statistics).
+public final class GroupNorm: Module {
+  public let weight: Variable, bias: Variable
+  public let groups: Int, channels: Int, eps: Float
+  public init(groups: Int, channels: Int, eps: Float = 1e-5) throws {
+    guard groups > 0, channels > 0, channels % groups == 0 else {
+      throw TensorError.invalidArgument(op: "groupnorm", reason: "channels (\(channels)) must be a positive multiple of groups (\(groups))")
+    }
+    self.groups = groups; self.channels = channels; self.eps = eps
+    weight = Variable(try Tensor.ones([channels]), requiresGrad: true, name: "weight")
+    bias = Variable(try Tensor.zeros([channels]), requiresGrad: true, name: "bias")
+  }
+  public var parameters: [Variable] { [weight, bias] }
+  public var summary: String { "GroupNorm(\(groups), \(channels))" }
+
+  public func forward(_ x: Variable) throws -> Variable {
+    guard x.shape.count >= 2, x.shape[1] == channels else {
+      throw TensorError.shapeMismatch(op: "groupnorm", lhs: x.shape, rhs: [channels])
+    }
+    return try x.groupNorm(groups: groups, weight: weight, bias: bias, eps: eps)
+  }
+}

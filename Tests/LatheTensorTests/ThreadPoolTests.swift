@@ -35,3 +35,22 @@ final class Counts: @unchecked Sendable {
   #expect(dx1.scalars == dx2.scalars && dw1.scalars == dw2.scalars && db1.scalars == db2.scalars)
   expectClose(a.scalars, try referenceConv(x, w, nil, stride: 1, padding: 1, dilation: 1, groups: 1))
 }
+
+@Test func backToBackRegionsLoseNoWork() {
+  // Workers spin between regions and sleep after a while: many short regions, with pauses that let them sleep.
+  let pool = ThreadPool(threads: 2)
+  let counts = Counts(64)
+  for round in 0..<20_000 {
+    pool.parallelFor(64) { i in counts.hit(i) }
+    if round % 5_000 == 0 { usleep(2_000) }
+  }
+  #expect(counts.all.allSatisfy { $0 == 20_000 })
+}
+
+@Test func workersArePinnedToTheOtherCores() {
+  let pool = ThreadPool(threads: 2)
+  let allowed = Affinity.allowedCPUs()
+  #expect(!allowed.isEmpty)
+  if allowed.count >= 2 { #expect(pool.pinnedCPUs == [allowed[1]]) }
+  #expect(ThreadPool(threads: 2, pin: false).pinnedCPUs.isEmpty)
+}
