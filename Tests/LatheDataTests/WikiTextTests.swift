@@ -86,3 +86,22 @@ func plainTextStaysLinearOnMalformedInput(unit: String) {
   #expect(seconds < 10, "\(unit.debugDescription) × 100000 took \(seconds) s")
   print("timing: plainText(\(unit.debugDescription) × 100000, \(input.utf8.count) bytes): \(String(format: "%.3f", seconds)) s")
 }
+
+/// Random mixes of markup fragments (seeded): the stripper and the dump reader never crash and never grow the text.
+/// (Brackets may remain here: "[" + dropped markup + "[" joins into "[[" after the markup goes.)
+@Test func randomMarkupNeverCrashes() {
+  let fragments = ["{{", "}}", "[[", "]]", "{|", "|}", "|", "\n", " ", "'''", "''", "<ref>", "</ref>", "<ref name=a/>",
+                   "<!--", "-->", "&amp;", "&#x41;", "&#;", "&", "[http://x ", "]", "[", "==", "*", ":", "File:", "Category:",
+                   "de:", "<b>", "</b>", "<br", ">", "__TOC__", "text", "é", "<page>", "</page>", "<title>", "<text>", "</text>"]
+  var state: UInt64 = 42
+  func next(_ n: Int) -> Int {
+    state = state &* 6364136223846793005 &+ 1442695040888963407
+    return Int((state >> 33) % UInt64(n))
+  }
+  for _ in 0..<2000 {
+    let markup = (0..<next(40)).map { _ in fragments[next(fragments.count)] }.joined()
+    let text = WikiText.plainText(markup)
+    #expect(text.utf8.count <= markup.utf8.count, "\(markup.debugDescription) → \(text.debugDescription)")
+    _ = WikiText.articlesText(xml: Array(markup.utf8))
+  }
+}
