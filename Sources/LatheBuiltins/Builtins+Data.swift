@@ -1,4 +1,4 @@
-// Builtin rows for datasets: the named loaders, and split, shuffle and take.
+// Builtin rows for datasets: the named loaders, split, shuffle and take, and the text corpora.
 
 import LatheData
 import LatheLang
@@ -14,6 +14,9 @@ enum DataBuiltins {
           example: "mnist5k()") { _ in wrap(try Datasets.mnist5k()) }
     r.add("digits", [], doc: "scikit-learn's 1797 handwritten digits [1, 8, 8] in [0, 1], 10 classes.",
           example: "digits()") { _ in wrap(try Datasets.digits()) }
+    r.add("corpus", [ParameterSpec("name")],
+          doc: "English text for perplexity, as a string: \"lee\" (300 news articles), \"hamlet\", \"shakespeare\" (38 plays) or \"wiki\" (Wikipedia articles, markup stripped).",
+          example: "len(corpus(\"hamlet\"))") { c in .string(try Corpus.text(named: try c.string(0))) }
     r.add("photos", [], doc: "scikit-learn's two sample photos as a record {china, flower} of [3, 427, 640] tensors in [0, 1].",
           example: "photos().china.shape") { _ in
       .record(Record(try Datasets.photos().map { ($0.name, .host(TensorValue($0.image))) }))

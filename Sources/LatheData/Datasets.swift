@@ -115,9 +115,10 @@ public enum Datasets {
     return candidates.filter { seen.insert($0).inserted }
   }
 
-  /// The path of `file` in the first data directory holding it; a missing file says to run scripts/setup.
-  public static func locate(_ file: String) throws -> String {
-    let directories = dataDirectories()
+  /// The path of `file` in the first data directory holding it (of `directories`, or else `dataDirectories()`);
+  /// a missing file says to run scripts/setup.
+  public static func locate(_ file: String, in directories: [String]? = nil) throws -> String {
+    let directories = directories ?? dataDirectories()
     if let dir = directories.first(where: { FileManager.default.fileExists(atPath: "\($0)/\(file)") }) {
       return "\(dir)/\(file)"
     }
