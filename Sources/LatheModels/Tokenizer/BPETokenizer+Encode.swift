@@ -63,7 +63,7 @@ extension BPETokenizer {
     for word in preTokenizer.split(text, 0..<text.count) {
       let wordBytes = bytes[text.byteRange(word)]
       if wordBytes.count == 1 {
-        let id = byteTokens[Int(wordBytes.first!)]
+        let id = byteTokens[Int(wordBytes[wordBytes.startIndex])]
         if id >= 0 { out.append(id) }
         continue
       }

@@ -64,8 +64,15 @@ public final class BPETokenizer: Sendable {
   /// Builds a tokenizer from the GGUF `tokenizer.ggml.*` values. `tokenTypes` may be empty (all normal). A malformed
   /// input throws `TokenizerError.invalid` naming the GGUF key; repeated token texts resolve to the last id and
   /// repeated merges to the first rank, as in llama.cpp.
-  public init(tokens: [String], merges: [String], tokenTypes: [Int], preTokenizer: String, bos: Int?, eos: Int?,
-              unknown: Int?, addBOS: Bool, chatTemplate: String? = nil) throws {
+  /// `chatTemplate` is Jinja source (GGUF `tokenizer.chat_template`), which must be ChatML.
+  public convenience init(tokens: [String], merges: [String], tokenTypes: [Int], preTokenizer: String, bos: Int?,
+                          eos: Int?, unknown: Int?, addBOS: Bool, chatTemplate: String? = nil) throws {
+    try self.init(tokens: tokens, merges: merges, tokenTypes: tokenTypes, preTokenizer: preTokenizer, bos: bos, eos: eos,
+                  unknown: unknown, addBOS: addBOS, template: chatTemplate.map { try ChatTemplate($0) })
+  }
+
+  init(tokens: [String], merges: [String], tokenTypes: [Int], preTokenizer: String, bos: Int?, eos: Int?,
+       unknown: Int?, addBOS: Bool, template: ChatTemplate?) throws {
     func fail(_ field: String, _ reason: String) -> TokenizerError { .invalid(field: field, reason: reason) }
     guard !tokens.isEmpty else { throw fail("tokenizer.ggml.tokens", "the vocabulary is empty") }
     guard tokens.count < Int(Int32.max) else { throw fail("tokenizer.ggml.tokens", "\(tokens.count) tokens is too many") }
@@ -92,7 +99,7 @@ public final class BPETokenizer: Sendable {
     self.preTokenizer = try PreTokenizer(name: preTokenizer)
     self.bos = bos; self.eos = eos; self.unknown = unknown
     self.addBOS = addBOS
-    self.chatTemplate = try chatTemplate.map { try ChatTemplate($0) }
+    self.chatTemplate = template
 
     var idsByText: [String: Int32] = [:]
     idsByText.reserveCapacity(tokens.count)
