@@ -42,7 +42,7 @@ var targets: [Target] = [
               resources: [.copy("Scripts"), .copy("FuzzRegressions")]),
   .testTarget(name: "LatheTensorTests", dependencies: ["LatheTensor"]),
   .testTarget(name: "LatheNNTests", dependencies: ["LatheNN", "LatheTensor"]),
-  .testTarget(name: "LatheModelsTests", dependencies: ["LatheModels", "LatheTensor", "LatheTestSupport"]),
+  .testTarget(name: "LatheModelsTests", dependencies: ["LatheModels", "LatheTensor", "LatheTestSupport", "LatheNotebook"]),
   .testTarget(name: "LatheDataTests", dependencies: ["LatheData", "LatheTensor", "LatheTestSupport"]),
   .testTarget(name: "LatheBuiltinsTests", dependencies: ["LatheBuiltins", "LatheLang", "LatheTestSupport"],
               resources: [.copy("Scripts")]),
@@ -52,7 +52,7 @@ var targets: [Target] = [
 // libFuzzer supplies main(), so this target cannot link in a plain `swift build`: it is declared on request only.
 //   LATHE_FUZZ=1 swift build -c release --sanitize=fuzzer --product lathe-fuzz
 if env["LATHE_FUZZ"] == "1" {
-  targets.append(.executableTarget(name: "lathe-fuzz", dependencies: ["LatheLang", "LatheBuiltins", "LatheTensor"],
+  targets.append(.executableTarget(name: "lathe-fuzz", dependencies: ["LatheLang", "LatheBuiltins", "LatheTensor", "LatheModels"],
                                    swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
 }
 

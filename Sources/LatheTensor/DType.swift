@@ -33,17 +33,8 @@ public enum DType: String, CaseIterable, Sendable, CustomStringConvertible {
   /// Reads element `index` (in elements) of raw storage as a Float.
   @inline(__always) func load(_ base: UnsafeMutableRawPointer, _ index: Int) -> Float {
     switch self {
-    case .q8_0:
-      let block = base + (index / 32) * 34
-      let d = Float(Float16(bitPattern: block.loadUnaligned(as: UInt16.self)))
-      return d * Float(block.load(fromByteOffset: 2 + index % 32, as: Int8.self))
-    case .q4_1:
-      let block = base + (index / 32) * 20
-      let d = Float(Float16(bitPattern: block.loadUnaligned(as: UInt16.self)))
-      let m = Float(Float16(bitPattern: block.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
-      let j = index % 32
-      let byte = block.load(fromByteOffset: 4 + j % 16, as: UInt8.self)     // element j and j+16 share byte j
-      return d * Float(j < 16 ? byte & 0x0F : byte >> 4) + m
+    case .q8_0: return GGMLBlocks.q8_0(base + (index / 32) * 34, index % 32)
+    case .q4_1: return GGMLBlocks.q4_1(base + (index / 32) * 20, index % 32)
     case .f32: return base.load(fromByteOffset: index * 4, as: Float.self)
     case .i32: return Float(base.load(fromByteOffset: index * 4, as: Int32.self))
     case .f16: return Float(Float16(bitPattern: base.load(fromByteOffset: index * 2, as: UInt16.self)))
@@ -71,32 +62,11 @@ public enum DType: String, CaseIterable, Sendable, CustomStringConvertible {
     }
   }
 
-  /// Quantises 32 values into block `block` (GGUF's reference rounding: Q8_0 d = max|x|/127, q = round(x/d);
-  /// Q4_1 d = (max − min)/15, m = min, q = round((x − m)/d) clamped to 0...15).
+  /// Quantises 32 values into block `block` by ggml's reference rules (see `GGMLBlocks.quantizeQ8_0`, `quantizeQ4_1`).
   func storeBlock(_ x: UnsafePointer<Float>, _ base: UnsafeMutableRawPointer, block: Int) {
     switch self {
-    case .q8_0:
-      let out = base + block * 34
-      var amax: Float = 0
-      for i in 0..<32 { amax = Swift.max(amax, Swift.abs(x[i].isFinite ? x[i] : 0)) }
-      let d = amax / 127, inverse: Float = d > 0 ? 1 / d : 0
-      out.storeBytes(of: Float16(d).bitPattern, as: UInt16.self)
-      for i in 0..<32 {
-        let v = x[i].isFinite ? x[i] : 0
-        out.storeBytes(of: Int8(Swift.max(-127, Swift.min(127, (v * inverse).rounded()))), toByteOffset: 2 + i, as: Int8.self)
-      }
-    case .q4_1:
-      let out = base + block * 20
-      var lo = Float.infinity, hi = -Float.infinity
-      for i in 0..<32 where x[i].isFinite { lo = Swift.min(lo, x[i]); hi = Swift.max(hi, x[i]) }
-      if lo > hi { lo = 0; hi = 0 }
-      let d = (hi - lo) / 15, inverse: Float = d > 0 ? 1 / d : 0
-      out.storeBytes(of: Float16(d).bitPattern, as: UInt16.self)
-      out.storeBytes(of: Float16(lo).bitPattern, toByteOffset: 2, as: UInt16.self)
-      for j in 0..<16 {
-        func q(_ v: Float) -> UInt8 { UInt8(Swift.max(0, Swift.min(15, ((v.isFinite ? v : lo) - lo) * inverse).rounded())) }
-        out.storeBytes(of: q(x[j]) | (q(x[j + 16]) << 4), toByteOffset: 4 + j, as: UInt8.self)
-      }
+    case .q8_0: GGMLBlocks.quantizeQ8_0(x, into: base + block * 34)
+    case .q4_1: GGMLBlocks.quantizeQ4_1(x, into: base + block * 20)
     default:
       for i in 0..<32 { store(x[i], base, block * 32 + i) }
     }
