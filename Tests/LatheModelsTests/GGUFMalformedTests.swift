@@ -86,6 +86,8 @@ func expectMalformed(_ bytes: [UInt8], field: String, reason: String = "", sourc
   expectMalformed(GGUFBytes.file(dims: [8, 8, 8, 8, 8]), field: "tensor 'w'.n_dimensions", reason: "more than 4")
   expectMalformed(GGUFBytes.file(dims: [1 << 63]), field: "tensor 'w'.ne[0]", reason: "larger than")
   expectMalformed(GGUFBytes.file(dims: [1 << 32, 1 << 32]), field: "tensor 'w'.dimensions", reason: "more than")
+  // Found by the fuzzer: no elements, but row-major strides of the other sizes would overflow.
+  expectMalformed(GGUFBytes.file(dims: [0, 1 << 62, 1 << 62]), field: "tensor 'w'.dimensions", reason: "more than")
   expectMalformed(GGUFBytes.file(dims: [1 << 62]), field: "tensor 'w'", reason: "64 bits")
   expectMalformed(GGUFBytes.file(type: 99), field: "tensor 'w'.type", reason: "unknown ggml type id 99")
   expectMalformed(GGUFBytes.file(type: 4), field: "tensor 'w'.type", reason: "id 4")

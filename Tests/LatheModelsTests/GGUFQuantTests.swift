@@ -93,3 +93,21 @@ func quantiserMatchesGGMLsReference(type: GGMLType) throws {
     #expect(e.field == "tensor 'iq'" && e.reason.contains("IQ2_XXS"))
   }
 }
+
+@Test func plainTypesDecodeAndKeepTheirTensorDtype() throws {
+  // bf16 1.5 = 0x3FC0, i8 −3, i16 −300, i32 70000, i64 −5, f64 0.25: one tensor of each, raw.
+  let cases: [(GGMLType, [UInt8], Float, DType?)] = [
+    (.bf16, [0xC0, 0x3F], 1.5, .bf16), (.i8, [0xFD], -3, .i8), (.i16, [0xD4, 0xFE], -300, nil),
+    (.i32, [0x70, 0x11, 0x01, 0x00], 70_000, .i32), (.i64, [0xFB] + [UInt8](repeating: 0xFF, count: 7), -5, nil),
+    (.f64, [0, 0, 0, 0, 0, 0, 0xD0, 0x3F], 0.25, nil), (.f16, [0x00, 0xBC], -1, .f16),
+  ]
+  var w = GGUFWriter()
+  for (type, bytes, _, _) in cases { try bytes.withUnsafeBytes { try w.addTensor(type.name, dimensions: [1], type: type, bytes: $0) } }
+  let file = try GGUFFile(bytes: w.bytes())
+  for (type, _, value, dtype) in cases {
+    let info = try #require(file.tensorInfo(named: type.name))
+    #expect(try file.dequantized(info) == [value], "\(type)")
+    let t = try file.tensor(type.name)
+    #expect(t.dtype == dtype ?? .f32 && t.scalars == [value], "\(type)")
+  }
+}

@@ -125,14 +125,16 @@ public final class GGUFFile: @unchecked Sendable {     // immutable after init; 
       guard index[name] == nil else { throw r.malformed(field, "the name appears twice") }
       let rank = try r.u32("\(field).n_dimensions")
       guard rank <= GGUFFile.maxDimensions else { throw r.malformed("\(field).n_dimensions", "\(rank) is more than \(GGUFFile.maxDimensions)") }
-      var dimensions: [Int] = [], elements = 1
+      // The product of the dimensions, with empty ones counted as 1 (as strides count them), must fit in Int.
+      var dimensions: [Int] = [], elements = 1, extent = 1
       for d in 0..<Int(rank) {
         let ne = try r.u64("\(field).ne[\(d)]")
         guard let n = Int(exactly: ne) else { throw r.malformed("\(field).ne[\(d)]", "\(ne) is larger than 2^63 - 1") }
         dimensions.append(n)
-        let (product, overflow) = elements.multipliedReportingOverflow(by: n)
+        let (product, overflow) = extent.multipliedReportingOverflow(by: Swift.max(n, 1))
         guard !overflow else { throw r.malformed("\(field).dimensions", "\(dimensions)... hold more than 2^63 - 1 elements") }
-        elements = product
+        extent = product
+        elements *= n                // at most `extent`
       }
       let id = try r.u32("\(field).type")
       guard let type = GGMLType(rawValue: id) else { throw r.malformed("\(field).type", "unknown ggml type id \(id)") }
