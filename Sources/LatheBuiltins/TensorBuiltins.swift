@@ -12,6 +12,7 @@ public enum Builtins {
     NNBuiltins.register(into: r)
     PlotBuiltins.register(into: r)
     FileBuiltins.register(into: r)
+    ModelBuiltins.register(into: r)
     return r
   }
 }

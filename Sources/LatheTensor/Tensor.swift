@@ -22,7 +22,10 @@ public struct Tensor {
   public init(zeros shape: [Int], dtype: DType = .f32, op: String = "zeros") throws {
     guard shape.allSatisfy({ $0 >= 0 }) else { throw TensorError.invalidShape(op: op, shape: shape, reason: "has a negative dimension") }
     guard shape.count <= 32 else { throw TensorError.invalidShape(op: op, shape: shape, reason: "has more than 32 dimensions") }
-    guard let n = Memory.count(shape) else { throw TensorError.outOfMemory(op: op, bytes: Int.max, budget: Memory.budget) }
+    // The strides multiply the dimensions after each axis, so they must not overflow even when another axis is 0.
+    guard let n = Memory.count(shape), Memory.count(shape.map { Swift.max($0, 1) }) != nil else {
+      throw TensorError.outOfMemory(op: op, bytes: Int.max, budget: Memory.budget)
+    }
     guard let bytes = dtype.bytes(forElements: n) else {
       throw TensorError.invalidShape(op: op, shape: shape, reason: "holds \(n) elements, not a whole number of \(dtype) blocks of \(dtype.blockSize)")
     }

@@ -27,7 +27,8 @@ public enum GGMLBlocks {
   public static func dequantizeQ8_0(_ source: UnsafeRawPointer, into out: UnsafeMutablePointer<Float>, blocks: Int) {
     for b in 0..<blocks {
       let block = source + b * q8_0Bytes, o = out + b * elements
-      for j in 0..<elements { o[j] = q8_0(block, j) }
+      let d = Float(Float16(bitPattern: block.loadUnaligned(as: UInt16.self)))
+      for j in 0..<elements { o[j] = d * Float(block.load(fromByteOffset: 2 + j, as: Int8.self)) }
     }
   }
 
@@ -35,7 +36,13 @@ public enum GGMLBlocks {
   public static func dequantizeQ4_1(_ source: UnsafeRawPointer, into out: UnsafeMutablePointer<Float>, blocks: Int) {
     for b in 0..<blocks {
       let block = source + b * q4_1Bytes, o = out + b * elements
-      for j in 0..<elements { o[j] = q4_1(block, j) }
+      let d = Float(Float16(bitPattern: block.loadUnaligned(as: UInt16.self)))
+      let m = Float(Float16(bitPattern: block.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+      for j in 0..<16 {
+        let byte = block.load(fromByteOffset: 4 + j, as: UInt8.self)
+        o[j] = d * Float(byte & 0x0F) + m
+        o[j + 16] = d * Float(byte >> 4) + m
+      }
     }
   }
 

@@ -1,0 +1,328 @@
+// Language models as values: load("smollm2") or load("path.gguf"), tokenize/detokenize, logits, generate and chat
+// (streamed to the output as they are produced), prefill/decode with a KV-cache value, perplexity with a progress bar.
+
+import Foundation
+import LatheData
+import LatheLang
+import LatheModels
+import LatheTensor
+
+/// A loaded language model.
+public final class LanguageModelValue: HostObject {
+  public let model: LlamaModel
+  public let path: String
+  public let loadSeconds: Double
+  public init(_ model: LlamaModel, path: String, loadSeconds: Double) { self.model = model; self.path = path; self.loadSeconds = loadSeconds }
+
+  public var typeName: String { "llm" }
+  public var description: String {
+    let c = model.config
+    let dtypes = model.dtypeCounts.map { "\($0.0) \($0.1 >= 100_000 ? String(format: "%.1fM", Double($0.1) / 1e6) : String(format: "%.1fK", Double($0.1) / 1e3))" }
+      .joined(separator: ", ")
+    return """
+      \(model.name) (\(c.architecture)): \(String(format: "%.1f", Double(model.parameterCount) / 1e6))M parameters, \(Memory.describe(model.byteCount))
+        \(c.layerCount) layers, d \(c.dimension), heads \(Self.span(c.headCounts))/\(Self.span(c.kvHeadCounts)) of \(c.headDimension), ffn \(Self.span(c.ffnWidths)), vocab \(c.vocabularySize), context \(c.contextLength)
+        rope base \(Self.number(c.ropeBase)), rms eps \(String(format: "%g", Double(c.rmsEpsilon))), \(c.tiedEmbeddings ? "tied embeddings" : "separate output")
+        dtypes: \(dtypes)
+      """
+  }
+  static func span(_ v: [Int]) -> String { Set(v).count == 1 ? "\(v[0])" : "\(v.min()!)–\(v.max()!)" }
+  static func number(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : "\(x)" }
+
+  public var memberNames: [String] { ["name", "architecture", "layers", "dim", "heads", "kvheads", "headdim", "ffn", "vocab", "context", "params", "bytes", "dtypes", "threads", "path", "loadseconds"] }
+  public func member(_ name: String) throws -> Value? {
+    let c = model.config
+    switch name {
+    case "name": return .string(model.name)
+    case "architecture": return .string(c.architecture)
+    case "layers": return .int(c.layerCount)
+    case "dim": return .int(c.dimension)
+    case "heads": return .list(c.headCounts.map { .int($0) })
+    case "kvheads": return .list(c.kvHeadCounts.map { .int($0) })
+    case "headdim": return .int(c.headDimension)
+    case "ffn": return .list(c.ffnWidths.map { .int($0) })
+    case "vocab": return .int(c.vocabularySize)
+    case "context": return .int(c.contextLength)
+    case "params": return .int(model.parameterCount)
+    case "bytes": return .int(model.byteCount)
+    case "dtypes": return .record(Record(model.dtypeCounts.map { ($0.0.rawValue, .int($0.1)) }))
+    case "threads": return .int(model.threads)
+    case "path": return .string(path)
+    case "loadseconds": return .float(loadSeconds)
+    default: return nil
+    }
+  }
+}
+
+/// A prefilled KV cache: the model's state after a prompt, which decode continues.
+public final class KVCacheValue: HostObject {
+  let model: LlamaModel
+  let cache: KVCache
+  /// Logits after the last token in the cache, or nil when `pending` still has to be run.
+  var logits: [Float]?
+  var pending: Int?
+  public let firstToken: Int, firstText: String, prefillSeconds: Double, promptTokens: Int
+  init(model: LlamaModel, cache: KVCache, logits: [Float], firstToken: Int, firstText: String, prefillSeconds: Double, promptTokens: Int) {
+    self.model = model; self.cache = cache; self.logits = logits; self.firstToken = firstToken; self.firstText = firstText
+    self.prefillSeconds = prefillSeconds; self.promptTokens = promptTokens
+  }
+  public var typeName: String { "kvcache" }
+  public var description: String {
+    "kv cache: \(cache.count) positions of \(cache.capacity) (\(Memory.describe(cache.byteCount))), first token \(firstToken) \(Value.quote(firstText)), time to first token \(String(format: "%.3f", prefillSeconds)) s"
+  }
+  public var memberNames: [String] { ["length", "capacity", "bytes", "first", "firsttext", "ttft", "prompttokens"] }
+  public func member(_ name: String) throws -> Value? {
+    switch name {
+    case "length": return .int(cache.count + (pending == nil ? 0 : 1))
+    case "capacity": return .int(cache.capacity)
+    case "bytes": return .int(cache.byteCount)
+    case "first": return .int(firstToken)
+    case "firsttext": return .string(firstText)
+    case "ttft": return .float(prefillSeconds)
+    case "prompttokens": return .int(promptTokens)
+    default: return nil
+    }
+  }
+}
+
+/// What generate, chat and decode return: the text (what str() and print give), its tokens and timings.
+public final class GenerationValue: HostObject {
+  public let result: Generation
+  init(_ result: Generation) { self.result = result }
+  public var typeName: String { "generation" }
+  public var description: String { result.text }
+  public var memberNames: [String] { ["text", "tokens", "count", "stop", "prompttokens", "ttft", "decodeseconds", "tokenspersecond"] }
+  public func member(_ name: String) throws -> Value? {
+    switch name {
+    case "text": return .string(result.text)
+    case "tokens": return .list(result.tokens.map { .int($0) })
+    case "count": return .int(result.tokens.count)
+    case "stop": return .string(result.stopReason)
+    case "prompttokens": return .int(result.promptTokens)
+    case "ttft": return .float(result.prefillSeconds)
+    case "decodeseconds": return .float(result.decodeSeconds)
+    case "tokenspersecond": return .float(result.decodeTokensPerSecond)
+    default: return nil
+    }
+  }
+}
+
+enum ModelBuiltins {
+  /// Model names `load` knows, and the file each one is in (under models/, beside the package or the current directory).
+  static let known: [String: String] = ["smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf"]
+
+  static func register(into r: BuiltinRegistry) {
+    let loadArtifact = r.lookup("load")
+    r.add("load", [ParameterSpec("name")],
+          doc: "A language model by name (\"smollm2\") or GGUF path (\"models/x.gguf\"); otherwise a value stored with save(name, value).",
+          example: "let m = load(\"smollm2\")") { c in
+      let name = try c.string(0)
+      if let path = try modelPath(name) {
+        let started = DispatchTime.now().uptimeNanoseconds
+        let model = try LlamaModel(path: path)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        c.interpreter.pendingInputs.append((role: "model", path: path))
+        return .host(LanguageModelValue(model, path: path, loadSeconds: seconds))
+      }
+      guard let loadArtifact else { throw LatheError("load: no model or saved value named \(Value.quote(name))") }
+      return try c.interpreter.call(.function(loadArtifact), [c[0]])
+    }
+    r.add("tokenize", [ParameterSpec("m"), ParameterSpec("text"), ParameterSpec("special", default: .bool(true))],
+          doc: "Token ids of text under the model's tokenizer (special: whether <|im_start|>-style text becomes special tokens).",
+          example: "tokenize(m, \"Hello world\")") { c in
+      let t = try tokenizer(c, "tokenize")
+      return .list(t.encode(try c.string(1), parseSpecial: try c.bool(2)).map { .int($0) })
+    }
+    r.add("detokenize", [ParameterSpec("m"), ParameterSpec("ids")], doc: "The text of a list of token ids.",
+          example: "detokenize(m, [19556, 905])") { c in
+      .string(try tokenizer(c, "detokenize").decode(try ids(c, 1, "detokenize")))
+    }
+    r.add("logits", [ParameterSpec("m"), ParameterSpec("text"), ParameterSpec("all", default: .bool(false))],
+          doc: "Next-token logits after text as a tensor [vocab] (all: true gives [tokens, vocab]).",
+          example: "argmax(logits(m, \"The capital of France is\"))") { c in
+      let (value, ids) = try modelAndPrompt(c, "logits")
+      let m = value.model
+      let all = try c.bool(2)
+      let out = try m.forward(ids, cache: try m.makeCache(capacity: ids.count), allLogits: all)
+      return TensorBuiltins.wrap(try Tensor(out, shape: all ? [ids.count, m.config.vocabularySize] : [m.config.vocabularySize]))
+    }
+    let sampling = [ParameterSpec("tokens", default: .int(64)), ParameterSpec("temperature", default: .float(0)),
+                    ParameterSpec("topK", default: .int(0)), ParameterSpec("topP", default: .float(1)),
+                    ParameterSpec("seed", default: .int(0)), ParameterSpec("stop", default: Value.none),
+                    ParameterSpec("stream", default: .bool(true))]
+    r.add("generate", [ParameterSpec("m"), ParameterSpec("prompt")] + sampling,
+          doc: "Continues the prompt (text or token ids), streaming the text as it comes; greedy at temperature 0, else seeded sampling with topK/topP; stops at the end token or a stop string.",
+          example: "generate(m, \"Once upon a time\", tokens: 32, temperature: 0.8, seed: 1)") { c in
+      let (value, ids) = try modelAndPrompt(c, "generate")
+      var sampler = try makeSampler(c, from: 3)
+      let result = try value.model.generate(ids, maxTokens: try tokenCount(c, 2), sampler: &sampler, stop: try stops(c, 7),
+                                            onToken: streamer(c, 8))
+      if try c.bool(8) { c.interpreter.output(.stdout, "\n") }
+      return .host(GenerationValue(result))
+    }
+    r.add("chat", [ParameterSpec("m"), ParameterSpec("message"), ParameterSpec("system", default: Value.none)] + sampling.map {
+            $0.name == "tokens" ? ParameterSpec("tokens", default: .int(128)) : $0 },
+          doc: "The model's reply to one user message, through its chat template (the template's default system message unless system: is given).",
+          example: "chat(m, \"What is the capital of France?\")") { c in
+      let value = try model(c, 0, "chat")
+      let t = try tokenizer(c, "chat")
+      var messages: [(role: String, content: String)] = []
+      if !c.isNone(2) { messages.append((role: "system", content: try c.string(2))) }
+      messages.append((role: "user", content: try c.string(1)))
+      let ids = t.encode(t.chatPrompt(messages: messages), parseSpecial: true)
+      var sampler = try makeSampler(c, from: 4)
+      let result = try value.model.generate(ids, maxTokens: try tokenCount(c, 3), sampler: &sampler, stop: try stops(c, 8),
+                                            onToken: streamer(c, 9))
+      if try c.bool(9) { c.interpreter.output(.stdout, "\n") }
+      return .host(GenerationValue(result))
+    }
+    r.add("prefill", [ParameterSpec("m"), ParameterSpec("prompt"), ParameterSpec("room", default: .int(256))],
+          doc: "Runs the prompt into a new KV cache (room: positions kept free for decoding); the cache value holds the first token and the time to first token.",
+          example: "let kv = prefill(m, \"The capital of France is\")") { c in
+      let (value, ids) = try modelAndPrompt(c, "prefill")
+      let room = try c.int(2)
+      guard room >= 0 else { throw LatheError("prefill: room must be >= 0, got \(room)") }
+      let started = DispatchTime.now().uptimeNanoseconds
+      let (cache, logits) = try value.model.prefill(ids, extra: room)
+      let first = Sampler.argmax(logits)
+      let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+      let text = (try? value.model.tokenizer?.decode([first])) ?? nil
+      return .host(KVCacheValue(model: value.model, cache: cache, logits: logits, firstToken: first, firstText: text ?? "",
+                                prefillSeconds: seconds, promptTokens: ids.count))
+    }
+    r.add("decode", [ParameterSpec("m"), ParameterSpec("kv")] + sampling.filter { $0.name != "stop" && $0.name != "stream" }
+            + [ParameterSpec("stop", default: Value.none), ParameterSpec("stream", default: .bool(true))],
+          doc: "Continues from a prefilled KV cache for `tokens` tokens (the cache advances, so decode can be called again).",
+          example: "decode(m, kv, tokens: 32)") { c in
+      let value = try model(c, 0, "decode")
+      guard case .host(let h) = c[1], let kv = h as? KVCacheValue else {
+        throw LatheError("decode: 'kv' must be a KV cache from prefill, got \(c[1].typeName)", kind: .type)
+      }
+      guard kv.model === value.model else { throw LatheError("decode: this KV cache was prefilled by another model") }
+      if let pending = kv.pending {
+        kv.logits = try value.model.forward([pending], cache: kv.cache)
+        kv.pending = nil
+      }
+      guard let logits = kv.logits else { throw LatheError("decode: the KV cache has no logits") }
+      var sampler = try makeSampler(c, from: 3)
+      let result = try value.model.decode(cache: kv.cache, logits: logits, maxTokens: try tokenCount(c, 2), sampler: &sampler,
+                                          stop: try stops(c, 7), onToken: streamer(c, 8))
+      if try c.bool(8) { c.interpreter.output(.stdout, "\n") }
+      if let last = result.tokens.last, result.stopReason != "eos" { kv.pending = last; kv.logits = nil }
+      return .host(GenerationValue(result))
+    }
+    r.add("perplexity", [ParameterSpec("m"), ParameterSpec("text"), ParameterSpec("window", default: .int(512)),
+                         ParameterSpec("stride", default: Value.none), ParameterSpec("windows", default: Value.none)],
+          doc: "Perplexity of text (no BOS) over whole windows of `window` tokens every `stride` (default: the window, so non-overlapping), at most `windows` of them.",
+          example: "perplexity(m, corpus(\"hamlet\"), window: 512, windows: 2)") { c in
+      let (value, ids) = try modelAndPrompt(c, "perplexity")
+      let window = try c.int(2)
+      let stride = c.isNone(3) ? window : try c.int(3)
+      let limit = c.isNone(4) ? nil : try c.int(4)
+      if let limit, limit < 1 { throw LatheError("perplexity: windows must be at least 1, got \(limit)") }
+      let total = max(1, min(limit ?? Int.max, ids.count >= window ? (ids.count - window) / max(1, stride) + 1 : 1))
+      let bar = Progress(c.interpreter, total: total, label: "perplexity")
+      let result = try value.model.perplexity(ids, window: window, stride: stride, maxWindows: limit) { _, _ in try bar.advance() }
+      bar.finish()
+      return .record(Record([("perplexity", .float(result.perplexity)), ("nll", .float(result.meanNLL)),
+                             ("tokens", .int(result.predictedTokens)), ("windows", .int(result.windows)),
+                             ("seconds", .float(result.seconds))]))
+    }
+  }
+
+  /// The model file `name` stands for, or nil when it names no model (then `load` looks for a saved value).
+  static func modelPath(_ name: String) throws -> String? {
+    if let file = known[name.lowercased()] {
+      let directories = Datasets.dataDirectories().map { URL(fileURLWithPath: $0).deletingLastPathComponent().appendingPathComponent("models").path }
+      if let dir = directories.first(where: { FileManager.default.fileExists(atPath: "\($0)/\(file)") }) { return "\(dir)/\(file)" }
+      throw LatheError("load: \(name) is models/\(file), which is not there (looked in \(directories.joined(separator: ", "))); run scripts/setup to fetch it")
+    }
+    guard name.lowercased().hasSuffix(".gguf") else { return nil }
+    guard FileManager.default.fileExists(atPath: name) else { throw LatheError("load: no such file: \(name)") }
+    return name
+  }
+
+  static func model(_ c: NativeCall, _ i: Int, _ op: String) throws -> LanguageModelValue {
+    guard case .host(let h) = c[i], let m = h as? LanguageModelValue else {
+      throw LatheError("\(op): 'm' must be a language model from load(\"smollm2\"), got \(c[i].typeName)", kind: .type)
+    }
+    return m
+  }
+
+  static func tokenizer(_ c: NativeCall, _ op: String) throws -> BPETokenizer {
+    guard let t = try model(c, 0, op).model.tokenizer else { throw LatheError("\(op): the model has no tokenizer") }
+    return t
+  }
+
+  /// Token ids from a list of ints or an integer tensor.
+  static func ids(_ c: NativeCall, _ i: Int, _ op: String) throws -> [Int] {
+    switch c[i] {
+    case .list(let items):
+      return try items.map {
+        guard case .int(let id) = $0 else { throw LatheError("\(op): token ids must be ints, got \($0.typeName)", kind: .type) }
+        return id
+      }
+    case .host(let h as TensorValue):
+      return h.tensor.scalars.map { Int($0) }
+    default:
+      throw LatheError("\(op): '\(c.function.parameters[i].name)' must be text or a list of token ids, got \(c[i].typeName)", kind: .type)
+    }
+  }
+
+  /// The model (argument 0) and the prompt (argument 1: text, encoded without BOS unless the model asks for one, or ids).
+  static func modelAndPrompt(_ c: NativeCall, _ op: String) throws -> (LanguageModelValue, [Int]) {
+    let m = try model(c, 0, op)
+    let prompt: [Int]
+    if case .string(let text) = c[1] {
+      prompt = try tokenizer(c, op).encode(text, parseSpecial: true)
+    } else {
+      prompt = try ids(c, 1, op)
+    }
+    guard !prompt.isEmpty else { throw LatheError("\(op): the prompt is empty") }
+    let vocab = m.model.config.vocabularySize
+    if let bad = prompt.first(where: { $0 < 0 || $0 >= vocab }) { throw LatheError("\(op): token id \(bad) is outside the vocabulary 0..<\(vocab)") }
+    guard prompt.count <= m.model.config.contextLength else {
+      throw LatheError("\(op): \(prompt.count) prompt tokens exceed the model's context of \(m.model.config.contextLength)")
+    }
+    return (m, prompt)
+  }
+
+  static func tokenCount(_ c: NativeCall, _ i: Int) throws -> Int {
+    let n = try c.int(i)
+    guard n >= 0, n <= 1 << 20 else { throw LatheError("\(c.function.name): tokens must be in 0...1048576, got \(n)") }
+    return n
+  }
+
+  /// temperature, topK, topP, seed at arguments i..<i+4.
+  static func makeSampler(_ c: NativeCall, from i: Int) throws -> Sampler {
+    do {
+      return try Sampler(temperature: try c.double(i), topK: try c.int(i + 1), topP: try c.double(i + 2),
+                         seed: UInt64(bitPattern: Int64(try c.int(i + 3))))
+    } catch let e as TensorError {
+      throw LatheError("\(c.function.name): \(e.description)")
+    }
+  }
+
+  static func stops(_ c: NativeCall, _ i: Int) throws -> [String] {
+    switch c[i] {
+    case .none: return []
+    case .string(let s): return [s]
+    case .list(let items):
+      return try items.map {
+        guard case .string(let s) = $0 else { throw LatheError("\(c.function.name): stop must be a string or a list of strings", kind: .type) }
+        return s
+      }
+    default: throw LatheError("\(c.function.name): stop must be a string or a list of strings, got \(c[i].typeName)", kind: .type)
+    }
+  }
+
+  /// Writes each piece of text as it is produced (when stream is on) and polls Ctrl-C after every token.
+  static func streamer(_ c: NativeCall, _ streamIndex: Int) -> (Int, String) throws -> Void {
+    let stream = (try? c.bool(streamIndex)) ?? true
+    let interpreter = c.interpreter
+    return { _, piece in
+      if stream && !piece.isEmpty { interpreter.output(.stdout, piece) }
+      try interpreter.checkInterrupt()
+    }
+  }
+}

@@ -1,0 +1,409 @@
+// The Llama family: RMSNorm, rotary positions (adjacent pairs, the file's base), grouped-query attention, SwiGLU
+// feed-forward, tied or separate output. Head counts and FFN widths are per layer, so OpenELM's layer-wise scaling
+// is a configuration of this same code.
+//
+// Prefill runs every projection through cblas_sgemm on weights dequantised a slice at a time into one scratch
+// buffer; decoding one token runs fused matrix-vector kernels over the quantised blocks (QuantKernels), on the pool.
+// Attention reads a preallocated KV cache (KVCache) that grows only when a sequence outgrows it.
+
+import CBLAS
+import Foundation
+import LatheTensor
+
+public struct LlamaConfig: Equatable, Sendable, CustomStringConvertible {
+  public var architecture = "llama"
+  public var vocabularySize: Int
+  public var dimension: Int
+  public var contextLength: Int
+  /// Per layer: query heads, key/value heads, feed-forward width.
+  public var headCounts: [Int], kvHeadCounts: [Int], ffnWidths: [Int]
+  public var headDimension: Int
+  public var ropeBase: Double
+  public var rmsEpsilon: Float
+  public var tiedEmbeddings: Bool
+
+  public var layerCount: Int { headCounts.count }
+
+  public init(vocabularySize: Int, dimension: Int, contextLength: Int, headCounts: [Int], kvHeadCounts: [Int], ffnWidths: [Int],
+              headDimension: Int, ropeBase: Double = 10_000, rmsEpsilon: Float = 1e-5, tiedEmbeddings: Bool = true) throws {
+    self.vocabularySize = vocabularySize; self.dimension = dimension; self.contextLength = contextLength
+    self.headCounts = headCounts; self.kvHeadCounts = kvHeadCounts; self.ffnWidths = ffnWidths
+    self.headDimension = headDimension; self.ropeBase = ropeBase; self.rmsEpsilon = rmsEpsilon; self.tiedEmbeddings = tiedEmbeddings
+    try validate()
+  }
+
+  func validate() throws {
+    func fail(_ field: String, _ reason: String) -> Error { TensorError.invalidArgument(op: "llama config", reason: "\(field): \(reason)") }
+    guard vocabularySize > 0, vocabularySize <= 1 << 24 else { throw fail("vocabularySize", "\(vocabularySize) is not in 1...16777216") }
+    guard dimension > 0, dimension <= 1 << 16 else { throw fail("dimension", "\(dimension) is not in 1...65536") }
+    guard contextLength > 0 else { throw fail("contextLength", "must be positive, got \(contextLength)") }
+    guard !headCounts.isEmpty, headCounts.count <= 1024, kvHeadCounts.count == headCounts.count, ffnWidths.count == headCounts.count else {
+      throw fail("layers", "head counts (\(headCounts.count)), kv head counts (\(kvHeadCounts.count)) and ffn widths (\(ffnWidths.count)) must be 1...1024 per layer")
+    }
+    guard headDimension > 0, headDimension % 2 == 0, headDimension <= 1024 else { throw fail("headDimension", "\(headDimension) must be even, 2...1024") }
+    for (l, (h, kv)) in zip(headCounts, kvHeadCounts).enumerated() where h <= 0 || kv <= 0 || h % kv != 0 || h > 4096 {
+      throw fail("layer \(l)", "\(h) query heads must be a positive multiple of \(kv) key/value heads")
+    }
+    for (l, f) in ffnWidths.enumerated() where f <= 0 || f > 1 << 20 { throw fail("layer \(l)", "ffn width \(f) is not in 1...1048576") }
+    guard ropeBase > 0, ropeBase.isFinite, rmsEpsilon > 0, rmsEpsilon.isFinite else { throw fail("rope/rms", "base and epsilon must be positive") }
+  }
+
+  public var description: String {
+    let heads = Set(headCounts).count == 1 ? "\(headCounts[0])" : "\(headCounts.first!)…\(headCounts.last!)"
+    let kv = Set(kvHeadCounts).count == 1 ? "\(kvHeadCounts[0])" : "\(kvHeadCounts.first!)…\(kvHeadCounts.last!)"
+    let ffn = Set(ffnWidths).count == 1 ? "\(ffnWidths[0])" : "\(ffnWidths.first!)…\(ffnWidths.last!)"
+    return "\(architecture): \(layerCount) layers, d \(dimension), heads \(heads)/\(kv) of \(headDimension), ffn \(ffn), vocab \(vocabularySize), context \(contextLength), rope base \(ropeBase)"
+  }
+}
+
+/// One transformer block's weights: matrices [out, in] in any dtype the matvec and dequantize paths read.
+public struct LlamaLayer {
+  public var attentionNorm: Tensor, query: Tensor, key: Tensor, value: Tensor, output: Tensor
+  public var ffnNorm: Tensor, gate: Tensor, up: Tensor, down: Tensor
+  public init(attentionNorm: Tensor, query: Tensor, key: Tensor, value: Tensor, output: Tensor,
+              ffnNorm: Tensor, gate: Tensor, up: Tensor, down: Tensor) {
+    self.attentionNorm = attentionNorm; self.query = query; self.key = key; self.value = value; self.output = output
+    self.ffnNorm = ffnNorm; self.gate = gate; self.up = up; self.down = down
+  }
+  public var matrices: [(String, Tensor)] {
+    [("attn_q", query), ("attn_k", key), ("attn_v", value), ("attn_output", output), ("ffn_gate", gate), ("ffn_up", up), ("ffn_down", down)]
+  }
+}
+
+/// Keys and values of every layer for positions 0..<count, f32, [capacity, kvHeads·headDimension] per layer.
+public final class KVCache: @unchecked Sendable {
+  public private(set) var capacity: Int
+  /// Positions filled so far.
+  public internal(set) var count = 0
+  let widths: [Int]
+  var keys: [Storage], values: [Storage]
+
+  public init(config: LlamaConfig, capacity: Int) throws {
+    let capacity = Swift.max(1, Swift.min(capacity, config.contextLength))
+    self.capacity = capacity
+    widths = config.kvHeadCounts.map { $0 * config.headDimension }
+    keys = try widths.map { try Storage(byteCount: capacity * $0 * 4, op: "kv cache", zeroed: false) }
+    values = try widths.map { try Storage(byteCount: capacity * $0 * 4, op: "kv cache", zeroed: false) }
+  }
+
+  /// Bytes held by the cache.
+  public var byteCount: Int { (keys + values).reduce(0) { $0 + $1.byteCount } }
+
+  /// Makes room for `needed` positions, copying what is there (capacity at least doubles).
+  func reserve(_ needed: Int, limit: Int) throws {
+    guard needed > capacity else { return }
+    guard needed <= limit else {
+      throw TensorError.invalidArgument(op: "kv cache", reason: "\(needed) positions exceed the model's context of \(limit)")
+    }
+    let newCapacity = Swift.min(limit, Swift.max(needed, capacity * 2))
+    for l in 0..<widths.count {
+      let k = try Storage(byteCount: newCapacity * widths[l] * 4, op: "kv cache", zeroed: false)
+      let v = try Storage(byteCount: newCapacity * widths[l] * 4, op: "kv cache", zeroed: false)
+      k.bytes.copyMemory(from: keys[l].bytes, byteCount: count * widths[l] * 4)
+      v.bytes.copyMemory(from: values[l].bytes, byteCount: count * widths[l] * 4)
+      keys[l] = k; values[l] = v
+    }
+    capacity = newCapacity
+  }
+
+  /// Forgets positions from `position` on (the next token is written there).
+  public func truncate(to position: Int) { count = Swift.max(0, Swift.min(count, position)) }
+
+  /// A copy holding the same positions (for branching a prefix).
+  public func copy() throws -> KVCache {
+    let c = try KVCache(widths: widths, capacity: capacity)
+    for l in 0..<widths.count {
+      c.keys[l].bytes.copyMemory(from: keys[l].bytes, byteCount: count * widths[l] * 4)
+      c.values[l].bytes.copyMemory(from: values[l].bytes, byteCount: count * widths[l] * 4)
+    }
+    c.count = count
+    return c
+  }
+
+  private init(widths: [Int], capacity: Int) throws {
+    self.widths = widths; self.capacity = capacity
+    keys = try widths.map { try Storage(byteCount: capacity * $0 * 4, op: "kv cache", zeroed: false) }
+    values = try widths.map { try Storage(byteCount: capacity * $0 * 4, op: "kv cache", zeroed: false) }
+  }
+}
+
+public final class LlamaModel: @unchecked Sendable {
+  public let config: LlamaConfig
+  public var layers: [LlamaLayer]
+  /// [vocab, dimension]; also the output projection when the embeddings are tied.
+  public var tokenEmbedding: Tensor
+  public var outputNorm: Tensor
+  /// [vocab, dimension] when not tied.
+  public var outputWeight: Tensor?
+  public var tokenizer: BPETokenizer?
+  public var name: String
+  /// Threads for the kernels (the pool's and OpenBLAS's); 1 runs everything on the calling thread.
+  public var threads: Int = ThreadPool.shared.threadCount
+
+  public init(config: LlamaConfig, layers: [LlamaLayer], tokenEmbedding: Tensor, outputNorm: Tensor, outputWeight: Tensor? = nil,
+              tokenizer: BPETokenizer? = nil, name: String = "llama") throws {
+    self.config = config; self.layers = layers; self.tokenEmbedding = tokenEmbedding; self.outputNorm = outputNorm
+    self.outputWeight = outputWeight; self.tokenizer = tokenizer; self.name = name
+    try checkShapes()
+  }
+
+  var output: Tensor { outputWeight ?? tokenEmbedding }
+
+  func checkShapes() throws {
+    let d = config.dimension, hd = config.headDimension
+    func expect(_ t: Tensor, _ shape: [Int], _ what: String) throws {
+      guard t.shape == shape else {
+        throw TensorError.invalidArgument(op: "llama", reason: "\(what) has shape \(t.shape), the configuration needs \(shape)")
+      }
+      guard t.isContiguous else { throw TensorError.invalidArgument(op: "llama", reason: "\(what) must be contiguous") }
+    }
+    guard layers.count == config.layerCount else {
+      throw TensorError.invalidArgument(op: "llama", reason: "\(layers.count) layers of weights for a \(config.layerCount)-layer configuration")
+    }
+    try expect(tokenEmbedding, [config.vocabularySize, d], "token embedding")
+    try expect(outputNorm, [d], "output norm")
+    if let o = outputWeight { try expect(o, [config.vocabularySize, d], "output") }
+    for (l, layer) in layers.enumerated() {
+      let h = config.headCounts[l], kv = config.kvHeadCounts[l], f = config.ffnWidths[l]
+      try expect(layer.attentionNorm, [d], "layer \(l) attention norm")
+      try expect(layer.query, [h * hd, d], "layer \(l) query")
+      try expect(layer.key, [kv * hd, d], "layer \(l) key")
+      try expect(layer.value, [kv * hd, d], "layer \(l) value")
+      try expect(layer.output, [d, h * hd], "layer \(l) attention output")
+      try expect(layer.ffnNorm, [d], "layer \(l) ffn norm")
+      try expect(layer.gate, [f, d], "layer \(l) gate")
+      try expect(layer.up, [f, d], "layer \(l) up")
+      try expect(layer.down, [d, f], "layer \(l) down")
+    }
+  }
+
+  /// Parameters, counting each tied matrix once.
+  public var parameterCount: Int {
+    var n = tokenEmbedding.count + outputNorm.count + (outputWeight?.count ?? 0)
+    for layer in layers { n += [layer.attentionNorm, layer.ffnNorm].reduce(0) { $0 + $1.count } + layer.matrices.reduce(0) { $0 + $1.1.count } }
+    return n
+  }
+
+  /// Bytes of all weights as stored.
+  public var byteCount: Int {
+    var n = tokenEmbedding.storage.byteCount + outputNorm.storage.byteCount + (outputWeight?.storage.byteCount ?? 0)
+    for layer in layers { n += layer.attentionNorm.storage.byteCount + layer.ffnNorm.storage.byteCount + layer.matrices.reduce(0) { $0 + $1.1.storage.byteCount } }
+    return n
+  }
+
+  /// Parameter counts per dtype.
+  public var dtypeCounts: [(DType, Int)] {
+    var counts: [DType: Int] = [:]
+    var all = [tokenEmbedding, outputNorm] + (outputWeight.map { [$0] } ?? [])
+    for layer in layers { all += [layer.attentionNorm, layer.ffnNorm] + layer.matrices.map(\.1) }
+    for t in all { counts[t.dtype, default: 0] += t.count }
+    return counts.sorted { $0.value > $1.value }.map { ($0.key, $0.value) }
+  }
+
+  public func makeCache(capacity: Int) throws -> KVCache { try KVCache(config: config, capacity: capacity) }
+
+  /// Runs `tokens` at the cache's next positions, appending their keys and values. Returns the logits of the last
+  /// token ([vocab]) or, with `allLogits`, of every token ([tokens.count × vocab], row-major).
+  public func forward(_ tokens: [Int], cache: KVCache, allLogits: Bool = false) throws -> [Float] {
+    guard !tokens.isEmpty else { throw TensorError.invalidArgument(op: "forward", reason: "no tokens") }
+    for t in tokens where t < 0 || t >= config.vocabularySize {
+      throw TensorError.invalidArgument(op: "forward", reason: "token id \(t) is outside the vocabulary 0..<\(config.vocabularySize)")
+    }
+    guard cache.widths == config.kvHeadCounts.map({ $0 * config.headDimension }) else {
+      throw TensorError.invalidArgument(op: "forward", reason: "the KV cache belongs to a model of another shape")
+    }
+    try cache.reserve(cache.count + tokens.count, limit: config.contextLength)
+    var run = try ForwardPass(model: self, tokens: tokens, cache: cache)
+    defer { run.release() }
+    return try run.compute(allLogits: allLogits)
+  }
+}
+
+/// The buffers and steps of one forward call over T tokens.
+struct ForwardPass {
+  let model: LlamaModel, config: LlamaConfig, cache: KVCache, tokens: [Int]
+  let T: Int, start: Int, threads: Int
+  var buffers: [UnsafeMutablePointer<Float>] = []
+  let x, h, q, k, v, attention, projected, gate, up: UnsafeMutablePointer<Float>
+  let cosines, sines: UnsafeMutablePointer<Float>
+  /// Dequantised weight slices for the sgemm path.
+  let weightSlice: UnsafeMutablePointer<Float>, weightSliceCount: Int
+
+  init(model: LlamaModel, tokens: [Int], cache: KVCache) throws {
+    self.model = model; config = model.config; self.cache = cache; self.tokens = tokens
+    T = tokens.count; start = cache.count; threads = Swift.max(1, model.threads)
+    let d = config.dimension, hd = config.headDimension
+    let maxHeads = config.headCounts.max()!, maxKV = config.kvHeadCounts.max()!, maxFFN = config.ffnWidths.max()!
+    let scratch = T * (4 * d + 2 * maxHeads * hd + 2 * maxKV * hd + 2 * maxFFN) + T * hd
+    guard scratch <= Memory.budget / 4 else { throw TensorError.outOfMemory(op: "forward", bytes: scratch * 4, budget: Memory.budget) }
+    var list: [UnsafeMutablePointer<Float>] = []
+    func make(_ n: Int) -> UnsafeMutablePointer<Float> {
+      let p = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(n, 16))
+      list.append(p)
+      return p
+    }
+    x = make(T * d); h = make(T * d); projected = make(T * d)
+    q = make(T * maxHeads * hd); attention = make(T * maxHeads * hd)
+    k = make(T * maxKV * hd); v = make(T * maxKV * hd)
+    gate = make(T * maxFFN); up = make(T * maxFFN)
+    cosines = make(T * hd / 2); sines = make(T * hd / 2)
+    weightSliceCount = T > 2 ? Swift.max(1 << 20, 32 * Swift.max(d, maxFFN, maxHeads * hd)) : 0
+    weightSlice = make(weightSliceCount)
+    buffers = list
+  }
+
+  func release() { for b in buffers { b.deallocate() } }
+
+  mutating func compute(allLogits: Bool) throws -> [Float] {
+    let d = config.dimension, hd = config.headDimension
+    for (t, id) in tokens.enumerated() { try model.tokenEmbedding.dequantizeRows(id..<(id + 1), into: x + t * d) }
+    // Rotary angles pos·base^(-2i/hd) for each new position, in double precision.
+    for t in 0..<T {
+      for i in 0..<(hd / 2) {
+        let angle = Double(start + t) * pow(config.ropeBase, -2 * Double(i) / Double(hd))
+        cosines[t * hd / 2 + i] = Float(cos(angle)); sines[t * hd / 2 + i] = Float(sin(angle))
+      }
+    }
+    for l in 0..<config.layerCount {
+      let layer = model.layers[l]
+      let heads = config.headCounts[l], kvHeads = config.kvHeadCounts[l], ffn = config.ffnWidths[l]
+      try rmsNorm(x, layer.attentionNorm, into: h)
+      try project(layer.query, h, into: q)
+      try project(layer.key, h, into: k)
+      try project(layer.value, h, into: v)
+      rotate(q, heads: heads)
+      rotate(k, heads: kvHeads)
+      let width = kvHeads * hd
+      let keys = cache.keys[l].floats(), values = cache.values[l].floats()
+      (keys + start * width).update(from: k, count: T * width)
+      (values + start * width).update(from: v, count: T * width)
+      attend(layer: l, heads: heads, kvHeads: kvHeads, keys: keys, values: values)
+      try project(layer.output, attention, into: projected)
+      add(projected, into: x, count: T * d)
+      try rmsNorm(x, layer.ffnNorm, into: h)
+      try project(layer.gate, h, into: gate)
+      try project(layer.up, h, into: up)
+      swiglu(count: T * ffn)
+      try project(layer.down, gate, into: projected)
+      add(projected, into: x, count: T * d)
+    }
+    cache.count = start + T
+    try rmsNorm(x, model.outputNorm, into: h)
+    let vocab = config.vocabularySize
+    if allLogits {
+      var logits = [Float](repeating: 0, count: T * vocab)
+      try logits.withUnsafeMutableBufferPointer { try project(model.output, h, into: $0.baseAddress!) }
+      return logits
+    }
+    var logits = [Float](repeating: 0, count: vocab)
+    try logits.withUnsafeMutableBufferPointer { try model.output.matvec(h + (T - 1) * d, into: $0.baseAddress!, threads: threads) }
+    return logits
+  }
+
+  /// out[t] = x[t] / sqrt(mean(x[t]²) + ε) · w for each token.
+  func rmsNorm(_ input: UnsafeMutablePointer<Float>, _ weight: Tensor, into out: UnsafeMutablePointer<Float>) throws {
+    let d = config.dimension
+    let w = try weight.dtype == .f32 ? weight : weight.copied(as: .f32)
+    let wp = w.readPointer()
+    for t in 0..<T {
+      let row = input + t * d, o = out + t * d
+      var s: Double = 0
+      for j in 0..<d { s += Double(row[j]) * Double(row[j]) }
+      let scale = Float(1 / (s / Double(d) + Double(config.rmsEpsilon)).squareRoot())
+      for j in 0..<d { o[j] = row[j] * scale * wp[j] }
+    }
+  }
+
+  /// out [T, rows] = input [T, cols] · Wᵀ for W [rows, cols]: matrix-vector kernels for one or a few tokens,
+  /// otherwise sgemm over W dequantised a slice of rows at a time.
+  func project(_ w: Tensor, _ input: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) throws {
+    let rows = w.shape[0], cols = w.shape[1]
+    if T <= 2 {
+      for t in 0..<T { try w.matvec(input + t * cols, into: out + t * rows, threads: threads) }
+      return
+    }
+    openblas_set_num_threads(Int32(threads))
+    if w.dtype == .f32 {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(rows), Int32(cols), 1, input, Int32(cols),
+                  w.readPointer(), Int32(cols), 0, out, Int32(rows))
+      return
+    }
+    let sliceRows = Swift.max(1, Swift.min(rows, weightSliceCount / cols)), scratch = weightSlice
+    var r0 = 0
+    while r0 < rows {
+      let r1 = Swift.min(rows, r0 + sliceRows)
+      try dequantizeParallel(w, r0..<r1, into: scratch)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(r1 - r0), Int32(cols), 1, input, Int32(cols),
+                  scratch, Int32(cols), 0, out + r0, Int32(rows))
+      r0 = r1
+    }
+  }
+
+  func dequantizeParallel(_ w: Tensor, _ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws {
+    let cols = w.shape[1], parts = Swift.min(threads, rows.count)
+    if parts <= 1 { try w.dequantizeRows(rows, into: out); return }
+    let per = (rows.count + parts - 1) / parts
+    nonisolated(unsafe) var failure: Error? = nil
+    ThreadPool.shared.parallelFor(parts) { p in
+      let a = rows.lowerBound + p * per, b = Swift.min(rows.upperBound, a + per)
+      guard a < b else { return }
+      do { try w.dequantizeRows(a..<b, into: out + (a - rows.lowerBound) * cols) } catch { failure = error }
+    }
+    if let failure { throw failure }
+  }
+
+  /// Rotates adjacent pairs (2i, 2i+1) of every head of every token by its position's angles.
+  func rotate(_ p: UnsafeMutablePointer<Float>, heads: Int) {
+    let hd = config.headDimension, half = hd / 2
+    for t in 0..<T {
+      let c = cosines + t * half, s = sines + t * half
+      for head in 0..<heads {
+        let v = p + (t * heads + head) * hd
+        for i in 0..<half {
+          let a = v[2 * i], b = v[2 * i + 1]
+          v[2 * i] = a * c[i] - b * s[i]
+          v[2 * i + 1] = a * s[i] + b * c[i]
+        }
+      }
+    }
+  }
+
+  /// Causal attention of the T new queries over cache positions 0..<start+T, one head per pool task: scores
+  /// Q·Kᵀ/√hd by sgemm, softmax per row (masked past each query's own position), then scores·V.
+  func attend(layer l: Int, heads: Int, kvHeads: Int, keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>) {
+    let hd = config.headDimension, group = heads / kvHeads, length = start + T
+    let qStride = heads * hd, kvStride = kvHeads * hd
+    let scale = 1 / Float(hd).squareRoot()
+    let scoreCount = T * length
+    let (q, attention, T, start, threads) = (self.q, self.attention, self.T, self.start, self.threads)
+    let body: (Int) -> Void = { head in
+      let kvHead = head / group
+      let scores = UnsafeMutablePointer<Float>.allocate(capacity: scoreCount)
+      defer { scores.deallocate() }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(length), Int32(hd), scale, q + head * hd, Int32(qStride),
+                  keys + kvHead * hd, Int32(kvStride), 0, scores, Int32(length))
+      for t in 0..<T {
+        let row = scores + t * length, visible = start + t + 1
+        var m = -Float.infinity
+        for j in 0..<visible { m = Swift.max(m, row[j]) }
+        var sum: Float = 0
+        for j in 0..<visible { let e = Foundation.exp(row[j] - m); row[j] = e; sum += e }
+        let inv = 1 / sum
+        for j in 0..<visible { row[j] *= inv }
+        for j in visible..<length { row[j] = 0 }
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(hd), Int32(length), 1, scores, Int32(length),
+                  values + kvHead * hd, Int32(kvStride), 0, attention + head * hd, Int32(qStride))
+    }
+    if threads <= 1 { for head in 0..<heads { body(head) } } else { ThreadPool.shared.parallelFor(heads, body) }
+  }
+
+  func add(_ a: UnsafeMutablePointer<Float>, into x: UnsafeMutablePointer<Float>, count: Int) {
+    for i in 0..<count { x[i] += a[i] }
+  }
+
+  /// gate ← silu(gate)·up.
+  func swiglu(count: Int) {
+    for i in 0..<count { let g = gate[i]; gate[i] = g / (1 + Foundation.exp(-g)) * up[i] }
+  }
+}

@@ -1,0 +1,122 @@
+// Generation and evaluation on a LlamaModel: prefill, token-by-token decoding with a sampler and stop conditions,
+// and perplexity over fixed windows.
+
+import Foundation
+import LatheTensor
+
+public struct Generation: Sendable {
+  public var tokens: [Int] = []
+  public var text = ""
+  /// Why it stopped: "length", "eos", or the stop string that matched.
+  public var stopReason = "length"
+  public var promptTokens = 0
+  public var prefillSeconds = 0.0, decodeSeconds = 0.0
+  public var decodeTokensPerSecond: Double { tokens.count > 1 ? Double(tokens.count - 1) / decodeSeconds : 0 }
+}
+
+public struct Perplexity: Sendable {
+  public var perplexity: Double
+  /// Mean negative log-likelihood per predicted token (nats).
+  public var meanNLL: Double
+  public var predictedTokens: Int
+  public var windows: Int
+  public var seconds: Double
+}
+
+extension LlamaModel {
+  func requireTokenizer(_ op: String) throws -> BPETokenizer {
+    guard let tokenizer else { throw TensorError.invalidArgument(op: op, reason: "the model has no tokenizer") }
+    return tokenizer
+  }
+
+  /// Prefills `prompt` into a fresh cache with room for `extra` more positions; returns the cache and the logits
+  /// after the last prompt token.
+  public func prefill(_ prompt: [Int], extra: Int = 256) throws -> (cache: KVCache, logits: [Float]) {
+    let cache = try makeCache(capacity: prompt.count + Swift.max(0, extra))
+    let logits = try forward(prompt, cache: cache)
+    return (cache, logits)
+  }
+
+  /// Decodes up to `maxTokens` tokens after the cache's contents, starting from `logits` (those after its last
+  /// token). `onToken(id, text)` sees each token and the text it completes (possibly empty: a character split across
+  /// tokens comes out with its last token); it may throw to stop (an interrupt). Stops at the end-of-sequence token
+  /// or when the text so far ends with one of `stop`.
+  public func decode(cache: KVCache, logits first: [Float], maxTokens: Int, sampler: inout Sampler, stop: [String] = [],
+                     onToken: (Int, String) throws -> Void = { _, _ in }) throws -> Generation {
+    guard maxTokens >= 0 else { throw TensorError.invalidArgument(op: "decode", reason: "tokens must be >= 0, got \(maxTokens)") }
+    var result = Generation()
+    var logits = first
+    var stream = tokenizer?.streamDecoder()
+    let eos = tokenizer?.eos
+    let started = DispatchTime.now().uptimeNanoseconds
+    for i in 0..<maxTokens {
+      let id = sampler.next(logits)
+      result.tokens.append(id)
+      if id == eos { result.stopReason = "eos"; try onToken(id, ""); break }
+      let piece = try stream?.append(id) ?? ""
+      result.text += piece
+      try onToken(id, piece)
+      if let s = stop.first(where: { !$0.isEmpty && result.text.hasSuffix($0) }) { result.stopReason = s; break }
+      if i + 1 < maxTokens {
+        if cache.count >= config.contextLength { result.stopReason = "context"; break }
+        logits = try forward([id], cache: cache)
+      }
+    }
+    if let rest = stream?.finish(), !rest.isEmpty { result.text += rest; try onToken(-1, rest) }
+    result.decodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+    return result
+  }
+
+  /// Prefill then decode.
+  public func generate(_ prompt: [Int], maxTokens: Int, sampler: inout Sampler, stop: [String] = [],
+                       onToken: (Int, String) throws -> Void = { _, _ in }) throws -> Generation {
+    guard !prompt.isEmpty else { throw TensorError.invalidArgument(op: "generate", reason: "the prompt has no tokens") }
+    let started = DispatchTime.now().uptimeNanoseconds
+    let (cache, logits) = try prefill(prompt, extra: maxTokens)
+    let prefillSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+    var result = try decode(cache: cache, logits: logits, maxTokens: maxTokens, sampler: &sampler, stop: stop, onToken: onToken)
+    result.promptTokens = prompt.count
+    result.prefillSeconds = prefillSeconds
+    return result
+  }
+
+  /// Perplexity over windows of `window` tokens starting every `stride` tokens (only whole windows; one shorter
+  /// window when the text is shorter than one), at most `maxWindows` of them. The first window scores every position
+  /// after its first token; a later window scores only the positions no earlier window scored (its last `stride`).
+  /// No BOS is added. `progress(done, total)` runs after each window and may throw to stop.
+  public func perplexity(_ tokens: [Int], window: Int, stride: Int, maxWindows: Int? = nil,
+                         progress: (Int, Int) throws -> Void = { _, _ in }) throws -> Perplexity {
+    guard window >= 2, window <= config.contextLength else {
+      throw TensorError.invalidArgument(op: "perplexity", reason: "window must be in 2...\(config.contextLength), got \(window)")
+    }
+    guard stride >= 1, stride <= window else { throw TensorError.invalidArgument(op: "perplexity", reason: "stride must be in 1...\(window), got \(stride)") }
+    guard tokens.count >= 2 else { throw TensorError.invalidArgument(op: "perplexity", reason: "needs at least 2 tokens, got \(tokens.count)") }
+    var starts = Array(Swift.stride(from: 0, through: tokens.count - window, by: stride))
+    if starts.isEmpty { starts = [0] }
+    if let maxWindows { starts = Array(starts.prefix(Swift.max(1, maxWindows))) }
+    let started = DispatchTime.now().uptimeNanoseconds
+    var nll = 0.0, count = 0
+    let vocab = config.vocabularySize
+    for (w, s) in starts.enumerated() {
+      let chunk = Array(tokens[s..<Swift.min(tokens.count, s + window)])
+      let cache = try makeCache(capacity: chunk.count)
+      let logits = try forward(chunk, cache: cache, allLogits: true)
+      let first = w == 0 ? 0 : chunk.count - 1 - stride
+      for p in Swift.max(0, first)..<(chunk.count - 1) {
+        logits.withUnsafeBufferPointer { all in
+          let row = all.baseAddress! + p * vocab
+          var m = -Float.infinity
+          for j in 0..<vocab { m = Swift.max(m, row[j]) }
+          var sum = 0.0
+          for j in 0..<vocab { sum += Foundation.exp(Double(row[j] - m)) }
+          nll += Double(m) + Foundation.log(sum) - Double(row[chunk[p + 1]])
+        }
+        count += 1
+      }
+      try progress(w + 1, starts.count)
+    }
+    let mean = nll / Double(Swift.max(count, 1))
+    return Perplexity(perplexity: Foundation.exp(mean), meanNLL: mean, predictedTokens: count, windows: starts.count,
+                      seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+  }
+}

@@ -1,0 +1,160 @@
+// Matrix-vector products that read GGUF's quantised blocks directly (decode-time: one token, every weight once).
+//
+// W is [rows, cols] row-major, each row `cols / 32` blocks. y = W·x:
+//   Q4_1 block (d, m, q[32]): Σ_j (d·q_j + m)·x_j = d·Σ_j q_j·x_j + m·Σ_j x_j, the second sum taken once per block of x;
+//   Q8_0 block (d, q[32]):    Σ_j d·q_j·x_j.
+// The nibbles and int8s become floats in plain lane loops, which inline and vectorise (engine-notes.md section 3:
+// the stdlib SIMD conversion inits are out-of-line calls, 2x slower). Each kernel has a scalar twin the tests
+// compare against. Rows are split over the thread pool in chunks; every row is written by one thread.
+
+import CBLAS
+
+public enum QuantKernels {
+  /// Rows per parallel chunk: large enough to amortise the hand-out, small enough to balance 2-16 threads.
+  static let rowsPerChunk = 64
+
+  /// Per-block sums of x (cols / 32 of them), for the Q4_1 minimum term.
+  @inlinable
+  public static func blockSums(_ x: UnsafePointer<Float>, cols: Int, into sums: UnsafeMutablePointer<Float>) {
+    for b in 0..<(cols / 32) {
+      let p = UnsafeRawPointer(x + b * 32)
+      let s = p.loadUnaligned(as: SIMD16<Float>.self) + p.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
+      sums[b] = s.sum()
+    }
+  }
+
+  /// y[r] = Σ W[r, :]·x for r in `rowRange`, W in Q4_1 blocks.
+  @inlinable
+  public static func q4_1Rows(_ w: UnsafeRawPointer, cols: Int, x: UnsafePointer<Float>, blockSums: UnsafePointer<Float>,
+                              y: UnsafeMutablePointer<Float>, rows rowRange: Range<Int>) {
+    let blocks = cols / 32, rowBytes = blocks * 20
+    let xr = UnsafeRawPointer(x)
+    for r in rowRange {
+      let row = w + r * rowBytes
+      var acc = SIMD16<Float>()
+      var minimum: Float = 0
+      for b in 0..<blocks {
+        let block = row + b * 20
+        let d = Float(Float16(bitPattern: block.loadUnaligned(as: UInt16.self)))
+        let m = Float(Float16(bitPattern: block.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+        let bytes = block.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
+        var lo = SIMD16<Float>(), hi = SIMD16<Float>()
+        for i in 0..<16 { lo[i] = Float(bytes[i] & 15); hi[i] = Float(bytes[i] >> 4) }
+        let x0 = xr.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self)
+        let x1 = xr.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self)
+        acc.addProduct(SIMD16(repeating: d), lo * x0 + hi * x1)
+        minimum += m * blockSums[b]
+      }
+      y[r] = acc.sum() + minimum
+    }
+  }
+
+  /// y[r] = Σ W[r, :]·x for r in `rowRange`, W in Q8_0 blocks.
+  @inlinable
+  public static func q8_0Rows(_ w: UnsafeRawPointer, cols: Int, x: UnsafePointer<Float>,
+                              y: UnsafeMutablePointer<Float>, rows rowRange: Range<Int>) {
+    let blocks = cols / 32, rowBytes = blocks * 34
+    let xr = UnsafeRawPointer(x)
+    for r in rowRange {
+      let row = w + r * rowBytes
+      var acc = SIMD16<Float>()
+      for b in 0..<blocks {
+        let block = row + b * 34
+        let d = Float(Float16(bitPattern: block.loadUnaligned(as: UInt16.self)))
+        let q0 = block.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self)
+        let q1 = block.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)
+        var a = SIMD16<Float>(), c = SIMD16<Float>()
+        for i in 0..<16 { a[i] = Float(q0[i]); c[i] = Float(q1[i]) }
+        let x0 = xr.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self)
+        let x1 = xr.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self)
+        acc.addProduct(SIMD16(repeating: d), a * x0 + c * x1)
+      }
+      y[r] = acc.sum()
+    }
+  }
+
+  /// The scalar twins: the block formulas element by element, accumulated in Double.
+  public static func q4_1RowsScalar(_ w: UnsafeRawPointer, cols: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Range<Int>) {
+    for r in rows {
+      var s = 0.0
+      for j in 0..<cols { s += Double(GGMLBlocks.q4_1(w + (r * cols + j) / 32 * 20, j % 32)) * Double(x[j]) }
+      y[r] = Float(s)
+    }
+  }
+
+  public static func q8_0RowsScalar(_ w: UnsafeRawPointer, cols: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Range<Int>) {
+    for r in rows {
+      var s = 0.0
+      for j in 0..<cols { s += Double(GGMLBlocks.q8_0(w + (r * cols + j) / 32 * 34, j % 32)) * Double(x[j]) }
+      y[r] = Float(s)
+    }
+  }
+}
+
+extension SIMD16 where Scalar == Float {
+  @inlinable @inline(__always)
+  mutating func addProduct(_ a: SIMD16<Float>, _ b: SIMD16<Float>) { self = self.addingProduct(a, b) }
+}
+
+extension Tensor {
+  /// y = self·x for a matrix [rows, cols] in f32, f16, q8_0 or q4_1 and a vector of `cols` floats, written to the
+  /// `rows` floats at y; the quantised types are read in place (no dequantised copy). `threads` caps the pool
+  /// threads used (1: this thread only). cols must be a multiple of 32 for the block types.
+  public func matvec(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, threads: Int = .max) throws {
+    guard rank == 2, isContiguous else {
+      throw TensorError.invalidArgument(op: "matvec", reason: "needs a contiguous matrix, got shape \(shape)")
+    }
+    let rows = shape[0], cols = shape[1]
+    let chunks = Swift.max(1, Swift.min((rows + QuantKernels.rowsPerChunk - 1) / QuantKernels.rowsPerChunk,
+                                        Swift.min(threads, ThreadPool.shared.threadCount) * 4))
+    let perChunk = (rows + chunks - 1) / chunks
+    func split(_ body: @escaping (Range<Int>) -> Void) {
+      if chunks == 1 || threads <= 1 { body(0..<rows); return }
+      ThreadPool.shared.parallelFor(chunks) { c in
+        let start = c * perChunk
+        if start < rows { body(start..<Swift.min(rows, start + perChunk)) }
+      }
+    }
+    switch dtype {
+    case .q4_1:
+      guard cols % 32 == 0 else { throw TensorError.invalidArgument(op: "matvec", reason: "q4_1 needs cols a multiple of 32, got \(cols)") }
+      let w = UnsafeRawPointer(storage.bytes) + offset / 32 * 20
+      let sums = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(1, cols / 32))
+      defer { sums.deallocate() }
+      QuantKernels.blockSums(x, cols: cols, into: sums)
+      let s = UnsafePointer(sums)
+      split { QuantKernels.q4_1Rows(w, cols: cols, x: x, blockSums: s, y: y, rows: $0) }
+    case .q8_0:
+      guard cols % 32 == 0 else { throw TensorError.invalidArgument(op: "matvec", reason: "q8_0 needs cols a multiple of 32, got \(cols)") }
+      let w = UnsafeRawPointer(storage.bytes) + offset / 32 * 34
+      split { QuantKernels.q8_0Rows(w, cols: cols, x: x, y: y, rows: $0) }
+    case .f32:
+      let w = UnsafePointer(storage.floats(at: offset))
+      split { r in
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(r.count), Int32(cols), 1, w + r.lowerBound * cols, Int32(cols),
+                    x, 1, 0, y + r.lowerBound, 1)
+      }
+    default:
+      let f = try copied(as: .f32)
+      try f.matvec(x, into: y, threads: threads)
+    }
+  }
+
+  /// Rows `rows` of a matrix [R, C] (any dtype) as f32, written to `out` (rows.count × C floats).
+  public func dequantizeRows(_ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws {
+    guard rank == 2, isContiguous, rows.lowerBound >= 0, rows.upperBound <= shape[0] else {
+      throw TensorError.invalidArgument(op: "dequantize", reason: "rows \(rows) of a matrix \(shape)")
+    }
+    let cols = shape[1], first = offset + rows.lowerBound * cols
+    switch dtype {
+    case .q4_1 where cols % 32 == 0:
+      GGMLBlocks.dequantizeQ4_1(UnsafeRawPointer(storage.bytes) + first / 32 * 20, into: out, blocks: rows.count * cols / 32)
+    case .q8_0 where cols % 32 == 0:
+      GGMLBlocks.dequantizeQ8_0(UnsafeRawPointer(storage.bytes) + first / 32 * 34, into: out, blocks: rows.count * cols / 32)
+    case .f32:
+      out.update(from: storage.floats(at: first), count: rows.count * cols)
+    default:
+      for i in 0..<(rows.count * cols) { out[i] = dtype.load(storage.bytes, first + i) }
+    }
+  }
+}
