@@ -215,7 +215,7 @@ enum ModelBuiltins {
                          ParameterSpec("stride", default: Value.none), ParameterSpec("windows", default: Value.none)],
           doc: "Perplexity of text (no BOS) over whole windows of `window` tokens every `stride` (default: the window, so non-overlapping), at most `windows` of them.",
           example: "perplexity(m, corpus(\"hamlet\"), window: 512, windows: 2)") { c in
-      let (value, ids) = try modelAndPrompt(c, "perplexity")
+      let (value, ids) = try modelAndPrompt(c, "perplexity", wholeText: true)
       let window = try c.int(2)
       let stride = c.isNone(3) ? window : try c.int(3)
       let limit = c.isNone(4) ? nil : try c.int(4)
@@ -270,7 +270,7 @@ enum ModelBuiltins {
   }
 
   /// The model (argument 0) and the prompt (argument 1: text, encoded without BOS unless the model asks for one, or ids).
-  static func modelAndPrompt(_ c: NativeCall, _ op: String) throws -> (LanguageModelValue, [Int]) {
+  static func modelAndPrompt(_ c: NativeCall, _ op: String, wholeText: Bool = false) throws -> (LanguageModelValue, [Int]) {
     let m = try model(c, 0, op)
     let prompt: [Int]
     if case .string(let text) = c[1] {
@@ -281,7 +281,7 @@ enum ModelBuiltins {
     guard !prompt.isEmpty else { throw LatheError("\(op): the prompt is empty") }
     let vocab = m.model.config.vocabularySize
     if let bad = prompt.first(where: { $0 < 0 || $0 >= vocab }) { throw LatheError("\(op): token id \(bad) is outside the vocabulary 0..<\(vocab)") }
-    guard prompt.count <= m.model.config.contextLength else {
+    guard wholeText || prompt.count <= m.model.config.contextLength else {
       throw LatheError("\(op): \(prompt.count) prompt tokens exceed the model's context of \(m.model.config.contextLength)")
     }
     return (m, prompt)

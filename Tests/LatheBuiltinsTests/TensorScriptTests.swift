@@ -20,3 +20,18 @@ func tensorScriptMeetsExpectations(_ script: TensorScript) throws {
   let problems = try ScriptHarness.problems(running: script.url, in: interp)
   #expect(problems.isEmpty, Comment(rawValue: "\(script.description):\n" + problems.joined(separator: "\n")))
 }
+
+/// The language-model scripts load the real SmolLM2 file and run it: model-sized, so scripts/test runs them in the
+/// release pass.
+@Suite struct ModelScriptReleaseTests {
+  static var all: [TensorScript] { ScriptHarness.scripts(in: "Tests/LatheBuiltinsTests/ModelScripts").map(TensorScript.init) }
+
+  @Test(arguments: ModelScriptReleaseTests.all)
+  func modelScriptMeetsExpectations(_ script: TensorScript) throws {
+    let interp = Interpreter(registry: Builtins.standard(), seed: 7)
+    try interp.loadPrelude(from: TestPaths.packageRoot.appendingPathComponent("stdlib").path)
+    defer { interp.shutdown() }
+    let problems = try ScriptHarness.problems(running: script.url, in: interp)
+    #expect(problems.isEmpty, Comment(rawValue: "\(script.description):\n" + problems.joined(separator: "\n")))
+  }
+}

@@ -89,4 +89,17 @@ func topIndices(_ v: [Float], _ k: Int) -> [Int] { Array(v.indices.sorted { v[$0
   #expect(throws: (any Error).self) { try model.forward([model.config.vocabularySize], cache: cache) }
   #expect(throws: (any Error).self) { try model.forward([], cache: cache) }
 }
+
+@Test(arguments: [("lee", "lee_background.cor", 33.11), ("hamlet", "shakespeare/hamlet.md", 29.02)])
+func perplexityIsWithinTwoPercentOfLlamaCpp(corpus: String, file: String, reference: Double) throws {
+  // llama.cpp's figure: no BOS, the first 8 non-overlapping 512-token windows of the raw file, loss over the 511
+  // predicted positions of each.
+  let model = try SmolLM2.model.get()
+  let path = TestPaths.packageRoot.appendingPathComponent("data/corpus/\(file)").path
+  let text = try String(contentsOfFile: path, encoding: .utf8)
+  let ids = try #require(model.tokenizer).encode(text, parseSpecial: false)
+  let result = try model.perplexity(ids, window: 512, stride: 512, maxWindows: 8)
+  #expect(result.windows == 8 && result.predictedTokens == 8 * 511)
+  #expect(abs(result.perplexity / reference - 1) <= 0.02, "\(corpus): perplexity \(result.perplexity) vs llama.cpp's \(reference)")
+}
 }
