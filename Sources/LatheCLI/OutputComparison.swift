@@ -6,14 +6,28 @@ public enum OutputComparison {
   /// Human-readable differences; empty when the outputs agree.
   public static func differences(expected: [OutputRecord], actual: [OutputRecord], rtol: Double, atol: Double) -> [String] {
     var out: [String] = []
-    let a = expected.sorted { ($0.idx, $0.mime) < ($1.idx, $1.mime) }
-    let b = actual.sorted { ($0.idx, $0.mime) < ($1.idx, $1.mime) }
+    let a = coalesced(expected.sorted { ($0.idx, $0.mime) < ($1.idx, $1.mime) })
+    let b = coalesced(actual.sorted { ($0.idx, $0.mime) < ($1.idx, $1.mime) })
     if a.count != b.count { out.append("had \(a.count) output\(a.count == 1 ? "" : "s"), now \(b.count)") }
     for (i, (x, y)) in zip(a, b).enumerated() {
       if x.kind != y.kind || x.mime != y.mime {
         out.append("output \(i + 1) was \(x.kind.rawValue) \(x.mime), now \(y.kind.rawValue) \(y.mime)")
       } else if let problem = compare(x.text, y.text, rtol: rtol, atol: atol) {
         out.append("output \(i + 1) (\(x.kind.rawValue)): \(problem)")
+      }
+    }
+    return out
+  }
+
+  /// Consecutive stdout (or stderr) outputs joined into one: text streamed as it is produced (generate) is stored in
+  /// chunks whose boundaries depend on timing, so only the joined text is compared.
+  static func coalesced(_ records: [OutputRecord]) -> [OutputRecord] {
+    var out: [OutputRecord] = []
+    for r in records {
+      if let last = out.last, last.kind == r.kind, last.mime == r.mime, r.kind == .stdout || r.kind == .stderr {
+        out[out.count - 1].text += r.text
+      } else {
+        out.append(r)
       }
     }
     return out

@@ -97,6 +97,10 @@ public struct OutputRecord: Equatable, Sendable {
   public var text: String
   /// Set when the text was stored in a blob (larger than 64 KiB).
   public var blobHash: String?
+
+  public init(idx: Int, kind: OutputKind, mime: String, text: String, blobHash: String? = nil) {
+    self.idx = idx; self.kind = kind; self.mime = mime; self.text = text; self.blobHash = blobHash
+  }
 }
 
 public struct RunRecord: Equatable, Sendable {

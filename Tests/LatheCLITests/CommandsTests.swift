@@ -78,6 +78,15 @@ import LatheNotebook
     #expect(OutputComparison.compare("x1 = 2.0e-3", "x1 = 2.000001e-3", rtol: 1e-5, atol: 0) == nil)
   }
 
+  @Test func streamedTextIsComparedWhateverItsChunks() {
+    func out(_ idx: Int, _ kind: OutputKind, _ text: String) -> OutputRecord { OutputRecord(idx: idx, kind: kind, mime: "text/plain", text: text) }
+    let was = [out(0, .stdout, "Once upon"), out(1, .stdout, " a time\n"), out(2, .result, "42")]
+    let now = [out(0, .stdout, "Once"), out(1, .stdout, " upon a"), out(2, .stdout, " time\n"), out(3, .result, "42")]
+    #expect(OutputComparison.differences(expected: was, actual: now, rtol: 1e-5, atol: 1e-6).isEmpty)
+    let changed = [out(0, .stdout, "Once upon a dime\n"), out(1, .result, "42")]
+    #expect(!OutputComparison.differences(expected: was, actual: changed, rtol: 1e-5, atol: 1e-6).isEmpty)
+  }
+
   @Test func savedValuesComeBackInALaterSession() throws {
     let nb = dir.appendingPathComponent("saved.lnb").path
     let first = try TestPaths.runLathe(["repl", nb], input: "save(\"cfg\", {bits: 4, xs: [1.5, none]})\n")
