@@ -21,6 +21,13 @@ public struct LlamaConfig: Equatable, Sendable, CustomStringConvertible {
   public var ropeBase: Double
   public var rmsEpsilon: Float
   public var tiedEmbeddings: Bool
+  /// How rotary embedding pairs dimensions: GGUF's Llama weights rotate adjacent pairs (2i, 2i+1); Hugging Face
+  /// Llama and OpenELM checkpoints rotate halves (j, j + h/2).
+  public var ropeStyle: RopeStyle = .adjacentPairs
+  /// OpenELM: RMSNorm over each query and key head (weights per layer, shared by its heads) before RoPE.
+  public var queryKeyNorm = false
+
+  public enum RopeStyle: String, Sendable { case adjacentPairs = "adjacent", halves }
 
   public var layerCount: Int { headCounts.count }
 
@@ -60,10 +67,12 @@ public struct LlamaConfig: Equatable, Sendable, CustomStringConvertible {
 public struct LlamaLayer {
   public var attentionNorm: Tensor, query: Tensor, key: Tensor, value: Tensor, output: Tensor
   public var ffnNorm: Tensor, gate: Tensor, up: Tensor, down: Tensor
+  /// [headDimension] each, when the configuration has queryKeyNorm.
+  public var queryNorm: Tensor?, keyNorm: Tensor?
   public init(attentionNorm: Tensor, query: Tensor, key: Tensor, value: Tensor, output: Tensor,
-              ffnNorm: Tensor, gate: Tensor, up: Tensor, down: Tensor) {
+              ffnNorm: Tensor, gate: Tensor, up: Tensor, down: Tensor, queryNorm: Tensor? = nil, keyNorm: Tensor? = nil) {
     self.attentionNorm = attentionNorm; self.query = query; self.key = key; self.value = value; self.output = output
-    self.ffnNorm = ffnNorm; self.gate = gate; self.up = up; self.down = down
+    self.ffnNorm = ffnNorm; self.gate = gate; self.up = up; self.down = down; self.queryNorm = queryNorm; self.keyNorm = keyNorm
   }
   public var matrices: [(String, Tensor)] {
     [("attn_q", query), ("attn_k", key), ("attn_v", value), ("attn_output", output), ("ffn_gate", gate), ("ffn_up", up), ("ffn_down", down)]
@@ -174,13 +183,23 @@ public final class LlamaModel: @unchecked Sendable {
       try expect(layer.gate, [f, d], "layer \(l) gate")
       try expect(layer.up, [f, d], "layer \(l) up")
       try expect(layer.down, [d, f], "layer \(l) down")
+      if config.queryKeyNorm {
+        guard let qn = layer.queryNorm, let kn = layer.keyNorm else {
+          throw TensorError.invalidArgument(op: "llama", reason: "layer \(l) needs query and key norms (queryKeyNorm is on)")
+        }
+        try expect(qn, [hd], "layer \(l) query norm")
+        try expect(kn, [hd], "layer \(l) key norm")
+      }
     }
   }
 
   /// Parameters, counting each tied matrix once.
   public var parameterCount: Int {
     var n = tokenEmbedding.count + outputNorm.count + (outputWeight?.count ?? 0)
-    for layer in layers { n += [layer.attentionNorm, layer.ffnNorm].reduce(0) { $0 + $1.count } + layer.matrices.reduce(0) { $0 + $1.1.count } }
+    for layer in layers {
+      n += [layer.attentionNorm, layer.ffnNorm].reduce(0) { $0 + $1.count } + layer.matrices.reduce(0) { $0 + $1.1.count }
+      n += (layer.queryNorm?.count ?? 0) + (layer.keyNorm?.count ?? 0)
+    }
     return n
   }
 
@@ -271,6 +290,10 @@ struct ForwardPass {
       try project(layer.query, h, into: q)
       try project(layer.key, h, into: k)
       try project(layer.value, h, into: v)
+      if config.queryKeyNorm, let qn = layer.queryNorm, let kn = layer.keyNorm {
+        try headNorm(q, qn, heads: heads)
+        try headNorm(k, kn, heads: kvHeads)
+      }
       rotate(q, heads: heads)
       rotate(k, heads: kvHeads)
       let width = kvHeads * hd
@@ -352,19 +375,36 @@ struct ForwardPass {
     if let failure { throw failure }
   }
 
-  /// Rotates adjacent pairs (2i, 2i+1) of every head of every token by its position's angles.
+  /// Rotates pairs of every head of every token by its position's angles: adjacent pairs (2i, 2i+1), or the
+  /// halves (i, i + hd/2).
   func rotate(_ p: UnsafeMutablePointer<Float>, heads: Int) {
     let hd = config.headDimension, half = hd / 2
+    let (step, partner) = config.ropeStyle == .adjacentPairs ? (2, 1) : (1, half)
     for t in 0..<T {
       let c = cosines + t * half, s = sines + t * half
       for head in 0..<heads {
         let v = p + (t * heads + head) * hd
         for i in 0..<half {
-          let a = v[2 * i], b = v[2 * i + 1]
-          v[2 * i] = a * c[i] - b * s[i]
-          v[2 * i + 1] = a * s[i] + b * c[i]
+          let j = i * step
+          let a = v[j], b = v[j + partner]
+          v[j] = a * c[i] - b * s[i]
+          v[j + partner] = a * s[i] + b * c[i]
         }
       }
+    }
+  }
+
+  /// RMSNorm over each head's hd values, times the per-layer weight (OpenELM's query/key norms).
+  func headNorm(_ p: UnsafeMutablePointer<Float>, _ weight: Tensor, heads: Int) throws {
+    let hd = config.headDimension
+    let w = try weight.dtype == .f32 ? weight : weight.copied(as: .f32)
+    let wp = w.readPointer()
+    for row in 0..<(T * heads) {
+      let v = p + row * hd
+      var s: Double = 0
+      for j in 0..<hd { s += Double(v[j]) * Double(v[j]) }
+      let scale = Float(1 / (s / Double(hd) + Double(config.rmsEpsilon)).squareRoot())
+      for j in 0..<hd { v[j] = v[j] * scale * wp[j] }
     }
   }
 
