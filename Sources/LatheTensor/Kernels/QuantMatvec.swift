@@ -23,53 +23,70 @@ public enum QuantKernels {
     }
   }
 
-  /// y[r] = Σ W[r, :]·x for r in `rowRange`, W in Q4_1 blocks.
+  /// y[r] = Σ W[r, :]·x for r in `rowRange`, W in Q4_1 blocks. Two rows at a time share the loads of x (measured
+  /// on 1536×576: 69 µs against 83 for one row at a time).
   @inlinable
   public static func q4_1Rows(_ w: UnsafeRawPointer, cols: Int, x: UnsafePointer<Float>, blockSums: UnsafePointer<Float>,
                               y: UnsafeMutablePointer<Float>, rows rowRange: Range<Int>) {
     let blocks = cols / 32, rowBytes = blocks * 20
     let xr = UnsafeRawPointer(x)
-    for r in rowRange {
-      let row = w + r * rowBytes
-      var acc = SIMD16<Float>()
-      var minimum: Float = 0
+    var r = rowRange.lowerBound
+    while r < rowRange.upperBound {
+      let pair = r + 1 < rowRange.upperBound
+      let row0 = w + r * rowBytes, row1 = pair ? row0 + rowBytes : row0
+      var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
+      var m0: Float = 0, m1: Float = 0
       for b in 0..<blocks {
-        let block = row + b * 20
-        let d = Float(Float16(bitPattern: block.loadUnaligned(as: UInt16.self)))
-        let m = Float(Float16(bitPattern: block.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
-        let bytes = block.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
-        var lo = SIMD16<Float>(), hi = SIMD16<Float>()
-        for i in 0..<16 { lo[i] = Float(bytes[i] & 15); hi[i] = Float(bytes[i] >> 4) }
         let x0 = xr.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self)
         let x1 = xr.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self)
-        acc.addProduct(SIMD16(repeating: d), lo * x0 + hi * x1)
-        minimum += m * blockSums[b]
+        let s = blockSums[b]
+        let block0 = row0 + b * 20, block1 = row1 + b * 20
+        let bytes0 = block0.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
+        let bytes1 = block1.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
+        var lo0 = SIMD16<Float>(), hi0 = SIMD16<Float>(), lo1 = SIMD16<Float>(), hi1 = SIMD16<Float>()
+        for i in 0..<16 { lo0[i] = Float(bytes0[i] & 15); hi0[i] = Float(bytes0[i] >> 4) }
+        for i in 0..<16 { lo1[i] = Float(bytes1[i] & 15); hi1[i] = Float(bytes1[i] >> 4) }
+        let d0 = Float(Float16(bitPattern: block0.loadUnaligned(as: UInt16.self)))
+        let d1 = Float(Float16(bitPattern: block1.loadUnaligned(as: UInt16.self)))
+        a0 = a0.addingProduct(SIMD16(repeating: d0), (lo0 * x0).addingProduct(hi0, x1))
+        a1 = a1.addingProduct(SIMD16(repeating: d1), (lo1 * x0).addingProduct(hi1, x1))
+        m0 = m0.addingProduct(Float(Float16(bitPattern: block0.loadUnaligned(fromByteOffset: 2, as: UInt16.self))), s)
+        m1 = m1.addingProduct(Float(Float16(bitPattern: block1.loadUnaligned(fromByteOffset: 2, as: UInt16.self))), s)
       }
-      y[r] = acc.sum() + minimum
+      y[r] = a0.sum() + m0
+      if pair { y[r + 1] = a1.sum() + m1 }
+      r += 2
     }
   }
 
-  /// y[r] = Σ W[r, :]·x for r in `rowRange`, W in Q8_0 blocks.
+  /// y[r] = Σ W[r, :]·x for r in `rowRange`, W in Q8_0 blocks, two rows at a time (1536×576: 56 µs).
   @inlinable
   public static func q8_0Rows(_ w: UnsafeRawPointer, cols: Int, x: UnsafePointer<Float>,
                               y: UnsafeMutablePointer<Float>, rows rowRange: Range<Int>) {
     let blocks = cols / 32, rowBytes = blocks * 34
     let xr = UnsafeRawPointer(x)
-    for r in rowRange {
-      let row = w + r * rowBytes
-      var acc = SIMD16<Float>()
+    var r = rowRange.lowerBound
+    while r < rowRange.upperBound {
+      let pair = r + 1 < rowRange.upperBound
+      let row0 = w + r * rowBytes, row1 = pair ? row0 + rowBytes : row0
+      var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
       for b in 0..<blocks {
-        let block = row + b * 34
-        let d = Float(Float16(bitPattern: block.loadUnaligned(as: UInt16.self)))
-        let q0 = block.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self)
-        let q1 = block.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)
-        var a = SIMD16<Float>(), c = SIMD16<Float>()
-        for i in 0..<16 { a[i] = Float(q0[i]); c[i] = Float(q1[i]) }
         let x0 = xr.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self)
         let x1 = xr.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self)
-        acc.addProduct(SIMD16(repeating: d), a * x0 + c * x1)
+        let block0 = row0 + b * 34, block1 = row1 + b * 34
+        let p0 = block0.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self), q0 = block0.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)
+        let p1 = block1.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self), q1 = block1.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)
+        var u0 = SIMD16<Float>(), v0 = SIMD16<Float>(), u1 = SIMD16<Float>(), v1 = SIMD16<Float>()
+        for i in 0..<16 { u0[i] = Float(p0[i]); v0[i] = Float(q0[i]) }
+        for i in 0..<16 { u1[i] = Float(p1[i]); v1[i] = Float(q1[i]) }
+        let d0 = Float(Float16(bitPattern: block0.loadUnaligned(as: UInt16.self)))
+        let d1 = Float(Float16(bitPattern: block1.loadUnaligned(as: UInt16.self)))
+        a0 = a0.addingProduct(SIMD16(repeating: d0), (u0 * x0).addingProduct(v0, x1))
+        a1 = a1.addingProduct(SIMD16(repeating: d1), (u1 * x0).addingProduct(v1, x1))
       }
-      y[r] = acc.sum()
+      y[r] = a0.sum()
+      if pair { y[r + 1] = a1.sum() }
+      r += 2
     }
   }
 
@@ -89,11 +106,6 @@ public enum QuantKernels {
       y[r] = Float(s)
     }
   }
-}
-
-extension SIMD16 where Scalar == Float {
-  @inlinable @inline(__always)
-  mutating func addProduct(_ a: SIMD16<Float>, _ b: SIMD16<Float>) { self = self.addingProduct(a, b) }
 }
 
 extension Tensor {
