@@ -211,6 +211,24 @@ enum ModelBuiltins {
       if let last = result.tokens.last, result.stopReason != "eos" { kv.pending = last; kv.logits = nil }
       return .host(GenerationValue(result))
     }
+    r.add("savegguf", [ParameterSpec("m"), ParameterSpec("path"), ParameterSpec("type", default: Value.none)],
+          doc: "Writes the model as a GGUF file llama.cpp can run: matrices kept as they are, or quantised to type (\"f32\", \"f16\", \"q8_0\", \"q4_0\", \"q4_1\"); returns the bytes written.",
+          example: "savegguf(m, \"/tmp/smollm2-q8.gguf\", type: \"q8_0\")") { c in
+      let value = try model(c, 0, "savegguf")
+      let path = try c.string(1)
+      var type: GGMLType? = nil
+      if !c.isNone(2) {
+        let name = try c.string(2).lowercased()
+        guard let t = GGUFWriter.writableTypes.first(where: { $0.name == name }) else {
+          throw LatheError("savegguf: type must be one of \(GGUFWriter.writableTypes.map { Value.quote($0.name) }.joined(separator: ", ")), got \(Value.quote(name))")
+        }
+        type = t
+      }
+      try value.model.writeGGUF(to: path, type: type)
+      c.interpreter.pendingInputs.append((role: "output", path: path))
+      let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+      return .int(size ?? 0)
+    }
     r.add("perplexity", [ParameterSpec("m"), ParameterSpec("text"), ParameterSpec("window", default: .int(512)),
                          ParameterSpec("stride", default: Value.none), ParameterSpec("windows", default: Value.none)],
           doc: "Perplexity of text (no BOS) over whole windows of `window` tokens every `stride` (default: the window, so non-overlapping), at most `windows` of them.",

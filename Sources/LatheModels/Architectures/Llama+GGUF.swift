@@ -65,10 +65,81 @@ extension LlamaModel {
                   outputNorm: try weight("output_norm.weight"),
                   outputWeight: config.tiedEmbeddings ? nil : try weight("output.weight"),
                   tokenizer: tokenizer, name: name ?? file.metadata["general.name"]?.string ?? fileName)
+    ggufMetadata = file.metadataKeys.compactMap { key in file.metadata[key].map { (key, $0) } }
   }
 
   /// Loads a GGUF file by path.
   public convenience init(path: String) throws {
     try self.init(gguf: try GGUFFile(path: path))
+  }
+}
+
+extension LlamaModel {
+  /// The GGUF type a tensor of `dtype` is written as when kept as it is.
+  static func ggmlType(_ dtype: DType) -> GGMLType? {
+    switch dtype {
+    case .f32: return .f32
+    case .f16: return .f16
+    case .q8_0: return .q8_0
+    case .q4_1: return .q4_1
+    default: return nil
+    }
+  }
+
+  /// A GGUF file of this model that llama.cpp and other tools can run: the metadata it was loaded with (tokenizer,
+  /// chat template; a model from another format has none, so no tokenizer) with the architecture keys rewritten from the configuration, the norms in F32 and every matrix
+  /// kept in its dtype (`type` nil) or quantised to `type` (F32, F16, Q8_0, Q4_0 or Q4_1).
+  public func ggufWriter(type: GGMLType? = nil) throws -> GGUFWriter {
+    guard config.ropeStyle == .adjacentPairs, !config.queryKeyNorm else {
+      throw TensorError.invalidArgument(op: "gguf", reason: "writing GGUF needs a Llama model with adjacent-pair RoPE and no query/key norms (this one is \(config.architecture), \(config.ropeStyle.rawValue))")
+    }
+    if let type, !GGUFWriter.writableTypes.contains(type) {
+      throw TensorError.invalidArgument(op: "gguf", reason: "cannot write matrices as \(type); use one of \(GGUFWriter.writableTypes)")
+    }
+    var w = GGUFWriter()
+    for (key, value) in ggufMetadata { w.set(key, value) }
+    let arch = "llama"
+    w.set("general.architecture", .string(arch))
+    w.set("general.name", .string(name))
+    func perLayer(_ v: [Int]) -> GGUFValue { Set(v).count == 1 ? .uint32(UInt32(v[0])) : .array(v.map { .int32(Int32($0)) }) }
+    w.set("\(arch).block_count", .uint32(UInt32(config.layerCount)))
+    w.set("\(arch).context_length", .uint32(UInt32(config.contextLength)))
+    w.set("\(arch).embedding_length", .uint32(UInt32(config.dimension)))
+    w.set("\(arch).feed_forward_length", perLayer(config.ffnWidths))
+    w.set("\(arch).attention.head_count", perLayer(config.headCounts))
+    w.set("\(arch).attention.head_count_kv", perLayer(config.kvHeadCounts))
+    w.set("\(arch).rope.freq_base", .float32(Float(config.ropeBase)))
+    w.set("\(arch).rope.dimension_count", .uint32(UInt32(config.headDimension)))
+    w.set("\(arch).attention.layer_norm_rms_epsilon", .float32(config.rmsEpsilon))
+    w.set("\(arch).vocab_size", .uint32(UInt32(config.vocabularySize)))
+    // llama.cpp's file type numbers: all F32 0, mostly F16 1, Q4_0 2, Q4_1 3, Q8_0 7.
+    let fileTypes: [GGMLType: UInt32] = [.f32: 0, .f16: 1, .q4_0: 2, .q4_1: 3, .q8_0: 7]
+    if let t = type ?? layers.first.flatMap({ Self.ggmlType($0.gate.dtype) }), let ft = fileTypes[t] { w.set("general.file_type", .uint32(ft)) }
+
+    func add(_ name: String, _ t: Tensor, vector: Bool = false) throws {
+      let target = vector ? GGMLType.f32 : (type ?? Self.ggmlType(t.dtype) ?? .f32)
+      if Self.ggmlType(t.dtype) == target, t.isContiguous {
+        let bytes = t.dtype.bytes(forElements: t.count) ?? 0
+        let start = UnsafeRawPointer(t.storage.bytes) + (t.dtype.blockSize == 1 ? t.offset * t.dtype.byteSize : t.offset / 32 * t.dtype.byteSize)
+        try w.addTensor(name, dimensions: t.shape.reversed(), type: target, bytes: UnsafeRawBufferPointer(start: start, count: bytes))
+      } else {
+        try w.addTensor(name, t, as: target)
+      }
+    }
+    try add("token_embd.weight", tokenEmbedding)
+    try add("output_norm.weight", outputNorm, vector: true)
+    if let outputWeight { try add("output.weight", outputWeight) }
+    for (l, layer) in layers.enumerated() {
+      let p = "blk.\(l)."
+      try add(p + "attn_norm.weight", layer.attentionNorm, vector: true)
+      try add(p + "ffn_norm.weight", layer.ffnNorm, vector: true)
+      for (short, t) in layer.matrices { try add(p + short + ".weight", t) }
+    }
+    return w
+  }
+
+  /// Writes `ggufWriter(type:)`'s file at `path`.
+  public func writeGGUF(to path: String, type: GGMLType? = nil) throws {
+    try ggufWriter(type: type).write(to: path)
   }
 }

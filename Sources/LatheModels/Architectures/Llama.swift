@@ -146,6 +146,8 @@ public final class LlamaModel: @unchecked Sendable {
   public var outputWeight: Tensor?
   public var tokenizer: BPETokenizer?
   public var name: String
+  /// The GGUF metadata the model was loaded with (tokenizer keys and all), kept so a written file carries it.
+  public var ggufMetadata: [(key: String, value: GGUFValue)] = []
   /// Threads for the kernels (the pool's and OpenBLAS's); 1 runs everything on the calling thread.
   public var threads: Int = ThreadPool.shared.threadCount
 
