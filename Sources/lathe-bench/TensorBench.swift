@@ -20,6 +20,7 @@ enum TensorBench {
 
   static func run(repeatCount: Int, filter: String?) throws {
     func wanted(_ name: String) -> Bool { filter.map { name.contains($0) } ?? true }
+    guard ["matmul", "elementwise", "conv", "train"].contains(where: wanted) else { return }
     print("\nlathe-bench: tensor engine, best of \(repeatCount), OpenBLAS threads \(openblas_get_num_threads())")
     print("case".padding(toLength: 34, withPad: " ", startingAt: 0) + "      lathe   reference   lathe/ref")
     for (m, k, n) in [(576, 1536, 576), (2048, 2048, 2048)] where wanted("matmul") {

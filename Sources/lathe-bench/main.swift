@@ -1,5 +1,6 @@
-// lathe-bench: interpreter figures beside python3 running the same programs, then tensor-engine figures beside
-// their references (raw cblas_sgemm, memcpy), in one run.
+// lathe-bench: language-model figures beside llama.cpp's llama-bench (when on the PATH), interpreter figures beside
+// python3 running the same programs, then tensor-engine figures beside their references (raw cblas_sgemm, memcpy),
+// in one run. The filter "llm", "interpreter" or a case name's part ("prefill", "matmul", "fib") picks sections.
 //
 //   swift run -c release lathe-bench [filter] [--repeat N]
 
@@ -95,13 +96,16 @@ let cases: [Case] = [
        expected: "10000000000"),
 ]
 
-var repeatCount = 5
+var repeatOption: Int? = nil
 var filter: String? = nil
 var args = Array(CommandLine.arguments.dropFirst())
+// A child process of the language-model section: loads the model alone so that its peak memory is the load's own.
+if args.count == 2, args[0] == ModelBench.loadProbeFlag { exit(ModelBench.loadProbe(path: args[1])) }
 while let a = args.first {
   args.removeFirst()
-  if a == "--repeat", let n = args.first.flatMap(Int.init) { repeatCount = max(1, n); args.removeFirst() } else { filter = a }
+  if a == "--repeat", let n = args.first.flatMap(Int.init) { repeatOption = max(1, n); args.removeFirst() } else { filter = a }
 }
+let repeatCount = repeatOption ?? 5
 
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
@@ -148,10 +152,15 @@ func timePython(_ c: Case) -> (Double, String)? {
 
 func ms(_ s: Double) -> String { String(format: "%9.2f ms", s * 1000) }
 
-print("lathe-bench: interpreter, best of \(repeatCount) (wall time; python3 timed in-process)")
-print("case".padding(toLength: 26, withPad: " ", startingAt: 0) + "      lathe" + "     python3" + "   python3/lathe")
 var failed = false
-for c in cases where filter.map({ c.name.contains($0) || $0 == "interpreter" }) ?? true {
+// First, so that nothing else has run in the process yet; a model run takes tens of seconds, hence fewer repeats.
+do { try ModelBench.run(repeatCount: repeatOption ?? 3, filter: filter) } catch { print("llm: error: \(error)"); failed = true }
+let selected = cases.filter { c in filter.map { c.name.contains($0) || $0 == "interpreter" } ?? true }
+if !selected.isEmpty {
+  print("\nlathe-bench: interpreter, best of \(repeatCount) (wall time; python3 timed in-process)")
+  print("case".padding(toLength: 26, withPad: " ", startingAt: 0) + "      lathe" + "     python3" + "   python3/lathe")
+}
+for c in selected {
   do {
     let (t, result) = try timeLathe(c)
     if result != c.expected { print("  \(c.name): wrong result \(result), expected \(c.expected)"); failed = true; continue }
