@@ -90,8 +90,20 @@ public final class Storage {
                                         + "memory budget of \(Memory.describe(Memory.budget)) (\(Memory.describe(Memory.liveBytes)) in use)")
     }
     self.byteCount = byteCount
-    bytes = BlockCache.take(byteCount) ?? UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 64), alignment: 64)
+    bytes = BlockCache.take(byteCount) ?? Storage.allocate(byteCount)
     if zeroed { bytes.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 64)) }
+  }
+
+  /// Blocks of 4 MiB and more are aligned to 2 MiB and advised to use transparent huge pages: a model's weights
+  /// are read once per generated token, and with 4 KiB pages the TLB misses alone halved the speed of a matrix-vector
+  /// product over 15 MB and more (Q8_0 49152×576: 7.0 → 15.8 GB/s on 24576 rows with huge pages).
+  static let hugePageThreshold = 4 << 20
+
+  static func allocate(_ byteCount: Int) -> UnsafeMutableRawPointer {
+    guard byteCount >= hugePageThreshold else { return UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 64), alignment: 64) }
+    let block = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: 2 << 20)
+    _ = madvise(block, byteCount, 14)                     // MADV_HUGEPAGE; harmless where THP is off
+    return block
   }
 
   deinit {

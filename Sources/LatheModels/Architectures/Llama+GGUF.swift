@@ -45,11 +45,36 @@ extension LlamaModel {
   /// Loads the model (weights keep their file dtypes) and its tokenizer from a GGUF file.
   public convenience init(gguf file: GGUFFile, name: String? = nil) throws {
     let config = try LlamaConfig(gguf: file)
-    func weight(_ name: String) throws -> Tensor {
-      let t = try file.tensor(name)
-      // Norm vectors and any dtype the kernels do not read directly become f32.
-      return [.f32, .q4_1, .q8_0].contains(t.dtype) ? t : try t.copied(as: .f32)
+    // Every weight goes into one storage (huge pages, see Tensor.packed): the dtypes the kernels read (f32, q4_1,
+    // q8_0) as raw bytes, any other decoded to f32.
+    var names = ["token_embd.weight", "output_norm.weight"] + (config.tiedEmbeddings ? [] : ["output.weight"])
+    for l in 0..<config.layerCount {
+      names += ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"].map { "blk.\(l).\($0).weight" }
     }
+    let infos = try names.map { name in
+      guard let info = file.tensorInfo(named: name) else {
+        throw ModelFormatError.notFound(path: file.path, field: "tensor '\(name)'", reason: "the \(config.architecture) model needs it")
+      }
+      return info
+    }
+    let kept: Set<DType> = [.f32, .q4_1, .q8_0]
+    let layout = infos.map { info -> (shape: [Int], dtype: DType) in
+      (info.shape, info.type.dtype.flatMap { kept.contains($0) ? $0 : nil } ?? .f32)
+    }
+    let packed = try Tensor.packed(layout, op: "load") { i, destination, byteCount in
+      let info = infos[i]
+      if info.type.dtype == layout[i].dtype {
+        let raw = file.rawBytes(info)
+        guard raw.count == byteCount, let source = raw.baseAddress else {
+          throw ModelFormatError.malformed(path: file.path, field: "tensor '\(info.name)'", reason: "\(raw.count) bytes where \(byteCount) were expected")
+        }
+        destination.copyMemory(from: source, byteCount: byteCount)
+      } else {
+        try file.dequantize(info, into: destination.assumingMemoryBound(to: Float.self))
+      }
+    }
+    let tensors = Dictionary(uniqueKeysWithValues: zip(names, packed))
+    func weight(_ name: String) throws -> Tensor { tensors[name]! }
     var layers: [LlamaLayer] = []
     for l in 0..<config.layerCount {
       let p = "blk.\(l)."

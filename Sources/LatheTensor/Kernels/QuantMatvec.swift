@@ -10,8 +10,8 @@
 import CBLAS
 
 public enum QuantKernels {
-  /// Rows per parallel chunk: large enough to amortise the hand-out, small enough to balance 2-16 threads.
-  static let rowsPerChunk = 64
+  /// The fewest rows a parallel chunk gets.
+  static let rowsPerChunk = 32
 
   /// Per-block sums of x (cols / 32 of them), for the Q4_1 minimum term.
   @inlinable
@@ -117,9 +117,11 @@ extension Tensor {
       throw TensorError.invalidArgument(op: "matvec", reason: "needs a contiguous matrix, got shape \(shape)")
     }
     let rows = shape[0], cols = shape[1]
+    // Two even chunks per thread (of whole row pairs, which the kernels take together): fine enough that a late
+    // worker costs little, coarse enough that a 192-row projection is not split unevenly between 2 threads.
     let chunks = Swift.max(1, Swift.min((rows + QuantKernels.rowsPerChunk - 1) / QuantKernels.rowsPerChunk,
-                                        Swift.min(threads, ThreadPool.shared.threadCount) * 4))
-    let perChunk = (rows + chunks - 1) / chunks
+                                        Swift.min(threads, ThreadPool.shared.threadCount) * 2))
+    let perChunk = ((rows + chunks - 1) / chunks + 1) / 2 * 2
     func split(_ body: @escaping (Range<Int>) -> Void) {
       if chunks == 1 || threads <= 1 { body(0..<rows); return }
       ThreadPool.shared.parallelFor(chunks) { c in
