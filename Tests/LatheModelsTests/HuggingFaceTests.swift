@@ -432,6 +432,7 @@ func adjacentPairsModel(_ tiny: TinyCheckpoint, quantize: DType? = nil) throws -
   #expect(written["model.layers.0.self_attn.k_proj.weight"]?.scalars == tiny.layers[0].key.map { Float($0) })
   let config = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("config.json"))) as? [String: Any])
   #expect(config["model_type"] as? String == "llama" && config["torch_dtype"] as? String == "float32")
+  #expect(config["rms_norm_eps"] as? Double == 1e-5 && config["rope_theta"] as? Double == 500 && config["tie_word_embeddings"] as? Bool == false)
   let loaded = try LlamaModel(huggingFaceDirectory: dir.path)
   #expect(loaded.config.ropeStyle == .halves)
   #expect(try worstLogitError(loaded, tinyPrompt, reference) < 1e-4)

@@ -202,13 +202,13 @@ extension LlamaConfig {
   }
 
   /// The config.json of this configuration as a transformers "llama" model; nil when it has no such form (per-layer
-  /// head counts or FFN widths, or query/key norms).
+  /// head counts or FFN widths, or query/key norms). The epsilon is written as its shortest decimal (1e-05).
   public var huggingFaceLlamaJSON: [String: Any]? {
     guard Set(headCounts).count == 1, Set(kvHeadCounts).count == 1, Set(ffnWidths).count == 1, !queryKeyNorm else { return nil }
     return ["architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
             "hidden_size": dimension, "num_hidden_layers": layerCount, "num_attention_heads": headCounts[0],
             "num_key_value_heads": kvHeadCounts[0], "head_dim": headDimension, "intermediate_size": ffnWidths[0],
-            "rms_norm_eps": Double(rmsEpsilon), "rope_theta": ropeBase, "vocab_size": vocabularySize,
+            "rms_norm_eps": Double("\(rmsEpsilon)") ?? Double(rmsEpsilon), "rope_theta": ropeBase, "vocab_size": vocabularySize,
             "max_position_embeddings": contextLength, "tie_word_embeddings": tiedEmbeddings,
             "attention_bias": false, "mlp_bias": false]
   }
