@@ -1,5 +1,6 @@
-// Language models as values: load("smollm2") or load("path.gguf"), tokenize/detokenize, logits, generate and chat
-// (streamed to the output as they are produced), prefill/decode with a KV-cache value, perplexity with a progress bar.
+// Language models as values: load("smollm2"), load("path.gguf") or load("checkpoint-directory") (Hugging Face),
+// tokenize/detokenize, logits, generate and chat (streamed to the output as they are produced), prefill/decode with
+// a KV-cache value, perplexity with a progress bar.
 
 import Foundation
 import LatheData
@@ -114,12 +115,12 @@ enum ModelBuiltins {
   static func register(into r: BuiltinRegistry) {
     let loadArtifact = r.lookup("load")
     r.add("load", [ParameterSpec("name")],
-          doc: "A language model by name (\"smollm2\") or GGUF path (\"models/x.gguf\"); otherwise a value stored with save(name, value).",
+          doc: "A language model by name (\"smollm2\"), GGUF path (\"models/x.gguf\") or Hugging Face checkpoint directory (config.json + *.safetensors); otherwise a value stored with save(name, value).",
           example: "let m = load(\"smollm2\")") { c in
       let name = try c.string(0)
       if let path = try modelPath(name) {
         let started = DispatchTime.now().uptimeNanoseconds
-        let model = try LlamaModel(path: path)
+        let model = isHuggingFaceDirectory(path) ? try LlamaModel(huggingFaceDirectory: path) : try LlamaModel(path: path)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         c.interpreter.pendingInputs.append((role: "model", path: path))
         return .host(LanguageModelValue(model, path: path, loadSeconds: seconds))
@@ -255,9 +256,18 @@ enum ModelBuiltins {
       if let dir = directories.first(where: { FileManager.default.fileExists(atPath: "\($0)/\(file)") }) { return "\(dir)/\(file)" }
       throw LatheError("load: \(name) is models/\(file), which is not there (looked in \(directories.joined(separator: ", "))); run scripts/setup to fetch it")
     }
+    if isHuggingFaceDirectory(name) { return name }
     guard name.lowercased().hasSuffix(".gguf") else { return nil }
     guard FileManager.default.fileExists(atPath: name) else { throw LatheError("load: no such file: \(name)") }
     return name
+  }
+
+  /// A Hugging Face checkpoint: a directory holding config.json and safetensors weights.
+  static func isHuggingFaceDirectory(_ path: String) -> Bool {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue,
+          FileManager.default.fileExists(atPath: path + "/config.json") else { return false }
+    return ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).contains { $0.hasSuffix(".safetensors") }
   }
 
   static func model(_ c: NativeCall, _ i: Int, _ op: String) throws -> LanguageModelValue {
