@@ -46,7 +46,7 @@ var targets: [Target] = [
   .testTarget(name: "LatheNNTests", dependencies: ["LatheNN", "LatheTensor"]),
   .testTarget(name: "LatheModelsTests", dependencies: ["LatheModels", "LatheTensor", "LatheTestSupport", "LatheNotebook"]),
   .testTarget(name: "LatheDataTests", dependencies: ["LatheData", "LatheTensor", "LatheTestSupport"]),
-  .testTarget(name: "LatheBuiltinsTests", dependencies: ["LatheBuiltins", "LatheLang", "LatheTestSupport"],
+  .testTarget(name: "LatheBuiltinsTests", dependencies: ["LatheBuiltins", "LatheLang", "LatheModels", "LatheTestSupport"],
               resources: [.copy("Scripts")]),
   .testTarget(name: "LatheNotebookTests", dependencies: ["LatheNotebook", "LatheLang", "LatheTestSupport"]),
   .testTarget(name: "LatheCLITests", dependencies: ["LatheCLI", "LatheNotebook", "LatheTestSupport"]),

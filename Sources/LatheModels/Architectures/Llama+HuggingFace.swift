@@ -369,6 +369,7 @@ extension LlamaModel {
     try w.checkAllTaken(ignoring: config.tiedEmbeddings ? ["lm_head.weight"] : [])
     try self.init(config: config, layers: layers, tokenEmbedding: embedding, outputNorm: outputNorm, outputWeight: output,
                   tokenizer: nil, name: name ?? URL(fileURLWithPath: directory).lastPathComponent)
+    try packWeights()
   }
 
   /// Writes a Hugging Face "llama" checkpoint: config.json and model.safetensors with the transformers names, in

@@ -196,29 +196,45 @@ public final class LlamaModel: @unchecked Sendable {
   }
 
   /// Parameters, counting each tied matrix once.
-  public var parameterCount: Int {
-    var n = tokenEmbedding.count + outputNorm.count + (outputWeight?.count ?? 0)
+  public var parameterCount: Int { allWeights.reduce(0) { $0 + $1.count } }
+
+  /// Every weight, in a fixed order: the embedding, the output norm, the output matrix when not tied, then per layer
+  /// the two norms, the seven matrices and the query/key norms when present.
+  public var allWeights: [Tensor] {
+    var all = [tokenEmbedding, outputNorm] + (outputWeight.map { [$0] } ?? [])
     for layer in layers {
-      n += [layer.attentionNorm, layer.ffnNorm].reduce(0) { $0 + $1.count } + layer.matrices.reduce(0) { $0 + $1.1.count }
-      n += (layer.queryNorm?.count ?? 0) + (layer.keyNorm?.count ?? 0)
+      all += [layer.attentionNorm, layer.ffnNorm] + layer.matrices.map(\.1)
+      all += [layer.queryNorm, layer.keyNorm].compactMap { $0 }
     }
-    return n
+    return all
   }
 
   /// Bytes of all weights as stored.
   public var byteCount: Int {
-    var n = tokenEmbedding.storage.byteCount + outputNorm.storage.byteCount + (outputWeight?.storage.byteCount ?? 0)
-    for layer in layers { n += layer.attentionNorm.storage.byteCount + layer.ffnNorm.storage.byteCount + layer.matrices.reduce(0) { $0 + $1.1.storage.byteCount } }
-    return n
+    allWeights.reduce(0) { $0 + ($1.dtype.bytes(forElements: $1.count) ?? 0) }
   }
 
   /// Parameter counts per dtype.
   public var dtypeCounts: [(DType, Int)] {
     var counts: [DType: Int] = [:]
-    var all = [tokenEmbedding, outputNorm] + (outputWeight.map { [$0] } ?? [])
-    for layer in layers { all += [layer.attentionNorm, layer.ffnNorm] + layer.matrices.map(\.1) }
-    for t in all { counts[t.dtype, default: 0] += t.count }
+    for t in allWeights { counts[t.dtype, default: 0] += t.count }
     return counts.sorted { $0.value > $1.value }.map { ($0.key, $0.value) }
+  }
+
+  /// Moves every weight into one storage (see Tensor.packed: huge pages for the decoding kernels' reads).
+  public func packWeights() throws {
+    let packed = try Tensor.packed(allWeights, op: "load")
+    var i = 0
+    func next() -> Tensor { defer { i += 1 }; return packed[i] }
+    tokenEmbedding = next(); outputNorm = next()
+    if outputWeight != nil { outputWeight = next() }
+    for l in layers.indices {
+      layers[l].attentionNorm = next(); layers[l].ffnNorm = next()
+      layers[l].query = next(); layers[l].key = next(); layers[l].value = next(); layers[l].output = next()
+      layers[l].gate = next(); layers[l].up = next(); layers[l].down = next()
+      if layers[l].queryNorm != nil { layers[l].queryNorm = next() }
+      if layers[l].keyNorm != nil { layers[l].keyNorm = next() }
+    }
   }
 
   public func makeCache(capacity: Int) throws -> KVCache { try KVCache(config: config, capacity: capacity) }
