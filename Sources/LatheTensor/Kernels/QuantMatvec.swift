@@ -10,6 +10,13 @@
 import CBLAS
 
 public enum QuantKernels {
+  /// How far ahead of the rows being multiplied the kernels touch one byte per block, so the weights stream in
+  /// from memory before they are needed (Swift has no prefetch instruction; an ordinary load whose value is kept
+  /// does the same). SmolLM2 decoding on 1 thread went from 76 to 105 tokens/s (512 bytes; 1024: 101, 2048: 97).
+  public static let readAhead = 512
+  /// Where the touched bytes go, so the loads are not optimised away.
+  nonisolated(unsafe) public static var touchedSink: UInt8 = 0
+
   /// The fewest rows a parallel chunk gets.
   static let rowsPerChunk = 32
 
@@ -31,12 +38,15 @@ public enum QuantKernels {
     let blocks = cols / 32, rowBytes = blocks * 20
     let xr = UnsafeRawPointer(x)
     var r = rowRange.lowerBound
+    var touched: UInt8 = 0
+    let end = w + rowRange.upperBound * rowBytes - 1
     while r < rowRange.upperBound {
       let pair = r + 1 < rowRange.upperBound
       let row0 = w + r * rowBytes, row1 = pair ? row0 + rowBytes : row0
       var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
       var m0: Float = 0, m1: Float = 0
       for b in 0..<blocks {
+        touched &+= Swift.min(row0 + QuantKernels.readAhead + 40 * b, end).load(as: UInt8.self)
         let x0 = xr.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self)
         let x1 = xr.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self)
         let s = blockSums[b]
@@ -57,6 +67,7 @@ public enum QuantKernels {
       if pair { y[r + 1] = a1.sum() + m1 }
       r += 2
     }
+    QuantKernels.touchedSink = touched
   }
 
   /// y[r] = Σ W[r, :]·x for r in `rowRange`, W in Q8_0 blocks, two rows at a time (1536×576: 56 µs).
@@ -66,11 +77,14 @@ public enum QuantKernels {
     let blocks = cols / 32, rowBytes = blocks * 34
     let xr = UnsafeRawPointer(x)
     var r = rowRange.lowerBound
+    var touched: UInt8 = 0
+    let end = w + rowRange.upperBound * rowBytes - 1
     while r < rowRange.upperBound {
       let pair = r + 1 < rowRange.upperBound
       let row0 = w + r * rowBytes, row1 = pair ? row0 + rowBytes : row0
       var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
       for b in 0..<blocks {
+        touched &+= Swift.min(row0 + QuantKernels.readAhead + 68 * b, end).load(as: UInt8.self)
         let x0 = xr.loadUnaligned(fromByteOffset: b * 128, as: SIMD16<Float>.self)
         let x1 = xr.loadUnaligned(fromByteOffset: b * 128 + 64, as: SIMD16<Float>.self)
         let block0 = row0 + b * 34, block1 = row1 + b * 34
@@ -88,6 +102,7 @@ public enum QuantKernels {
       if pair { y[r + 1] = a1.sum() }
       r += 2
     }
+    QuantKernels.touchedSink = touched
   }
 
   /// The scalar twins: the block formulas element by element, accumulated in Double.
