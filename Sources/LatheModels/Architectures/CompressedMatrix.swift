@@ -1,0 +1,33 @@
+// A weight matrix held in a compression technique's own packed form, which the model runs as it is: the
+// technique's matrix-vector product reads the packed bytes (decoding), and prefill dequantises slices of rows.
+
+import LatheTensor
+
+public protocol CompressedMatrix: AnyObject {
+  /// [rows, cols], as the dense matrix it stands for.
+  var shape: [Int] { get }
+  /// Bits of packed storage per weight (everything a decoder needs, scales and seeds included).
+  var bitsPerWeight: Double { get }
+  /// Bytes of packed storage: what a matrix-vector product reads.
+  var byteCount: Int { get }
+  /// The technique's name and parameters, e.g. `seedlm(bits: 4, block: 8, coeffs: 3, lfsr: 16, exponent: "range")`.
+  var technique: String { get }
+  /// y = W·x over the packed form (x has cols floats, y rows floats); `threads` caps the pool threads.
+  func matvec(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, threads: Int) throws
+  /// Rows `rows` of W as f32 (rows.count × cols floats).
+  func dequantizeRows(_ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws
+  /// The exact packed bitstream (what `pack` returns and a file stores).
+  func packed() -> [UInt8]
+}
+
+extension CompressedMatrix {
+  public var rows: Int { shape[0] }
+  public var cols: Int { shape[1] }
+
+  /// The whole matrix as an f32 tensor.
+  public func dequantized() throws -> Tensor {
+    var t = try Tensor(zeros: shape, op: "decompress")
+    try dequantizeRows(0..<shape[0], into: try t.mutablePointer())
+    return t
+  }
+}
