@@ -1,0 +1,169 @@
+// A matrix in SeedLM's packed form: per block of C weights a K-bit seed (the LFSR register state), a 4-bit
+// exponent and P 4-bit mantissas. The matrix-vector product regenerates each block's basis from its seed (through
+// the state → window table over the normalised cycle) and never builds the dense matrix.
+
+import Foundation
+import LatheModels
+import LatheTensor
+
+public final class SeedMatrix: CompressedMatrix, @unchecked Sendable {
+  public let config: SeedLM
+  public let shape: [Int]
+  public let seeds: [UInt16]
+  public let exponents: [Int8]
+  /// P per block, each in [−8, 7].
+  public let mantissas: [Int8]
+  let bases: SeedBases
+  /// The window offset of each block (from its seed), for decoding.
+  let offsets: [Int32]
+
+  public init(technique: SeedLM, shape: [Int], seeds: [UInt16], exponents: [Int8], mantissas: [Int8]) throws {
+    config = technique
+    self.shape = shape
+    let bases = try technique.bases()
+    self.bases = bases
+    let count = shape.reduce(1, *), blocks = (count + technique.block - 1) / technique.block
+    guard shape.count == 2, seeds.count == blocks, exponents.count == blocks, mantissas.count == blocks * technique.coeffs else {
+      throw SeedLMError.invalid("packed", "\(seeds.count) seeds, \(exponents.count) exponents and \(mantissas.count) mantissas do not fit \(blocks) blocks of shape \(shape)")
+    }
+    guard exponents.allSatisfy({ (-8...7).contains($0) }), mantissas.allSatisfy({ (-8...7).contains($0) }) else {
+      throw SeedLMError.invalid("packed", "exponents and mantissas must be 4-bit values in -8...7")
+    }
+    self.seeds = seeds; self.exponents = exponents; self.mantissas = mantissas
+    offsets = try seeds.map { s in
+      guard Int(s) < bases.offsetForState.count, bases.offsetForState[Int(s)] >= 0 else {
+        throw SeedLMError.invalid("packed", "seed \(s) is not a state of the \(technique.lfsrBits)-bit LFSR")
+      }
+      return bases.offsetForState[Int(s)]
+    }
+  }
+
+  public var blockCount: Int { seeds.count }
+  public var technique: String { config.description }
+  public var bitsPerWeight: Double { Double(packed().count * 8) / Double(blockCount * config.block) }
+  public var byteCount: Int { (blockCount * config.bitsPerBlock + 7) / 8 }
+
+  /// The bitstream: per block, LSB first, the K-bit seed, the 4-bit exponent and the P 4-bit mantissas (two's
+  /// complement), blocks back to back; (8, 3, 16) is 32 bits a block, (12, 4, 16) 36.
+  public func packed() -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: byteCount)
+    var bit = 0
+    func put(_ value: UInt32, _ width: Int) {
+      for i in 0..<width where (value >> UInt32(i)) & 1 == 1 { out[(bit + i) / 8] |= 1 << UInt8((bit + i) % 8) }
+      bit += width
+    }
+    let p = config.coeffs
+    for b in 0..<blockCount {
+      put(UInt32(seeds[b]), config.lfsrBits)
+      put(UInt32(UInt8(bitPattern: exponents[b]) & 15), 4)
+      for k in 0..<p { put(UInt32(UInt8(bitPattern: mantissas[b * p + k]) & 15), 4) }
+    }
+    return out
+  }
+
+  /// Reads a bitstream written by `packed()` back.
+  public static func unpack(_ bytes: [UInt8], technique: SeedLM, shape: [Int]) throws -> SeedMatrix {
+    guard shape.count == 2, shape.allSatisfy({ $0 > 0 }), let count = Memory.count(shape) else {
+      throw SeedLMError.invalid("shape", "needs [rows, cols] with positive sizes, got \(shape)")
+    }
+    let blocks = (count + technique.block - 1) / technique.block
+    let expected = (blocks * technique.bitsPerBlock + 7) / 8
+    guard bytes.count == expected else {
+      throw SeedLMError.invalid("packed", "\(bytes.count) bytes; \(blocks) blocks of \(technique.bitsPerBlock) bits need \(expected)")
+    }
+    var bit = 0
+    func get(_ width: Int) -> UInt32 {
+      var v: UInt32 = 0
+      for i in 0..<width where bytes[(bit + i) / 8] >> UInt8((bit + i) % 8) & 1 == 1 { v |= 1 << UInt32(i) }
+      bit += width
+      return v
+    }
+    func signed4(_ v: UInt32) -> Int8 { Int8(bitPattern: UInt8(v) << 4) >> 4 }
+    var seeds: [UInt16] = [], exps: [Int8] = [], mants: [Int8] = []
+    for _ in 0..<blocks {
+      seeds.append(UInt16(get(technique.lfsrBits)))
+      exps.append(signed4(get(4)))
+      for _ in 0..<technique.coeffs { mants.append(signed4(get(4))) }
+    }
+    return try SeedMatrix(technique: technique, shape: shape, seeds: seeds, exponents: exps, mantissas: mants)
+  }
+
+  /// Block b's C weights: U(seed)·(q·2^e), with U regenerated from the seed's window of the cycle.
+  @inline(__always) func decodeBlock(_ b: Int, into out: UnsafeMutablePointer<Float>) {
+    let c = config.block, p = config.coeffs
+    let j = Int(offsets[b]), scale = Float(sign: .plus, exponent: Int(exponents[b]), significand: 1)
+    bases.cycle.withUnsafeBufferPointer { u in
+      for i in 0..<c {
+        var s: Float = 0
+        for k in 0..<p { s = s.addingProduct(u[j + i * p + k], Float(mantissas[b * p + k]) * scale) }
+        out[i] = s
+      }
+    }
+  }
+
+  public func dequantizeRows(_ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws {
+    guard rows.lowerBound >= 0, rows.upperBound <= shape[0] else {
+      throw SeedLMError.invalid("rows", "\(rows) of a matrix \(shape)")
+    }
+    let c = config.block, cols = shape[1]
+    let first = rows.lowerBound * cols, last = rows.upperBound * cols
+    var buffer = [Float](repeating: 0, count: c)
+    var b = first / c
+    while b * c < last {
+      buffer.withUnsafeMutableBufferPointer { decodeBlock(b, into: $0.baseAddress!) }
+      for i in 0..<c where b * c + i >= first && b * c + i < last { out[b * c + i - first] = buffer[i] }
+      b += 1
+    }
+  }
+
+  /// y = W·x block by block from the seeds: per block, v_k = Σ_i U[i][k]·x_i, then y += 2^e·Σ_k q_k·v_k. Rows
+  /// split over the pool when `threads` > 1.
+  public func matvec(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, threads: Int) throws {
+    let c = config.block, p = config.coeffs, rows = shape[0], cols = shape[1]
+    guard cols % c == 0 else {
+      // Blocks straddle rows: decode each row, then a plain dot.
+      var row = [Float](repeating: 0, count: cols)
+      for r in 0..<rows {
+        try row.withUnsafeMutableBufferPointer { try dequantizeRows(r..<(r + 1), into: $0.baseAddress!) }
+        var s: Float = 0
+        for i in 0..<cols { s = s.addingProduct(row[i], x[i]) }
+        y[r] = s
+      }
+      return
+    }
+    let perRow = cols / c
+    let xs = UnsafeShared(x), ys = UnsafeShared(y)
+    let body: (Range<Int>) -> Void = { range in
+      self.bases.cycle.withUnsafeBufferPointer { u in
+        self.offsets.withUnsafeBufferPointer { offsets in
+          self.mantissas.withUnsafeBufferPointer { q in
+            self.exponents.withUnsafeBufferPointer { e in
+              for r in range {
+                var total: Float = 0
+                for blockInRow in 0..<perRow {
+                  let b = r * perRow + blockInRow, j = Int(offsets[b])
+                  let xb = xs.pointer + blockInRow * c
+                  var acc: Float = 0
+                  for k in 0..<p {
+                    var v: Float = 0
+                    for i in 0..<c { v = v.addingProduct(u[j + i * p + k], xb[i]) }
+                    acc = acc.addingProduct(Float(q[b * p + k]), v)
+                  }
+                  total = total.addingProduct(acc, Float(sign: .plus, exponent: Int(e[b]), significand: 1))
+                }
+                ys.pointer[r] = total
+              }
+            }
+          }
+        }
+      }
+    }
+    let chunks = threads <= 1 ? 1 : Swift.min(rows, Swift.min(threads, ThreadPool.shared.threadCount) * 2)
+    if chunks <= 1 { body(0..<rows); return }
+    let per = (rows + chunks - 1) / chunks
+    ThreadPool.shared.parallelFor(chunks) { ci in
+      let a = ci * per
+      if a < rows { body(a..<Swift.min(rows, a + per)) }
+    }
+  }
+}

@@ -1,0 +1,153 @@
+// SeedLM against the checks of ../shared/techniques/seedlm.md: the LFSR and its worked example, the bases, the
+// quantiser, the exhaustive search against a literal seed-by-seed loop, the bit accounting and the packed form.
+
+import Foundation
+import Testing
+@testable import LatheTechniques
+import LatheTensor
+
+@Test func lfsrMatchesThePapersFigure4() throws {
+  let lfsr = try LFSR(bits: 3)
+  #expect(lfsr.states(after: 4, count: 8) == [2, 5, 6, 7, 3, 1, 4, 2])
+  #expect(lfsr.matrix(seed: 4, rows: 4, cols: 2) == [[2, 5], [6, 7], [3, 1], [4, 2]])
+  #expect(try LFSR(bits: 16).states(after: 1, count: 5) == [32768, 16384, 8192, 4096, 34816])
+}
+
+@Test func everyTabulatedTapSetHasMaximalPeriod() throws {
+  for k in LFSR.tapTable.keys.sorted() {
+    let lfsr = try LFSR(bits: k)
+    var seen = Set<UInt32>(), s: UInt32 = 1
+    repeat { #expect(s != 0); seen.insert(s); s = lfsr.step(s) } while s != 1 && seen.count <= lfsr.period
+    #expect(seen.count == lfsr.period, "K = \(k): period \(seen.count), not \(lfsr.period)")
+  }
+  #expect(throws: SeedLMError.self) { try LFSR(bits: 7) }
+}
+
+@Test func basesAreNormalisedWindowsOfOneCycle() throws {
+  let bases = try SeedBases(bits: 8, block: 4, coeffs: 2)
+  let cycle = Array(bases.cycleDouble[0..<255])
+  #expect(cycle.allSatisfy { (-1...1).contains($0) } && cycle.contains(1) && cycle.contains(-1))
+  #expect(abs(cycle.reduce(0, +) / 255) < 1e-9)
+  // The window at every offset is V(state for that offset), normalised.
+  let lfsr = try LFSR(bits: 8)
+  for j in 0..<255 {
+    let state = UInt32(bases.stateForOffset[j])
+    let v = lfsr.matrix(seed: state, rows: 4, cols: 2).flatMap { $0 }.map { (Double($0) - 128) / 127 }
+    #expect(v == bases.window(j), "offset \(j)")
+    #expect(Int(bases.offsetForState[Int(state)]) == j)
+  }
+  // U⁺·U = I for the well-conditioned windows.
+  for j in 0..<255 where !bases.illConditioned[j] {
+    let u = bases.window(j)
+    for a in 0..<2 { for b in 0..<2 {
+      var s = 0.0
+      for i in 0..<4 { s += Double(bases.pinv[(j * 2 + a) * 4 + i]) * u[i * 2 + b] }
+      #expect(abs(s - (a == b ? 1 : 0)) < 1e-4, "window \(j): (U⁺U)[\(a)][\(b)] = \(s)")
+    } }
+  }
+}
+
+@Test func bitAccountingIsExact() throws {
+  let four = try SeedLM(bits: 4), three = try SeedLM(bits: 3)
+  #expect((four.block, four.coeffs, four.lfsrBits, four.bitsPerBlock, four.bitsPerWeight) == (8, 3, 16, 32, 4.0))
+  #expect((three.block, three.coeffs, three.lfsrBits, three.bitsPerBlock, three.bitsPerWeight) == (12, 4, 16, 36, 3.0))
+  #expect(four.description == "seedlm(bits: 4, block: 8, coeffs: 3, lfsr: 16, exponent: \"range\")")
+  #expect(throws: SeedLMError.self) { try SeedLM(bits: 5) }
+  #expect(throws: SeedLMError.self) { try SeedLM(bits: 4, seeds: 0) }
+}
+
+@Test func quantiserRules() throws {
+  for rule in [SeedLM.ExponentRule.range, .paper] {
+    #expect(SeedQuantizer.quantize([0, 0, 0], rule: rule) == ([0, 0, 0], -8))
+  }
+  // Power-of-two boundaries: max|t| = 7.5·2^k exactly gives e = k; a hair above gives k + 1 (as in Float64).
+  for k in -6...5 {
+    let m = Float(7.5) * Float(sign: .plus, exponent: k, significand: 1)
+    #expect(SeedQuantizer.exponent(maxMagnitude: m, rule: .range) == k)
+    #expect(SeedQuantizer.exponent(maxMagnitude: m.nextUp, rule: .range) == k + 1)
+    #expect(SeedQuantizer.exponent(maxMagnitude: m.nextDown, rule: .range) == Int(ceil(log2(Double(m.nextDown) / 7.5))))
+  }
+  #expect(SeedQuantizer.exponent(maxMagnitude: 3, rule: .paper) == 1)
+  #expect(SeedQuantizer.exponent(maxMagnitude: 1e9, rule: .range) == 7)
+  // The range rule uses 15 of the 16 codes on Gaussian coefficients; t̂ = q·2^e exactly.
+  var codes = Set<Int8>()
+  for i in 0..<4000 {
+    let t = (0..<3).map { k in Float(sin(Double(i * 3 + k) * 12.9898) * 0.7) }
+    let (q, e) = SeedQuantizer.quantize(t, rule: .range)
+    #expect(q.allSatisfy { (-8...7).contains($0) } && (-8...7).contains(e))
+    codes.formUnion(q)
+  }
+  #expect(codes.count >= 15)
+}
+
+/// Blocks of N(0, σ²) values from a fixed seed.
+func gaussianBlocks(_ count: Int, block: Int, sigma: Float = 0.02, seed: UInt64 = 1) throws -> [Float] {
+  try Tensor.randn([count * block], seed: seed).scalars.map { $0 * sigma }
+}
+
+@Test func fastSearchFindsTheLiteralMinimum() throws {
+  // K = 9: 511 seeds. Errors are compared, never seed identities (windows tie exactly).
+  let bases = try SeedBases(bits: 9, block: 8, coeffs: 3)
+  let search = SeedSearch(bases: bases, rule: .range, seedCount: bases.count)
+  let blocks = 40, values = try gaussianBlocks(blocks, block: 8)
+  let one = try search.run(values, blocks: blocks, threads: 1, progress: { _, _ in })
+  let two = try search.run(values, blocks: blocks, threads: 2, progress: { _, _ in })
+  #expect(one.states == two.states && one.mantissas == two.mantissas && one.exponents == two.exponents)
+  for b in 0..<blocks {
+    let w = Array(values[(b * 8)..<((b + 1) * 8)])
+    let literal = search.literal(w)
+    let chosen = search.explicitError(window: Int(one.offsets[b]), block: w,
+                                      q: Array(one.mantissas[(b * 3)..<((b + 1) * 3)]), e: Int(one.exponents[b]))
+    #expect(abs(chosen - literal.error) <= 1e-5 * literal.error + 1e-12, "block \(b): \(chosen) vs literal \(literal.error)")
+    // The kernel's Gram-identity error agrees with the explicit one, and is at least the unquantised
+    // least-squares residual of the same window.
+    #expect(abs(Double(one.errors[b]) - chosen) <= 1e-4 * chosen + 1e-12)
+    let j = Int(one.offsets[b]), u = bases.window(j), t = search.coefficients(window: j, block: w)
+    var residual = 0.0
+    for i in 0..<8 {
+      var r = Double(w[i])
+      for k in 0..<3 { r -= u[i * 3 + k] * Double(t[k]) }
+      residual += r * r
+    }
+    #expect(chosen >= residual * (1 - 1e-5))
+  }
+}
+
+@Test func packedFormRoundTripsBitExactly() throws {
+  let technique = try SeedLM(bits: 4, lfsr: 9)
+  let w = try Tensor.randn([6, 16], seed: 3).map { $0 * 0.05 }
+  let m = try technique.compressMatrix(w)
+  let bytes = m.packed()
+  #expect(bytes.count == 12 * (9 + 4 + 12) / 8 + 1)      // 12 blocks of 25 bits, rounded up to whole bytes
+  let back = try SeedMatrix.unpack(bytes, technique: technique, shape: [6, 16])
+  #expect(back.seeds == m.seeds && back.exponents == m.exponents && back.mantissas == m.mantissas)
+  #expect(back.packed() == bytes)
+  #expect(try back.dequantized().scalars == (try m.dequantized().scalars))
+  #expect(throws: SeedLMError.self) { try SeedMatrix.unpack(Array(bytes.dropLast()), technique: technique, shape: [6, 16]) }
+  // The matrix-vector product from the seeds equals the dense product of the decoded matrix.
+  let x = try Tensor.randn([16], seed: 4).scalars
+  let dense = try m.dequantized().scalars
+  var y = [Float](repeating: 0, count: 6)
+  try x.withUnsafeBufferPointer { xp in try y.withUnsafeMutableBufferPointer { try m.matvec(xp.baseAddress!, into: $0.baseAddress!, threads: 2) } }
+  for r in 0..<6 {
+    let expected = (0..<16).reduce(Float(0)) { $0 + dense[r * 16 + $1] * x[$1] }
+    #expect(abs(y[r] - expected) <= 1e-5 * max(1, abs(expected)))
+  }
+}
+
+/// Model-sized: the full 65,535-seed search (scripts/test runs it in the release pass).
+@Suite struct SeedLMReleaseTests {
+  @Test(arguments: [(4, 0.115, 0.135), (3, 0.21, 0.24)])
+  func gaussianErrorIsInThePapersRange(bits: Int, low: Double, high: Double) throws {
+    let technique = try SeedLM(bits: bits)
+    let rows = 64, cols = technique.block * 16              // 1024 blocks
+    let w = try Tensor.randn([rows, cols], seed: 9).map { $0 * 0.02 }
+    let m = try technique.compressMatrix(w)
+    #expect(Double(m.packed().count * 8) / Double(rows * cols) == Double(bits))
+    let decoded = try m.dequantized().scalars, original = w.scalars
+    let err = zip(decoded, original).reduce(0.0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) }
+    let norm = original.reduce(0.0) { $0 + Double($1 * $1) }
+    let relative = (err / norm).squareRoot()
+    #expect(relative >= low && relative <= high, "\(technique): relative error \(relative)")
+  }
+}
