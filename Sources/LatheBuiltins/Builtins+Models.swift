@@ -6,6 +6,7 @@ import Foundation
 import LatheData
 import LatheLang
 import LatheModels
+import LatheTechniques
 import LatheTensor
 
 /// A loaded language model.
@@ -13,7 +14,11 @@ public final class LanguageModelValue: HostObject {
   public let model: LlamaModel
   public let path: String
   public let loadSeconds: Double
-  public init(_ model: LlamaModel, path: String, loadSeconds: Double) { self.model = model; self.path = path; self.loadSeconds = loadSeconds }
+  /// What compress did, for a compressed model.
+  public var compression: CompressionReport?
+  public init(_ model: LlamaModel, path: String, loadSeconds: Double, compression: CompressionReport? = nil) {
+    self.model = model; self.path = path; self.loadSeconds = loadSeconds; self.compression = compression
+  }
 
   public var typeName: String { "llm" }
   public var description: String {
@@ -46,7 +51,7 @@ public final class LanguageModelValue: HostObject {
     case "context": return .int(c.contextLength)
     case "params": return .int(model.parameterCount)
     case "bytes": return .int(model.byteCount)
-    case "dtypes": return .record(Record(model.dtypeCounts.map { ($0.0.rawValue, .int($0.1)) }))
+    case "dtypes": return .record(Record(model.dtypeCounts.map { ($0.0, .int($0.1)) }))
     case "threads": return .int(model.threads)
     case "path": return .string(path)
     case "loadseconds": return .float(loadSeconds)

@@ -13,6 +13,7 @@ public enum Builtins {
     PlotBuiltins.register(into: r)
     FileBuiltins.register(into: r)
     ModelBuiltins.register(into: r)
+    TechniqueBuiltins.register(into: r)
     return r
   }
 }

@@ -4,7 +4,9 @@
 import Foundation
 import Testing
 @testable import LatheTechniques
+import LatheModels
 import LatheTensor
+import LatheTestSupport
 
 @Test func lfsrMatchesThePapersFigure4() throws {
   let lfsr = try LFSR(bits: 3)
@@ -149,5 +151,28 @@ func gaussianBlocks(_ count: Int, block: Int, sigma: Float = 0.02, seed: UInt64 
     let norm = original.reduce(0.0) { $0 + Double($1 * $1) }
     let relative = (err / norm).squareRoot()
     #expect(relative >= low && relative <= high, "\(technique): relative error \(relative)")
+  }
+
+  @Test func compressedModelRunsLikeItsDequantisedTwin() throws {
+    // One real SmolLM2 matrix compressed; the model that runs the seeds agrees with the same model running the
+    // decoded matrix as a dense f32 tensor.
+    let path = TestPaths.packageRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
+    let model = try LlamaModel(path: path)
+    let (compressed, report) = try model.compressed(with: try SeedLM(bits: 4), layers: [0], matrices: ["attn_k"])
+    #expect(report.entries.count == 1 && report.bitsPerWeight == 4)
+    let error = report.entries[0].relativeError
+    #expect(error > 0.05 && error < 0.2, "relative error \(error)")
+    guard case .compressed(let packed) = compressed.layers[0].key else { Issue.record("attn_k was not replaced"); return }
+    let twin = try model.copy()
+    twin.layers[0].key = .tensor(try packed.dequantized())
+    let prompt = [504, 2365, 6354, 16438, 27003, 690, 260, 23790]
+    for tokens in [Array(prompt.prefix(1)), prompt] {               // the matvec path and the sgemm path
+      let a = try compressed.forward(tokens, cache: try compressed.makeCache(capacity: 8))
+      let b = try twin.forward(tokens, cache: try twin.makeCache(capacity: 8))
+      let worst = zip(a, b).map { abs($0 - $1) }.max()!, scale = b.map { abs($0) }.max()!
+      #expect(worst <= 1e-5 * scale, "logits differ by \(worst) (largest logit \(scale))")
+    }
+    // The original model is untouched.
+    #expect(model.layers[0].key.kind == "q4_1" && compressed.layers[0].key.kind == "seedlm")
   }
 }

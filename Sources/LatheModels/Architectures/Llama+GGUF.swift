@@ -139,7 +139,7 @@ extension LlamaModel {
     w.set("\(arch).vocab_size", .uint32(UInt32(config.vocabularySize)))
     // llama.cpp's file type numbers: all F32 0, mostly F16 1, Q4_0 2, Q4_1 3, Q8_0 7.
     let fileTypes: [GGMLType: UInt32] = [.f32: 0, .f16: 1, .q4_0: 2, .q4_1: 3, .q8_0: 7]
-    if let t = type ?? layers.first.flatMap({ Self.ggmlType($0.gate.dtype) }), let ft = fileTypes[t] { w.set("general.file_type", .uint32(ft)) }
+    if let t = type ?? layers.first.flatMap({ $0.gate.tensor.flatMap { Self.ggmlType($0.dtype) } }), let ft = fileTypes[t] { w.set("general.file_type", .uint32(ft)) }
 
     func add(_ name: String, _ t: Tensor, vector: Bool = false) throws {
       let target = vector ? GGMLType.f32 : (type ?? Self.ggmlType(t.dtype) ?? .f32)
@@ -158,7 +158,8 @@ extension LlamaModel {
       let p = "blk.\(l)."
       try add(p + "attn_norm.weight", layer.attentionNorm, vector: true)
       try add(p + "ffn_norm.weight", layer.ffnNorm, vector: true)
-      for (short, t) in layer.matrices { try add(p + short + ".weight", t) }
+      // A compressed matrix is written dequantised, as `type` (F32 when none is given): GGUF has no SeedLM type.
+      for (short, weight) in layer.matrices { try add(p + short + ".weight", try weight.tensor ?? weight.denseF32()) }
     }
     return w
   }

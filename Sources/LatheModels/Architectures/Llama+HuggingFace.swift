@@ -391,6 +391,7 @@ extension LlamaModel {
       throw ModelFormatError.notFound(path: directory, field: "directory", reason: "cannot be created: \(error.localizedDescription)")
     }
     func stored(_ t: Tensor) throws -> Tensor { dtype == .f32 ? try t.denseF32() : try t.denseF32().copied(as: dtype) }
+    func stored(_ w: LinearWeight) throws -> Tensor { dtype == .f32 ? try w.denseF32() : try w.denseF32().copied(as: dtype) }
     let hd = config.headDimension, reorder = config.ropeStyle == .adjacentPairs
     var tensors: [(name: String, tensor: Tensor)] = [("model.embed_tokens.weight", try stored(tokenEmbedding))]
     for (l, layer) in layers.enumerated() {

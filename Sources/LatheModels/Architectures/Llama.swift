@@ -63,19 +63,39 @@ public struct LlamaConfig: Equatable, Sendable, CustomStringConvertible {
   }
 }
 
-/// One transformer block's weights: matrices [out, in] in any dtype the matvec and dequantize paths read.
+/// One transformer block's weights: matrices [out, in] (tensors in any dtype the matvec and dequantize paths read,
+/// or a technique's packed form) and the norm vectors.
 public struct LlamaLayer {
-  public var attentionNorm: Tensor, query: Tensor, key: Tensor, value: Tensor, output: Tensor
-  public var ffnNorm: Tensor, gate: Tensor, up: Tensor, down: Tensor
+  public var attentionNorm: Tensor, ffnNorm: Tensor
+  public var query: LinearWeight, key: LinearWeight, value: LinearWeight, output: LinearWeight
+  public var gate: LinearWeight, up: LinearWeight, down: LinearWeight
   /// [headDimension] each, when the configuration has queryKeyNorm.
   public var queryNorm: Tensor?, keyNorm: Tensor?
   public init(attentionNorm: Tensor, query: Tensor, key: Tensor, value: Tensor, output: Tensor,
               ffnNorm: Tensor, gate: Tensor, up: Tensor, down: Tensor, queryNorm: Tensor? = nil, keyNorm: Tensor? = nil) {
-    self.attentionNorm = attentionNorm; self.query = query; self.key = key; self.value = value; self.output = output
-    self.ffnNorm = ffnNorm; self.gate = gate; self.up = up; self.down = down; self.queryNorm = queryNorm; self.keyNorm = keyNorm
+    self.attentionNorm = attentionNorm; self.query = .tensor(query); self.key = .tensor(key); self.value = .tensor(value)
+    self.output = .tensor(output); self.ffnNorm = ffnNorm; self.gate = .tensor(gate); self.up = .tensor(up); self.down = .tensor(down)
+    self.queryNorm = queryNorm; self.keyNorm = keyNorm
   }
-  public var matrices: [(String, Tensor)] {
-    [("attn_q", query), ("attn_k", key), ("attn_v", value), ("attn_output", output), ("ffn_gate", gate), ("ffn_up", up), ("ffn_down", down)]
+
+  /// The names of the seven matrices, llama.cpp's (`attn_q` … `ffn_down`), in a fixed order.
+  public static let matrixNames = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
+
+  public var matrices: [(String, LinearWeight)] {
+    zip(LlamaLayer.matrixNames, [query, key, value, output, gate, up, down]).map { ($0, $1) }
+  }
+
+  /// Replaces the matrix named `name` (one of `matrixNames`).
+  public mutating func setMatrix(_ name: String, _ weight: LinearWeight) {
+    switch name {
+    case "attn_q": query = weight
+    case "attn_k": key = weight
+    case "attn_v": value = weight
+    case "attn_output": output = weight
+    case "ffn_gate": gate = weight
+    case "ffn_up": up = weight
+    default: down = weight
+    }
   }
 }
 
@@ -168,6 +188,15 @@ public final class LlamaModel: @unchecked Sendable {
       }
       guard t.isContiguous else { throw TensorError.invalidArgument(op: "llama", reason: "\(what) must be contiguous") }
     }
+    func expect(_ w: LinearWeight, _ shape: [Int], _ what: String) throws {
+      switch w {
+      case .tensor(let t): try expect(t, shape, what)
+      case .compressed(let c):
+        guard c.shape == shape else {
+          throw TensorError.invalidArgument(op: "llama", reason: "\(what) has shape \(c.shape), the configuration needs \(shape)")
+        }
+      }
+    }
     guard layers.count == config.layerCount else {
       throw TensorError.invalidArgument(op: "llama", reason: "\(layers.count) layers of weights for a \(config.layerCount)-layer configuration")
     }
@@ -200,41 +229,50 @@ public final class LlamaModel: @unchecked Sendable {
 
   /// Every weight, in a fixed order: the embedding, the output norm, the output matrix when not tied, then per layer
   /// the two norms, the seven matrices and the query/key norms when present.
-  public var allWeights: [Tensor] {
-    var all = [tokenEmbedding, outputNorm] + (outputWeight.map { [$0] } ?? [])
+  public var allWeights: [LinearWeight] {
+    var all = [tokenEmbedding, outputNorm].map(LinearWeight.tensor) + (outputWeight.map { [.tensor($0)] } ?? [])
     for layer in layers {
-      all += [layer.attentionNorm, layer.ffnNorm] + layer.matrices.map(\.1)
-      all += [layer.queryNorm, layer.keyNorm].compactMap { $0 }
+      all += [.tensor(layer.attentionNorm), .tensor(layer.ffnNorm)] + layer.matrices.map(\.1)
+      all += [layer.queryNorm, layer.keyNorm].compactMap { $0.map(LinearWeight.tensor) }
     }
     return all
   }
 
   /// Bytes of all weights as stored.
-  public var byteCount: Int {
-    allWeights.reduce(0) { $0 + ($1.dtype.bytes(forElements: $1.count) ?? 0) }
+  public var byteCount: Int { allWeights.reduce(0) { $0 + $1.byteCount } }
+
+  /// Parameter counts per dtype (or technique, for compressed matrices).
+  public var dtypeCounts: [(String, Int)] {
+    var counts: [String: Int] = [:]
+    for w in allWeights { counts[w.kind, default: 0] += w.count }
+    return counts.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }.map { ($0.key, $0.value) }
   }
 
-  /// Parameter counts per dtype.
-  public var dtypeCounts: [(DType, Int)] {
-    var counts: [DType: Int] = [:]
-    for t in allWeights { counts[t.dtype, default: 0] += t.count }
-    return counts.sorted { $0.value > $1.value }.map { ($0.key, $0.value) }
-  }
-
-  /// Moves every weight into one storage (see Tensor.packed: huge pages for the decoding kernels' reads).
+  /// Moves every dense weight into one storage (see Tensor.packed: huge pages for the decoding kernels' reads).
   public func packWeights() throws {
-    let packed = try Tensor.packed(allWeights, op: "load")
+    let dense = allWeights.compactMap(\.tensor)
+    let packed = try Tensor.packed(dense, op: "load")
     var i = 0
     func next() -> Tensor { defer { i += 1 }; return packed[i] }
+    func next(_ w: LinearWeight) -> LinearWeight { w.tensor == nil ? w : .tensor(next()) }
     tokenEmbedding = next(); outputNorm = next()
     if outputWeight != nil { outputWeight = next() }
     for l in layers.indices {
       layers[l].attentionNorm = next(); layers[l].ffnNorm = next()
-      layers[l].query = next(); layers[l].key = next(); layers[l].value = next(); layers[l].output = next()
-      layers[l].gate = next(); layers[l].up = next(); layers[l].down = next()
+      for (name, w) in layers[l].matrices { layers[l].setMatrix(name, next(w)) }
       if layers[l].queryNorm != nil { layers[l].queryNorm = next() }
       if layers[l].keyNorm != nil { layers[l].keyNorm = next() }
     }
+  }
+
+  /// A copy sharing every weight (tensors are values with shared storage; packed matrices are immutable), for a
+  /// technique to replace some matrices of.
+  public func copy(name: String? = nil) throws -> LlamaModel {
+    let m = try LlamaModel(config: config, layers: layers, tokenEmbedding: tokenEmbedding, outputNorm: outputNorm,
+                           outputWeight: outputWeight, tokenizer: tokenizer, name: name ?? self.name)
+    m.ggufMetadata = ggufMetadata
+    m.threads = threads
+    return m
   }
 
   public func makeCache(capacity: Int) throws -> KVCache { try KVCache(config: config, capacity: capacity) }
@@ -338,7 +376,7 @@ struct ForwardPass {
     let vocab = config.vocabularySize
     if allLogits {
       var logits = [Float](repeating: 0, count: T * vocab)
-      try logits.withUnsafeMutableBufferPointer { try project(model.output, h, into: $0.baseAddress!) }
+      try logits.withUnsafeMutableBufferPointer { try project(.tensor(model.output), h, into: $0.baseAddress!) }
       return logits
     }
     var logits = [Float](repeating: 0, count: vocab)
@@ -362,14 +400,14 @@ struct ForwardPass {
 
   /// out [T, rows] = input [T, cols] · Wᵀ for W [rows, cols]: matrix-vector kernels for one or a few tokens,
   /// otherwise sgemm over W dequantised a slice of rows at a time.
-  func project(_ w: Tensor, _ input: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) throws {
-    let rows = w.shape[0], cols = w.shape[1]
+  func project(_ weight: LinearWeight, _ input: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) throws {
+    let rows = weight.shape[0], cols = weight.shape[1]
     if T <= ForwardPass.matvecTokens {
-      for t in 0..<T { try w.matvec(input + t * cols, into: out + t * rows, threads: threads) }
+      for t in 0..<T { try weight.matvec(input + t * cols, into: out + t * rows, threads: threads) }
       return
     }
     openblas_set_num_threads(Int32(threads))
-    if w.dtype == .f32 {
+    if let w = weight.tensor, w.dtype == .f32 {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(rows), Int32(cols), 1, input, Int32(cols),
                   w.readPointer(), Int32(cols), 0, out, Int32(rows))
       return
@@ -378,14 +416,14 @@ struct ForwardPass {
     var r0 = 0
     while r0 < rows {
       let r1 = Swift.min(rows, r0 + sliceRows)
-      try dequantizeParallel(w, r0..<r1, into: scratch)
+      try dequantizeParallel(weight, r0..<r1, into: scratch)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(r1 - r0), Int32(cols), 1, input, Int32(cols),
                   scratch, Int32(cols), 0, out + r0, Int32(rows))
       r0 = r1
     }
   }
 
-  func dequantizeParallel(_ w: Tensor, _ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws {
+  func dequantizeParallel(_ w: LinearWeight, _ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws {
     let cols = w.shape[1], parts = Swift.min(threads, rows.count)
     if parts <= 1 { try w.dequantizeRows(rows, into: out); return }
     let per = (rows.count + parts - 1) / parts

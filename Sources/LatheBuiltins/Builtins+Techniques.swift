@@ -1,0 +1,124 @@
+// Compression techniques as values of the language: `seedlm(bits: 4)` prints every parameter and can be stored,
+// passed and saved; `compress(m, technique)` returns a new model that runs in the packed form; `report(m)` says
+// what it cost.
+
+import Foundation
+import LatheLang
+import LatheModels
+import LatheTechniques
+import LatheTensor
+
+/// A compressor value: its description is the full constructor call.
+public final class TechniqueValue: HostObject {
+  public let compressor: any MatrixCompressor
+  init(_ compressor: any MatrixCompressor) { self.compressor = compressor }
+  public var typeName: String { "technique" }
+  public var description: String { compressor.description }
+  public var memberNames: [String] { ["bits", "role"] }
+  public func member(_ name: String) throws -> Value? {
+    switch name {
+    case "bits": return .float(compressor.bitsPerWeight)
+    case "role": return .string("compressor")
+    default: return nil
+    }
+  }
+  public func isEqual(to other: any HostObject) -> Bool { (other as? TechniqueValue)?.description == description }
+  public func serialized() throws -> (kind: String, bytes: [UInt8])? { ("technique", Array(description.utf8)) }
+}
+
+enum TechniqueBuiltins {
+  static func register(into r: BuiltinRegistry) {
+    r.addHostDecoder(kind: "technique") { bytes in .host(TechniqueValue(try decode(String(decoding: bytes, as: UTF8.self)))) }
+    r.add("seedlm", [ParameterSpec("bits", default: .int(4)), ParameterSpec("block", default: Value.none),
+                     ParameterSpec("coeffs", default: Value.none), ParameterSpec("lfsr", default: .int(16)),
+                     ParameterSpec("exponent", default: .string("range")), ParameterSpec("seeds", default: Value.none)],
+          doc: "SeedLM: each block of weights as an LFSR seed, a 4-bit exponent and 4-bit coefficients; bits 4 is (block 8, coeffs 3), bits 3 is (12, 4). seeds: restricts the search (an ablation).",
+          example: "seedlm(bits: 4)") { c in
+      guard let rule = SeedLM.ExponentRule(rawValue: try c.string(4)) else {
+        throw LatheError("seedlm: exponent must be \"range\" or \"paper\", got \(Value.quote(try c.string(4)))")
+      }
+      do {
+        return .host(TechniqueValue(try SeedLM(bits: try c.int(0), block: c.isNone(1) ? nil : try c.int(1),
+                                               coeffs: c.isNone(2) ? nil : try c.int(2), lfsr: try c.int(3), exponent: rule,
+                                               seeds: c.isNone(5) ? nil : try c.int(5))))
+      } catch let e as SeedLMError { throw LatheError(e.description) }
+    }
+    r.add("compress", [ParameterSpec("m"), ParameterSpec("technique"), ParameterSpec("layers", default: .string("all")),
+                       ParameterSpec("matrices", default: .string("all"))],
+          doc: "A new model whose decoder linears (all seven per layer by default; layers: a list of layer numbers, matrices: a list of names such as \"ffn_down\") are stored and run in the technique's packed form.",
+          example: "let q = compress(m, seedlm(bits: 4), layers: [0])") { c in
+      let value = try ModelBuiltins.model(c, 0, "compress")
+      guard case .host(let h) = c[1], let t = h as? TechniqueValue else {
+        throw LatheError("compress: 'technique' must be a compressor such as seedlm(bits: 4), got \(c[1].typeName)", kind: .type)
+      }
+      let layers: [Int]? = try names(c, 2, "layers") { v in
+        guard case .int(let i) = v else { throw LatheError("compress: layers must be \"all\" or a list of ints", kind: .type) }
+        return i
+      }
+      let matrices: [String] = try names(c, 3, "matrices") { v in
+        guard case .string(let s) = v else { throw LatheError("compress: matrices must be \"all\" or a list of names", kind: .type) }
+        return s
+      } ?? LlamaLayer.matrixNames
+      let bar = Progress(c.interpreter, total: 100, label: "compress")
+      var shown = 0
+      do {
+        let (model, report) = try value.model.compressed(with: t.compressor, layers: layers, matrices: matrices) { done, total in
+          let percent = total == 0 ? 100 : done * 100 / total
+          if percent > shown { try bar.advance(by: percent - shown); shown = percent } else { try c.interpreter.checkInterrupt() }
+        }
+        bar.finish()
+        return .host(LanguageModelValue(model, path: value.path, loadSeconds: 0, compression: report))
+      } catch let e as TensorError { throw LatheError(e.description) }
+    }
+    r.add("report", [ParameterSpec("x")],
+          doc: "What compress did to a model: technique, bits per weight, bytes, seconds and each matrix's relative error.",
+          example: "report(q).bitsPerWeight") { c in
+      guard case .host(let h) = c[0], let m = h as? LanguageModelValue else {
+        throw LatheError("report: 'x' must be a model, got \(c[0].typeName)", kind: .type)
+      }
+      guard let r = m.compression else {
+        return .record(Record([("technique", Value.none), ("bytes", .int(m.model.byteCount)), ("params", .int(m.model.parameterCount))]))
+      }
+      let entries: [Value] = r.entries.map { e in
+        .record(Record([("layer", .int(e.layer)), ("matrix", .string(e.matrix)), ("shape", .list(e.shape.map { .int($0) })),
+                        ("relativeError", .float(e.relativeError)), ("bitsPerWeight", .float(e.bitsPerWeight)),
+                        ("bytes", .int(e.bytes)), ("seconds", .float(e.seconds))]))
+      }
+      let meanError = r.entries.isEmpty ? 0 : r.entries.reduce(0) { $0 + $1.relativeError } / Double(r.entries.count)
+      return .record(Record([("technique", .string(r.technique)), ("bitsPerWeight", .float(r.bitsPerWeight)),
+                             ("bytes", .int(m.model.byteCount)), ("matrices", .int(r.entries.count)),
+                             ("meanRelativeError", .float(meanError)), ("seconds", .float(r.seconds)), ("entries", .list(entries))]))
+    }
+  }
+
+  /// A technique from its description (`seedlm(bits: 4, block: 8, coeffs: 3, lfsr: 16, exponent: "range")`), as
+  /// saved in a notebook.
+  static func decode(_ text: String) throws -> any MatrixCompressor {
+    guard let open = text.firstIndex(of: "("), text.hasSuffix(")") else { throw LatheError("load: \(Value.quote(text)) is not a technique") }
+    let name = String(text[..<open])
+    var args: [String: String] = [:]
+    for part in text[text.index(after: open)..<text.index(before: text.endIndex)].split(separator: ",") {
+      let kv = part.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+      guard kv.count == 2 else { throw LatheError("load: \(Value.quote(text)) is not a technique") }
+      args[kv[0]] = kv[1].trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+    }
+    func int(_ key: String) -> Int? { args[key].flatMap { Int($0) } }
+    do {
+      switch name {
+      case "seedlm":
+        return try SeedLM(bits: nil, block: int("block"), coeffs: int("coeffs"), lfsr: int("lfsr") ?? 16,
+                          exponent: SeedLM.ExponentRule(rawValue: args["exponent"] ?? "range") ?? .range, seeds: int("seeds"))
+      default: throw LatheError("load: unknown technique \(Value.quote(name))")
+      }
+    } catch let e as SeedLMError { throw LatheError("load: \(e.description)") }
+  }
+
+  /// nil for "all", else the list's items converted.
+  static func names<T>(_ c: NativeCall, _ i: Int, _ what: String, _ convert: (Value) throws -> T) throws -> [T]? {
+    switch c[i] {
+    case .string("all"): return nil
+    case .list(let items): return try items.map(convert)
+    default: throw LatheError("compress: \(what) must be \"all\" or a list, got \(c[i].typeName)", kind: .type)
+    }
+  }
+}

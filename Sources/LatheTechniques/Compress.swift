@@ -1,0 +1,66 @@
+// compress(model, technique): a copy of the model whose chosen linear layers are replaced by the technique's
+// packed matrices, which the model then runs as they are, and a report of what it did.
+
+import Foundation
+import LatheModels
+import LatheTensor
+
+public struct CompressionReport: Sendable {
+  public struct Entry: Sendable {
+    public var layer: Int, matrix: String, shape: [Int]
+    /// ||W − Ŵ||_F / ||W||_F against the matrix as it was before compression.
+    public var relativeError: Double
+    public var bitsPerWeight: Double, bytes: Int, seconds: Double
+  }
+  public var technique: String
+  public var entries: [Entry] = []
+  public var seconds = 0.0
+
+  /// Bits per weight over the compressed matrices.
+  public var bitsPerWeight: Double {
+    let weights = entries.reduce(0) { $0 + $1.shape.reduce(1, *) }
+    return weights == 0 ? 0 : Double(entries.reduce(0) { $0 + $1.bytes } * 8) / Double(weights)
+  }
+}
+
+extension LlamaModel {
+  /// The model with the matrices `matrices` (llama.cpp names) of the decoder layers `layers` (nil: all) compressed
+  /// by `technique`. `progress(done, total)` counts weights.
+  public func compressed(with technique: any MatrixCompressor, layers chosen: [Int]? = nil,
+                         matrices: [String] = LlamaLayer.matrixNames,
+                         progress: (Int, Int) throws -> Void = { _, _ in }) throws -> (LlamaModel, CompressionReport) {
+    let layerList = chosen ?? Array(0..<config.layerCount)
+    for l in layerList where l < 0 || l >= config.layerCount {
+      throw TensorError.invalidArgument(op: "compress", reason: "layer \(l) is not one of 0..<\(config.layerCount)")
+    }
+    for name in matrices where !LlamaLayer.matrixNames.contains(name) {
+      throw TensorError.invalidArgument(op: "compress", reason: "no matrix '\(name)' (the matrices are \(LlamaLayer.matrixNames.joined(separator: ", ")))")
+    }
+    let model = try copy(name: name + " · " + technique.description)
+    var report = CompressionReport(technique: technique.description)
+    let total = layerList.reduce(0) { sum, l in sum + layers[l].matrices.filter { matrices.contains($0.0) }.reduce(0) { $0 + $1.1.count } }
+    var done = 0
+    let started = DispatchTime.now().uptimeNanoseconds
+    for l in layerList {
+      for (name, weight) in layers[l].matrices where matrices.contains(name) {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let dense = try weight.denseF32()
+        let base = done
+        let packed = try technique.compress(dense) { part, of in
+          try progress(base + Int(Double(weight.count) * Double(part) / Double(Swift.max(1, of))), total)
+        }
+        let decoded = try packed.dequantized().scalars, original = dense.scalars
+        var err = 0.0, norm = 0.0
+        for i in original.indices { let d = Double(decoded[i] - original[i]); err += d * d; norm += Double(original[i]) * Double(original[i]) }
+        report.entries.append(.init(layer: l, matrix: name, shape: weight.shape, relativeError: norm > 0 ? (err / norm).squareRoot() : 0,
+                                    bitsPerWeight: packed.bitsPerWeight, bytes: packed.byteCount,
+                                    seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
+        model.layers[l].setMatrix(name, .compressed(packed))
+        done += weight.count
+        try progress(done, total)
+      }
+    }
+    report.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+    return (model, report)
+  }
+}
