@@ -38,7 +38,7 @@ var targets: [Target] = [
           swiftSettings: interpreterSettings),
   .executableTarget(name: "lathe", dependencies: [
     "LatheCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-  .executableTarget(name: "lathe-bench", dependencies: ["LatheLang", "LatheTensor", "LatheNN", "LatheData", "LatheModels", "CBLAS"],
+  .executableTarget(name: "lathe-bench", dependencies: ["LatheLang", "LatheTensor", "LatheNN", "LatheData", "LatheModels", "CBLAS", "LatheTechniques"],
                     swiftSettings: interpreterSettings),
   .target(name: "LatheTestSupport", dependencies: ["LatheLang"], path: "Tests/LatheTestSupport"),
   .testTarget(name: "LatheLangTests", dependencies: ["LatheLang", "LatheTestSupport"],

@@ -178,4 +178,5 @@ for c in selected {
   }
 }
 do { try TensorBench.run(repeatCount: repeatCount, filter: filter) } catch { print("tensor bench: error: \(error)"); failed = true }
+do { try TechniqueBench.run(filter: filter) } catch { print("seedlm bench: error: \(error)"); failed = true }
 exit(failed ? 1 : 0)

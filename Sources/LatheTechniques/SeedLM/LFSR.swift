@@ -64,6 +64,7 @@ public final class SeedBases: @unchecked Sendable {
   public let gram: [Float]
   public let illConditioned: [Bool]
   public let conditionNumbers: [Double]
+
   public var count: Int { lfsr.period }
 
   nonisolated(unsafe) private static var cache: [String: SeedBases] = [:]
