@@ -251,10 +251,11 @@ enum KMeansKernels {
   @inline(__always)
   static func gather16(_ p: UnsafeRawPointer, bits: Int, lut: UnsafePointer<Float>) -> SIMD16<Float> {
     let w0 = p.loadUnaligned(as: UInt64.self), w1 = p.loadUnaligned(fromByteOffset: bits, as: UInt64.self)
-    let mask = UInt64(1) << UInt64(bits) - 1
+    let mask = SIMD8<UInt64>(repeating: UInt64(1) << UInt64(bits) - 1)
+    let shifts = SIMD8<UInt64>(0, 1, 2, 3, 4, 5, 6, 7) &* UInt64(bits)
+    let a = (SIMD8(repeating: w0) &>> shifts) & mask, b = (SIMD8(repeating: w1) &>> shifts) & mask
     var v = SIMD16<Float>()
-    for k in 0..<8 { v[k] = lut[Int((w0 >> UInt64(k * bits)) & mask)] }
-    for k in 0..<8 { v[k + 8] = lut[Int((w1 >> UInt64(k * bits)) & mask)] }
+    for k in 0..<8 { v[k] = lut[Int(truncatingIfNeeded: a[k])]; v[k + 8] = lut[Int(truncatingIfNeeded: b[k])] }
     return v
   }
 
