@@ -43,6 +43,17 @@ enum TechniqueBuiltins {
                                                seeds: c.isNone(5) ? nil : try c.int(5))))
       } catch let e as SeedLMError { throw LatheError(e.description) }
     }
+    r.add("rtn", [ParameterSpec("bits", default: .int(4)), ParameterSpec("group", default: .int(128)),
+                  ParameterSpec("symmetric", default: .bool(false))],
+          doc: "Round-to-nearest per group of weights in a row: an f16 scale and minimum per group (symmetric: one f16 scale), codes of `bits` bits.",
+          example: "rtn(bits: 4, group: 128)") { c in
+      .host(TechniqueValue(try technique { try RTN(bits: try c.int(0), group: try c.int(1), symmetric: try c.bool(2)) }))
+    }
+    r.add("kmeans", [ParameterSpec("bits", default: .int(4)), ParameterSpec("groups", default: .int(1))],
+          doc: "Palettisation: a table of 2^bits f16 values fitted by k-means (one per group of rows; 1 = per tensor) and an index per weight.",
+          example: "kmeans(bits: 4)") { c in
+      .host(TechniqueValue(try technique { try KMeans(bits: try c.int(0), groups: try c.int(1)) }))
+    }
     r.add("compress", [ParameterSpec("m"), ParameterSpec("technique"), ParameterSpec("layers", default: .string("all")),
                        ParameterSpec("matrices", default: .string("all"))],
           doc: "A new model whose decoder linears (all seven per layer by default; layers: a list of layer numbers, matrices: a list of names such as \"ffn_down\") are stored and run in the technique's packed form.",
@@ -105,12 +116,21 @@ enum TechniqueBuiltins {
     func int(_ key: String) -> Int? { args[key].flatMap { Int($0) } }
     do {
       switch name {
+      case "rtn":
+        return try RTN(bits: int("bits") ?? 4, group: int("group") ?? 128, symmetric: args["symmetric"] == "true")
+      case "kmeans":
+        return try KMeans(bits: int("bits") ?? 4, groups: int("groups") ?? 1)
       case "seedlm":
         return try SeedLM(bits: nil, block: int("block"), coeffs: int("coeffs"), lfsr: int("lfsr") ?? 16,
                           exponent: SeedLM.ExponentRule(rawValue: args["exponent"] ?? "range") ?? .range, seeds: int("seeds"))
       default: throw LatheError("load: unknown technique \(Value.quote(name))")
       }
     } catch let e as SeedLMError { throw LatheError("load: \(e.description)") }
+  }
+
+  /// Builds a technique, turning its errors into the language's (they already name the builtin and parameter).
+  static func technique(_ make: () throws -> any MatrixCompressor) throws -> any MatrixCompressor {
+    do { return try make() } catch let e as LatheError { throw e } catch { throw LatheError("\(error)") }
   }
 
   /// nil for "all", else the list's items converted.
