@@ -81,6 +81,29 @@ enum TechniqueBuiltins {
         return .host(LanguageModelValue(model, path: value.path, loadSeconds: 0, compression: report))
       } catch let e as TensorError { throw LatheError(e.description) }
     }
+    r.add("compare", [ParameterSpec("models"), ParameterSpec("on"), ParameterSpec("tokens", default: .int(512))],
+          doc: "Each model against the first on the first `tokens` tokens of a text (teacher-forced): perplexity, mean KL(first ‖ model), top-1 agreement, bits per weight, bytes, decode tokens/s.",
+          example: "compare([m, q], on: corpus(\"wiki\"), tokens: 256)") { c in
+      let items = try c.list(0)
+      let models = try items.enumerated().map { i, v -> (name: String, model: LlamaModel) in
+        guard case .host(let h) = v, let m = h as? LanguageModelValue else {
+          throw LatheError("compare: models[\(i)] must be a language model, got \(v.typeName)", kind: .type)
+        }
+        return (m.compression?.technique ?? m.model.name, m.model)
+      }
+      guard let first = models.first, let tokenizer = first.model.tokenizer else { throw LatheError("compare: needs models with a tokenizer, the first one first") }
+      let count = try c.int(2)
+      guard count >= 2 else { throw LatheError("compare: tokens must be at least 2, got \(count)") }
+      let tokens = Array(tokenizer.encode(try c.string(1), parseSpecial: false).prefix(count))
+      let bar = Progress(c.interpreter, total: models.count, label: "compare")
+      do {
+        let rows = try ModelComparison.compare(models, tokens: tokens) { _, _ in try bar.advance() }
+        bar.finish()
+        return .host(TableValue(columns: ["model", "perplexity", "kl", "top1", "bitsPerWeight", "bytes", "decodeTokensPerSecond"], rows: rows.map { r in
+          [.string(r.name), .float(r.perplexity), .float(r.kl), .float(r.top1Agreement), .float(r.bitsPerWeight), .int(r.bytes), .float(r.decodeTokensPerSecond)]
+        }))
+      } catch let e as TensorError { throw LatheError(e.description) }
+    }
     r.add("report", [ParameterSpec("x")],
           doc: "What compress did to a model: technique, bits per weight, bytes, seconds and each matrix's relative error.",
           example: "report(q).bitsPerWeight") { c in
@@ -141,4 +164,40 @@ enum TechniqueBuiltins {
     default: throw LatheError("compress: \(what) must be \"all\" or a list, got \(c[i].typeName)", kind: .type)
     }
   }
+}
+
+/// A table of rows with named columns: prints aligned, indexes by row (a record), `t.rows`, `t.columns`, and a
+/// column by name (`t.perplexity` is that column's list).
+public final class TableValue: HostObject, IterableHostObject {
+  public let columns: [String]
+  public let rows: [[Value]]
+  init(columns: [String], rows: [[Value]]) { self.columns = columns; self.rows = rows }
+  public var typeName: String { "table" }
+  func record(_ i: Int) -> Value { .record(Record(zip(columns, rows[i]).map { ($0, $1) })) }
+  public var description: String {
+    func cell(_ v: Value) -> String {
+      if case .float(let x) = v { return abs(x) >= 1e5 || (abs(x) < 1e-3 && x != 0) ? String(format: "%.3g", x) : String(format: "%.4f", x) }
+      return v.description
+    }
+    let text = [columns] + rows.map { $0.map(cell) }
+    let widths = columns.indices.map { i in text.map { $0[i].count }.max() ?? 0 }
+    return text.map { line in
+      line.enumerated().map { i, s in i == 0 ? s.padding(toLength: widths[i], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[i] - s.count) + s }
+        .joined(separator: "  ")
+    }.joined(separator: "\n")
+  }
+  public var memberNames: [String] { ["rows", "columns"] + columns }
+  public func member(_ name: String) throws -> Value? {
+    if name == "rows" { return .list(rows.indices.map(record)) }
+    if name == "columns" { return .list(columns.map { .string($0) }) }
+    if let i = columns.firstIndex(of: name) { return .list(rows.map { $0[i] }) }
+    return nil
+  }
+  public func index(_ items: [IndexValue]) throws -> Value {
+    guard items.count == 1, case .single(let v) = items[0], case .int(let i) = v, (-rows.count..<rows.count).contains(i) else {
+      throw LatheError("table index must be a row number in 0..<\(rows.count)")
+    }
+    return record(i < 0 ? rows.count + i : i)
+  }
+  public func elements() throws -> [Value] { rows.indices.map(record) }
 }
