@@ -1,6 +1,6 @@
 // The exhaustive seed search: for every block w and every window j, t* = U_j⁺w, t̂ = quant(t*), and
-// err_j = ||w||² − t*ᵀG_j t* + dᵀG_j d with d = t̂ − t* (w − U_j t* is orthogonal to range(U_j)); the first seed
-// with the smallest error wins. Ill-conditioned windows (cond > 10³) are scored by explicit reconstruction in
+// err_j = ||w||² − t*ᵀG_j t* + dᵀG_j d = ||w||² + t̂ᵀG_j(t̂ − 2t*) with d = t̂ − t* (w − U_j t* is orthogonal to
+// range(U_j)); the first seed with the smallest error wins. Ill-conditioned windows (cond > 10³) are scored by explicit reconstruction in
 // Float64 instead, never skipped. SIMD lanes run across 16 blocks, seeds in the outer loop, groups of blocks on
 // the pool.
 
@@ -64,9 +64,10 @@ public struct SeedSearch: Sendable {
   public func coefficients(window j: Int, block w: [Float]) -> [Float] {
     let c = bases.block, p = bases.coeffs
     return (0..<p).map { k in
-      var t: Float = 0
-      for i in 0..<c { t = t.addingProduct(bases.pinv[(j * p + k) * c + i], w[i]) }
-      return t
+      var even: Float = 0, odd: Float = 0
+      for i in stride(from: 0, to: c, by: 2) { even = even.addingProduct(bases.pinv[(j * p + k) * c + i], w[i]) }
+      for i in stride(from: 1, to: c, by: 2) { odd = odd.addingProduct(bases.pinv[(j * p + k) * c + i], w[i]) }
+      return even + odd
     }
   }
 
@@ -102,11 +103,12 @@ public struct SeedSearch: Sendable {
     for lane in 0..<lanes { for i in 0..<c { w[i][lane] = values[(g * 16 + lane) * c + i] } }
     var norm = SIMD16<Float>.zero
     for i in 0..<c { norm = norm.addingProduct(w[i], w[i]) }
-    var best = SIMD16<Float>(repeating: .infinity), bestJ = SIMD16<Int32>(repeating: 0)
+    var best = SIMD16<Float>(repeating: .infinity), bestJ = SIMD16<Float>(repeating: 0)   // seed offsets < 2^24: exact
     var t = [SIMD16<Float>](repeating: .zero, count: p), d = [SIMD16<Float>](repeating: .zero, count: p)
     var hat = [SIMD16<Float>](repeating: .zero, count: p)
     let rangeRule = rule == .range
     let seven = SIMD16<Float>(repeating: 7), minusEight = SIMD16<Float>(repeating: -8)
+    let smallest = SIMD16<Float>(repeating: 0x1p-8), largest = SIMD16<Float>(repeating: 0x1p7)
     bases.pinv.withUnsafeBufferPointer { pinv in
       bases.gram.withUnsafeBufferPointer { gram in
         w.withUnsafeBufferPointer { w in
@@ -115,27 +117,45 @@ public struct SeedSearch: Sendable {
              hat.withUnsafeMutableBufferPointer { hat in
               for j in 0..<seedCount {
                 let u = pinv.baseAddress! + j * p * c
+                // t_k = U⁺_k·w as two chains (even and odd i) per k, interleaved over k, so the multiply-adds do
+                // not wait on each other; `coefficients` sums in the same order.
                 var m = SIMD16<Float>.zero
-                for k in 0..<p {
-                  var s = SIMD16<Float>.zero
-                  for i in 0..<c { s = s.addingProduct(SIMD16(repeating: u[k * c + i]), w[i]) }
-                  t[k] = s
-                  m = m.replacing(with: abs(s), where: abs(s) .> m)
+                var k = 0
+                while k < p {
+                  let two = k + 1 < p
+                  let r0 = u + k * c, r1 = two ? r0 + c : r0
+                  var e0 = SIMD16<Float>.zero, o0 = SIMD16<Float>.zero, e1 = SIMD16<Float>.zero, o1 = SIMD16<Float>.zero
+                  var i = 0
+                  while i + 1 < c {
+                    let wa = w[i], wb = w[i + 1]
+                    e0 = e0.addingProduct(SIMD16(repeating: r0[i]), wa); o0 = o0.addingProduct(SIMD16(repeating: r0[i + 1]), wb)
+                    e1 = e1.addingProduct(SIMD16(repeating: r1[i]), wa); o1 = o1.addingProduct(SIMD16(repeating: r1[i + 1]), wb)
+                    i += 2
+                  }
+                  if i < c {
+                    e0 = e0.addingProduct(SIMD16(repeating: r0[i]), w[i]); e1 = e1.addingProduct(SIMD16(repeating: r1[i]), w[i])
+                  }
+                  let s0 = e0 + o0
+                  t[k] = s0
+                  m = m.replacing(with: abs(s0), where: abs(s0) .> m)
+                  if two {
+                    let s1 = e1 + o1
+                    t[k + 1] = s1
+                    m = m.replacing(with: abs(s1), where: abs(s1) .> m)
+                  }
+                  k += 2
                 }
-                // The exponent per lane from m's exponent bits (see SeedQuantizer.exponent).
-                let bits = unsafeBitCast(m, to: SIMD16<Int32>.self)
-                let big = (bits &>> 23) &- 127                    // floor(log2 m) for normal m
-                var e: SIMD16<Int32>
+                // 2^e per lane from m's exponent bits, all in float lanes (integer lane selects compile to scalar
+                // loops): 2^E with m = f·2^E; the range rule takes 2^(E−2), doubled when m > 7.5·2^(E−2)
+                // (SeedQuantizer.exponent's rule), then clamps to [2^−8, 2^7]; 2^−e from the bits of 2^e.
+                let power = unsafeBitCast(unsafeBitCast(m, to: SIMD16<UInt32>.self) & 0x7F80_0000, to: SIMD16<Float>.self)
+                var up = power
                 if rangeRule {
-                  let low = big &- 2
-                  let bound = unsafeBitCast((low &+ 127) &<< 23, to: SIMD16<Float>.self) * 7.5
-                  e = low.replacing(with: low &+ 1, where: m .> bound)
-                } else {
-                  e = big
+                  up = power * 0.25
+                  up = up.replacing(with: up * 2, where: m .> up * 7.5)
                 }
-                e = e.replacing(with: -8, where: e .< -8).replacing(with: 7, where: e .> 7)
-                let down = unsafeBitCast((127 &- e) &<< 23, to: SIMD16<Float>.self)
-                let up = unsafeBitCast((127 &+ e) &<< 23, to: SIMD16<Float>.self)
+                up = up.replacing(with: smallest, where: up .< smallest).replacing(with: largest, where: up .> largest)
+                let down = unsafeBitCast(SIMD16<UInt32>(repeating: 0x7F00_0000) &- unsafeBitCast(up, to: SIMD16<UInt32>.self), to: SIMD16<Float>.self)
                 for k in 0..<p {
                   var q = (t[k] * down).rounded(.toNearestOrEven)
                   q = q.replacing(with: seven, where: q .> seven).replacing(with: minusEight, where: q .< minusEight)
@@ -157,20 +177,18 @@ public struct SeedSearch: Sendable {
                   score = s
                 } else {
                   let gj = gram.baseAddress! + j * p * p
-                  var quadD = SIMD16<Float>.zero, quadT = SIMD16<Float>.zero
+                  // dᵀGd − t*ᵀGt* = t̂ᵀG(t̂ − 2t*) with d = t̂ − t*: one quadratic form instead of two.
+                  var quad = SIMD16<Float>.zero
                   for a in 0..<p {
-                    var rowD = SIMD16<Float>.zero, rowT = SIMD16<Float>.zero
-                    for b in 0..<p {
-                      rowD = rowD.addingProduct(SIMD16(repeating: gj[a * p + b]), d[b])
-                      rowT = rowT.addingProduct(SIMD16(repeating: gj[a * p + b]), t[b])
-                    }
-                    quadD = quadD.addingProduct(rowD, d[a]); quadT = quadT.addingProduct(rowT, t[a])
+                    var row = SIMD16<Float>.zero
+                    for b in 0..<p { row = row.addingProduct(SIMD16(repeating: gj[a * p + b]), d[b] - t[b]) }
+                    quad = quad.addingProduct(row, hat[a])
                   }
-                  score = quadD - quadT
+                  score = quad
                 }
                 let better = score .< best
                 best = best.replacing(with: score, where: better)
-                bestJ = bestJ.replacing(with: Int32(j), where: better)
+                bestJ = bestJ.replacing(with: SIMD16(repeating: Float(j)), where: better)
               }
              }
             }
@@ -179,7 +197,7 @@ public struct SeedSearch: Sendable {
       }
     }
     for lane in 0..<lanes {
-      offsets[g * 16 + lane] = bestJ[lane]
+      offsets[g * 16 + lane] = Int32(bestJ[lane])
       errors[g * 16 + lane] = Swift.max(0, best[lane] + norm[lane])
     }
   }
