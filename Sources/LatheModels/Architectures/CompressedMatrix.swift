@@ -24,6 +24,19 @@ extension CompressedMatrix {
   public var rows: Int { shape[0] }
   public var cols: Int { shape[1] }
 
+  /// The scalar twin of `matvec` the tests compare against: every row decoded, products summed in Double.
+  public func matvecReference(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) throws {
+    let cols = shape[1]
+    let row = UnsafeMutablePointer<Float>.allocate(capacity: cols)
+    defer { row.deallocate() }
+    for r in 0..<shape[0] {
+      try dequantizeRows(r..<(r + 1), into: row)
+      var sum = 0.0
+      for j in 0..<cols { sum += Double(row[j]) * Double(x[j]) }
+      y[r] = Float(sum)
+    }
+  }
+
   /// The whole matrix as an f32 tensor.
   public func dequantized() throws -> Tensor {
     var t = try Tensor(zeros: shape, op: "decompress")

@@ -179,19 +179,6 @@ public final class KMeansMatrix: CompressedMatrix {
       }
     }
   }
-
-  /// The scalar twin of `matvec`: LUT entries times x, summed in Double.
-  public func matvecReference(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) throws {
-    let cols = shape[1]
-    let row = UnsafeMutablePointer<Float>.allocate(capacity: cols)
-    defer { row.deallocate() }
-    for r in 0..<shape[0] {
-      try dequantizeRows(r..<(r + 1), into: row)
-      var sum = 0.0
-      for j in 0..<cols { sum += Double(row[j]) * Double(x[j]) }
-      y[r] = Float(sum)
-    }
-  }
 }
 
 /// One-dimensional k-means (the fit in the file comment).

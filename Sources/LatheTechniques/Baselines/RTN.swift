@@ -204,19 +204,6 @@ public final class RTNMatrix: CompressedMatrix {
       RTNKernels.rows(w, bits: bits, symmetric: symmetric, cols: cols, group: group, x: x, groupSums: s, y: y, rows: rows)
     }
   }
-
-  /// The scalar twin of `matvec`: every weight decoded by the rule, products summed in Double.
-  public func matvecReference(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) throws {
-    let cols = shape[1]
-    let row = UnsafeMutablePointer<Float>.allocate(capacity: cols)
-    defer { row.deallocate() }
-    for r in 0..<shape[0] {
-      try dequantizeRows(r..<(r + 1), into: row)
-      var sum = 0.0
-      for j in 0..<cols { sum += Double(row[j]) * Double(x[j]) }
-      y[r] = Float(sum)
-    }
-  }
 }
 
 /// The fused kernels, specialised per bit width so that the code shifts are constants.
