@@ -126,14 +126,24 @@ func gaussianBlocks(_ count: Int, block: Int, sigma: Float = 0.02, seed: UInt64 
   #expect(back.packed() == bytes)
   #expect(try back.dequantized().scalars == (try m.dequantized().scalars))
   #expect(throws: SeedLMError.self) { try SeedMatrix.unpack(Array(bytes.dropLast()), technique: technique, shape: [6, 16]) }
-  // The matrix-vector product from the seeds equals the dense product of the decoded matrix.
-  let x = try Tensor.randn([16], seed: 4).scalars
+}
+
+@Test(arguments: [4, 3])
+func matvecFromSeedsEqualsTheDecodedProduct(bits: Int) throws {
+  // The SIMD path (blocks of 8 or 12 weights) and its scalar twin against the dense product of the decoded matrix.
+  let technique = try SeedLM(bits: bits, lfsr: 9)
+  let m = try technique.compressMatrix(try Tensor.randn([6, 48], seed: 5).map { $0 * 0.05 })
+  let x = try Tensor.randn([48], seed: 4).scalars
   let dense = try m.dequantized().scalars
-  var y = [Float](repeating: 0, count: 6)
-  try x.withUnsafeBufferPointer { xp in try y.withUnsafeMutableBufferPointer { try m.matvec(xp.baseAddress!, into: $0.baseAddress!, threads: 2) } }
+  var y = [Float](repeating: 0, count: 6), twin = y
+  try x.withUnsafeBufferPointer { xp in
+    try y.withUnsafeMutableBufferPointer { try m.matvec(xp.baseAddress!, into: $0.baseAddress!, threads: 2) }
+    try twin.withUnsafeMutableBufferPointer { try m.matvecReference(xp.baseAddress!, into: $0.baseAddress!) }
+  }
   for r in 0..<6 {
-    let expected = (0..<16).reduce(Float(0)) { $0 + dense[r * 16 + $1] * x[$1] }
-    #expect(abs(y[r] - expected) <= 1e-5 * max(1, abs(expected)))
+    let expected = (0..<48).reduce(Float(0)) { $0 + dense[r * 48 + $1] * x[$1] }
+    #expect(abs(y[r] - expected) <= 1e-5 * max(1, abs(expected)), "row \(r): \(y[r]) vs \(expected)")
+    #expect(abs(twin[r] - expected) <= 1e-5 * max(1, abs(expected)))
   }
 }
 

@@ -54,6 +54,9 @@ public final class SeedBases: @unchecked Sendable {
   public let block: Int, coeffs: Int
   /// u[i], i in 0..<N + C·P (the cycle, then its start again so every window is contiguous).
   public let cycle: [Float]
+  /// The cycle split by residue mod P: strided[r][m] = u[r + m·P]. Column k of window j, u[j + k + i·P] for
+  /// i in 0..<C, is then the contiguous run strided[(j + k) % P][(j + k) / P ..< + C] (for SIMD loads in decoding).
+  public let strided: [UnsafeMutablePointer<Float>]
   /// cycle as doubles (the same values; for explicit reconstruction).
   let cycleDouble: [Double]
   /// The register state that produces window j, and its inverse.
@@ -95,6 +98,12 @@ public final class SeedBases: @unchecked Sendable {
     for i in 0..<(n + window) { u[i] = (Double(states[i % n]) - half) / scale }
     cycleDouble = u
     cycle = u.map(Float.init)
+    strided = (0..<coeffs).map { r in
+      let values = stride(from: r, to: u.count, by: coeffs).map { Float(u[$0]) } + [Float](repeating: 0, count: block + 16)
+      let table = UnsafeMutablePointer<Float>.allocate(capacity: values.count)
+      table.initialize(from: values, count: values.count)
+      return table
+    }
     var forOffset = [UInt16](repeating: 0, count: n), forState = [Int32](repeating: -1, count: 1 << bits)
     for j in 0..<n {
       let state = states[(j - 1 + n) % n]           // c[j−1]; c[N−1] is state 1, the state for offset 0
@@ -113,6 +122,8 @@ public final class SeedBases: @unchecked Sendable {
     }
     self.pinv = pinv; self.gram = gram; illConditioned = ill; conditionNumbers = conds
   }
+
+  deinit { for table in strided { table.deallocate() } }
 
   /// U (C×P) of window j in Float64, row-major.
   public func window(_ j: Int) -> [Double] { Array(cycleDouble[j..<(j + block * coeffs)]) }
