@@ -74,7 +74,10 @@ extension LlamaModel {
       }
     }
     let tensors = Dictionary(uniqueKeysWithValues: zip(names, packed))
-    func weight(_ name: String) throws -> Tensor { tensors[name]! }
+    func weight(_ name: String) throws -> Tensor {
+      guard let t = tensors[name] else { throw ModelFormatError.notFound(path: file.path, field: "tensor '\(name)'", reason: "was not loaded") }
+      return t
+    }
     var layers: [LlamaLayer] = []
     for l in 0..<config.layerCount {
       let p = "blk.\(l)."

@@ -56,9 +56,11 @@ public struct LlamaConfig: Equatable, Sendable, CustomStringConvertible {
   }
 
   public var description: String {
-    let heads = Set(headCounts).count == 1 ? "\(headCounts[0])" : "\(headCounts.first!)…\(headCounts.last!)"
-    let kv = Set(kvHeadCounts).count == 1 ? "\(kvHeadCounts[0])" : "\(kvHeadCounts.first!)…\(kvHeadCounts.last!)"
-    let ffn = Set(ffnWidths).count == 1 ? "\(ffnWidths[0])" : "\(ffnWidths.first!)…\(ffnWidths.last!)"
+    func span(_ v: [Int]) -> String {
+      guard let first = v.first, let last = v.last else { return "none" }
+      return Set(v).count == 1 ? "\(first)" : "\(first)…\(last)"
+    }
+    let heads = span(headCounts), kv = span(kvHeadCounts), ffn = span(ffnWidths)
     return "\(architecture): \(layerCount) layers, d \(dimension), heads \(heads)/\(kv) of \(headDimension), ffn \(ffn), vocab \(vocabularySize), context \(contextLength), rope base \(ropeBase)"
   }
 }
