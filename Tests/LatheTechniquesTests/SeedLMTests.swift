@@ -87,28 +87,32 @@ func gaussianBlocks(_ count: Int, block: Int, sigma: Float = 0.02, seed: UInt64 
   try Tensor.randn([count * block], seed: seed).scalars.map { $0 * sigma }
 }
 
-@Test func fastSearchFindsTheLiteralMinimum() throws {
-  // K = 9: 511 seeds. Errors are compared, never seed identities (windows tie exactly).
-  let bases = try SeedBases(bits: 9, block: 8, coeffs: 3)
+@Test(arguments: [(8, 3), (12, 4), (6, 2)])
+func fastSearchFindsTheLiteralMinimum(block: Int, coeffs: Int) throws {
+  // K = 9: 511 seeds. Errors are compared, never seed identities (windows tie exactly). 8×3 and 12×4 run the
+  // unrolled kernels, 6×2 the general loop; the 8×3 windows of K = 9 include ill-conditioned ones (the Float64 pass).
+  let c = block, p = coeffs
+  let bases = try SeedBases(bits: 9, block: c, coeffs: p)
+  if c == 8 { #expect(bases.illConditioned.contains(true)) }
   let search = SeedSearch(bases: bases, rule: .range, seedCount: bases.count)
-  let blocks = 40, values = try gaussianBlocks(blocks, block: 8)
+  let blocks = 40, values = try gaussianBlocks(blocks, block: c)
   let one = try search.run(values, blocks: blocks, threads: 1, progress: { _, _ in })
   let two = try search.run(values, blocks: blocks, threads: 2, progress: { _, _ in })
   #expect(one.states == two.states && one.mantissas == two.mantissas && one.exponents == two.exponents)
   for b in 0..<blocks {
-    let w = Array(values[(b * 8)..<((b + 1) * 8)])
+    let w = Array(values[(b * c)..<((b + 1) * c)])
     let literal = search.literal(w)
     let chosen = search.explicitError(window: Int(one.offsets[b]), block: w,
-                                      q: Array(one.mantissas[(b * 3)..<((b + 1) * 3)]), e: Int(one.exponents[b]))
+                                      q: Array(one.mantissas[(b * p)..<((b + 1) * p)]), e: Int(one.exponents[b]))
     #expect(abs(chosen - literal.error) <= 1e-5 * literal.error + 1e-12, "block \(b): \(chosen) vs literal \(literal.error)")
     // The kernel's Gram-identity error agrees with the explicit one, and is at least the unquantised
     // least-squares residual of the same window.
     #expect(abs(Double(one.errors[b]) - chosen) <= 1e-4 * chosen + 1e-12)
     let j = Int(one.offsets[b]), u = bases.window(j), t = search.coefficients(window: j, block: w)
     var residual = 0.0
-    for i in 0..<8 {
+    for i in 0..<c {
       var r = Double(w[i])
-      for k in 0..<3 { r -= u[i * 3 + k] * Double(t[k]) }
+      for k in 0..<p { r -= u[i * p + k] * Double(t[k]) }
       residual += r * r
     }
     #expect(chosen >= residual * (1 - 1e-5))

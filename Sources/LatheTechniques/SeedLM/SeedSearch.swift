@@ -1,8 +1,8 @@
 // The exhaustive seed search: for every block w and every window j, t* = U_j⁺w, t̂ = quant(t*), and
 // err_j = ||w||² − t*ᵀG_j t* + dᵀG_j d = ||w||² + t̂ᵀG_j(t̂ − 2t*) with d = t̂ − t* (w − U_j t* is orthogonal to
-// range(U_j)); the first seed with the smallest error wins. Ill-conditioned windows (cond > 10³) are scored by explicit reconstruction in
-// Float64 instead, never skipped. SIMD lanes run across 16 blocks, seeds in the outer loop, groups of blocks on
-// the pool.
+// range(U_j)); the first seed with the smallest error wins. Ill-conditioned windows (cond > 10³) are scored by
+// explicit reconstruction in Float64 instead, never skipped (in a second pass, so the hot loop has no branch).
+// SIMD lanes run across 16 blocks, seeds in the outer loop, groups of blocks on the pool.
 
 import Foundation
 import LatheTensor
@@ -13,8 +13,19 @@ public struct SeedSearch: Sendable {
   /// Windows 0..<seedCount are searched (all of them unless an ablation asks for fewer).
   public let seedCount: Int
 
+  /// The searched windows split into runs of well-conditioned ones (the branch-free kernel) and the
+  /// ill-conditioned ones (scored afterwards in Float64).
+  let wellRuns: [Range<Int>], illWindows: [Int]
+
   public init(bases: SeedBases, rule: SeedLM.ExponentRule, seedCount: Int) {
     self.bases = bases; self.rule = rule; self.seedCount = Swift.min(seedCount, bases.count)
+    var runs: [Range<Int>] = [], ill: [Int] = [], start = 0
+    for j in 0..<self.seedCount where bases.illConditioned[j] {
+      if start < j { runs.append(start..<j) }
+      ill.append(j); start = j + 1
+    }
+    if start < self.seedCount { runs.append(start..<self.seedCount) }
+    wellRuns = runs; illWindows = ill
   }
 
   public struct Result: Sendable {
@@ -94,112 +105,211 @@ public struct SeedSearch: Sendable {
     return (bestJ, best)
   }
 
-  /// One group of 16 blocks (lanes), every seed.
+  /// One group of 16 blocks (lanes), every seed: the well-conditioned runs through a kernel unrolled for the
+  /// shape (8×3 and 12×4, the 4- and 3-bit configurations) or the general loop, then the ill-conditioned windows by
+  /// explicit Float64 reconstruction. Ties go to the lowest window in both passes.
   func searchGroup(_ g: Int, values: UnsafePointer<Float>, blocks: Int, offsets: UnsafeMutablePointer<Int32>, errors: UnsafeMutablePointer<Float>) {
     let c = bases.block, p = bases.coeffs
     let lanes = Swift.min(16, blocks - g * 16)
-    // w[i] holds element i of the 16 blocks.
-    var w = [SIMD16<Float>](repeating: .zero, count: c)
-    for lane in 0..<lanes { for i in 0..<c { w[i][lane] = values[(g * 16 + lane) * c + i] } }
-    var norm = SIMD16<Float>.zero
-    for i in 0..<c { norm = norm.addingProduct(w[i], w[i]) }
-    var best = SIMD16<Float>(repeating: .infinity), bestJ = SIMD16<Float>(repeating: 0)   // seed offsets < 2^24: exact
-    var t = [SIMD16<Float>](repeating: .zero, count: p), d = [SIMD16<Float>](repeating: .zero, count: p)
-    var hat = [SIMD16<Float>](repeating: .zero, count: p)
-    let rangeRule = rule == .range
-    let seven = SIMD16<Float>(repeating: 7), minusEight = SIMD16<Float>(repeating: -8)
-    let smallest = SIMD16<Float>(repeating: 0x1p-8), largest = SIMD16<Float>(repeating: 0x1p7)
-    bases.pinv.withUnsafeBufferPointer { pinv in
-      bases.gram.withUnsafeBufferPointer { gram in
-        w.withUnsafeBufferPointer { w in
-          t.withUnsafeMutableBufferPointer { t in
-            d.withUnsafeMutableBufferPointer { d in
-             hat.withUnsafeMutableBufferPointer { hat in
-              for j in 0..<seedCount {
-                let u = pinv.baseAddress! + j * p * c
-                // t_k = U⁺_k·w as two chains (even and odd i) per k, interleaved over k, so the multiply-adds do
-                // not wait on each other; `coefficients` sums in the same order.
-                var m = SIMD16<Float>.zero
-                var k = 0
-                while k < p {
-                  let two = k + 1 < p
-                  let r0 = u + k * c, r1 = two ? r0 + c : r0
-                  var e0 = SIMD16<Float>.zero, o0 = SIMD16<Float>.zero, e1 = SIMD16<Float>.zero, o1 = SIMD16<Float>.zero
-                  var i = 0
-                  while i + 1 < c {
-                    let wa = w[i], wb = w[i + 1]
-                    e0 = e0.addingProduct(SIMD16(repeating: r0[i]), wa); o0 = o0.addingProduct(SIMD16(repeating: r0[i + 1]), wb)
-                    e1 = e1.addingProduct(SIMD16(repeating: r1[i]), wa); o1 = o1.addingProduct(SIMD16(repeating: r1[i + 1]), wb)
-                    i += 2
-                  }
-                  if i < c {
-                    e0 = e0.addingProduct(SIMD16(repeating: r0[i]), w[i]); e1 = e1.addingProduct(SIMD16(repeating: r1[i]), w[i])
-                  }
-                  let s0 = e0 + o0
-                  t[k] = s0
-                  m = m.replacing(with: abs(s0), where: abs(s0) .> m)
-                  if two {
-                    let s1 = e1 + o1
-                    t[k + 1] = s1
-                    m = m.replacing(with: abs(s1), where: abs(s1) .> m)
-                  }
-                  k += 2
+    withUnsafeTemporaryAllocation(of: SIMD16<Float>.self, capacity: c + 3 * p) { scratch in
+      let w = scratch.baseAddress!, t = w + c, hat = t + p, d = hat + p
+      for i in 0..<(c + 3 * p) { w[i] = .zero }
+      for lane in 0..<lanes { for i in 0..<c { w[i][lane] = values[(g * 16 + lane) * c + i] } }
+      var norm = SIMD16<Float>.zero
+      for i in 0..<c { norm = norm.addingProduct(w[i], w[i]) }
+      var best = SIMD16<Float>(repeating: .infinity), bestJ = SIMD16<Float>(repeating: 0)   // offsets < 2^24: exact
+      let rangeRule = rule == .range
+      bases.pinv.withUnsafeBufferPointer { pinv in
+        bases.gram.withUnsafeBufferPointer { gram in
+          let pinv = pinv.baseAddress!, gram = gram.baseAddress!
+          for run in wellRuns {
+            if c == 8 && p == 3 {
+              SeedSearch.kernel8x3(w, run: run, pinv: pinv, gram: gram, rangeRule: rangeRule, best: &best, bestJ: &bestJ)
+            } else if c == 12 && p == 4 {
+              SeedSearch.kernel12x4(w, run: run, pinv: pinv, gram: gram, rangeRule: rangeRule, best: &best, bestJ: &bestJ)
+            } else {
+              for j in run {
+                quantizeLanes(j, w: w, pinv: pinv, rangeRule: rangeRule, t: t, hat: hat, d: d)
+                let gj = gram + j * p * p
+                // dᵀGd − t*ᵀGt* = t̂ᵀG(t̂ − 2t*) with d = t̂ − t*: one quadratic form instead of two.
+                var quad = SIMD16<Float>.zero
+                for a in 0..<p {
+                  var row = SIMD16<Float>.zero
+                  for b in 0..<p { row = row.addingProduct(SIMD16(repeating: gj[a * p + b]), d[b] - t[b]) }
+                  quad = quad.addingProduct(row, hat[a])
                 }
-                // 2^e per lane from m's exponent bits, all in float lanes (integer lane selects compile to scalar
-                // loops): 2^E with m = f·2^E; the range rule takes 2^(E−2), doubled when m > 7.5·2^(E−2)
-                // (SeedQuantizer.exponent's rule), then clamps to [2^−8, 2^7]; 2^−e from the bits of 2^e.
-                let power = unsafeBitCast(unsafeBitCast(m, to: SIMD16<UInt32>.self) & 0x7F80_0000, to: SIMD16<Float>.self)
-                var up = power
-                if rangeRule {
-                  up = power * 0.25
-                  up = up.replacing(with: up * 2, where: m .> up * 7.5)
-                }
-                up = up.replacing(with: smallest, where: up .< smallest).replacing(with: largest, where: up .> largest)
-                let down = unsafeBitCast(SIMD16<UInt32>(repeating: 0x7F00_0000) &- unsafeBitCast(up, to: SIMD16<UInt32>.self), to: SIMD16<Float>.self)
-                for k in 0..<p {
-                  var q = (t[k] * down).rounded(.toNearestOrEven)
-                  q = q.replacing(with: seven, where: q .> seven).replacing(with: minusEight, where: q .< minusEight)
-                  hat[k] = q * up
-                  d[k] = hat[k] - t[k]
-                }
-                let score: SIMD16<Float>
-                if bases.illConditioned[j] {
-                  var s = SIMD16<Float>(repeating: .infinity)
-                  for lane in 0..<lanes {
-                    var err = 0.0
-                    for i in 0..<c {
-                      var r = Double(w[i][lane])
-                      for k in 0..<p { r -= bases.cycleDouble[j + i * p + k] * Double(hat[k][lane]) }
-                      err += r * r
-                    }
-                    s[lane] = Float(err - Double(norm[lane]))
-                  }
-                  score = s
-                } else {
-                  let gj = gram.baseAddress! + j * p * p
-                  // dᵀGd − t*ᵀGt* = t̂ᵀG(t̂ − 2t*) with d = t̂ − t*: one quadratic form instead of two.
-                  var quad = SIMD16<Float>.zero
-                  for a in 0..<p {
-                    var row = SIMD16<Float>.zero
-                    for b in 0..<p { row = row.addingProduct(SIMD16(repeating: gj[a * p + b]), d[b] - t[b]) }
-                    quad = quad.addingProduct(row, hat[a])
-                  }
-                  score = quad
-                }
-                let better = score .< best
-                best = best.replacing(with: score, where: better)
+                let better = quad .< best
+                best = best.replacing(with: quad, where: better)
                 bestJ = bestJ.replacing(with: SIMD16(repeating: Float(j)), where: better)
               }
-             }
+            }
+          }
+          for j in illWindows {
+            quantizeLanes(j, w: w, pinv: pinv, rangeRule: rangeRule, t: t, hat: hat, d: d)
+            for lane in 0..<lanes {
+              var err = 0.0
+              for i in 0..<c {
+                var r = Double(w[i][lane])
+                for k in 0..<p { r -= bases.cycleDouble[j + i * p + k] * Double(hat[k][lane]) }
+                err += r * r
+              }
+              let score = Float(err - Double(norm[lane]))
+              if score < best[lane] || (score == best[lane] && Float(j) < bestJ[lane]) { best[lane] = score; bestJ[lane] = Float(j) }
             }
           }
         }
       }
+      for lane in 0..<lanes {
+        offsets[g * 16 + lane] = Int32(bestJ[lane])
+        errors[g * 16 + lane] = Swift.max(0, best[lane] + norm[lane])
+      }
     }
-    for lane in 0..<lanes {
-      offsets[g * 16 + lane] = Int32(bestJ[lane])
-      errors[g * 16 + lane] = Swift.max(0, best[lane] + norm[lane])
+  }
+
+  /// t* = U_j⁺w, its quantised t̂ and d = t̂ − t* in 16 lanes, for any shape (the order of `coefficients`).
+  func quantizeLanes(_ j: Int, w: UnsafeMutablePointer<SIMD16<Float>>, pinv: UnsafePointer<Float>, rangeRule: Bool,
+                     t: UnsafeMutablePointer<SIMD16<Float>>, hat: UnsafeMutablePointer<SIMD16<Float>>, d: UnsafeMutablePointer<SIMD16<Float>>) {
+    let c = bases.block, p = bases.coeffs
+    let u = pinv + j * p * c
+    var m = SIMD16<Float>.zero
+    for k in 0..<p {
+      var even = SIMD16<Float>.zero, odd = SIMD16<Float>.zero
+      for i in stride(from: 0, to: c, by: 2) { even = even.addingProduct(SIMD16(repeating: u[k * c + i]), w[i]) }
+      for i in stride(from: 1, to: c, by: 2) { odd = odd.addingProduct(SIMD16(repeating: u[k * c + i]), w[i]) }
+      t[k] = even + odd
+      m = laneMax(m, abs(t[k]))
     }
+    let (up, down) = SeedSearch.scales(m, rangeRule: rangeRule)
+    for k in 0..<p {
+      hat[k] = SeedSearch.quantized(t[k], up: up, down: down)
+      d[k] = hat[k] - t[k]
+    }
+  }
+
+  /// 2^e and 2^−e per lane from the largest |t| (SeedQuantizer.exponent's rule), all in float lanes (integer lane
+  /// selects compile to scalar loops): 2^E with m = f·2^E; the range rule takes 2^(E−2), doubled when
+  /// m > 7.5·2^(E−2), then clamps to [2^−8, 2^7]; 2^−e from the bits of 2^e.
+  @inline(__always) static func scales(_ m: SIMD16<Float>, rangeRule: Bool) -> (up: SIMD16<Float>, down: SIMD16<Float>) {
+    let power = unsafeBitCast(unsafeBitCast(m, to: SIMD16<UInt32>.self) & 0x7F80_0000, to: SIMD16<Float>.self)
+    var up = power
+    if rangeRule {
+      up = power * 0.25
+      up = up.replacing(with: up * 2, where: m .> up * 7.5)
+    }
+    up = laneMin(laneMax(up, SIMD16(repeating: 0x1p-8)), SIMD16(repeating: 0x1p7))
+    let down = unsafeBitCast(SIMD16<UInt32>(repeating: 0x7F00_0000) &- unsafeBitCast(up, to: SIMD16<UInt32>.self), to: SIMD16<Float>.self)
+    return (up, down)
+  }
+
+  /// t̂ = clamp(round(t·2^−e), −8, 7)·2^e.
+  @inline(__always) static func quantized(_ t: SIMD16<Float>, up: SIMD16<Float>, down: SIMD16<Float>) -> SIMD16<Float> {
+    // Round half to even by the 1.5·2^23 trick (exact for |x| < 2^22; larger values are clamped anyway):
+    // SIMD16's rounded(_:) goes lane by lane and splits the vectors.
+    let magic = SIMD16<Float>(repeating: 0x1.8p23)
+    let q = (t * down + magic) - magic
+    return laneMin(laneMax(q, SIMD16(repeating: -8)), SIMD16(repeating: 7)) * up
+  }
+
+  /// One coefficient, U⁺ row r·w, as an even and an odd chain of multiply-adds (the order of `coefficients`).
+  @inline(__always) static func row8(_ r: UnsafePointer<Float>, _ w0: SIMD16<Float>, _ w1: SIMD16<Float>, _ w2: SIMD16<Float>, _ w3: SIMD16<Float>,
+                                     _ w4: SIMD16<Float>, _ w5: SIMD16<Float>, _ w6: SIMD16<Float>, _ w7: SIMD16<Float>) -> SIMD16<Float> {
+    var e = SIMD16(repeating: r[0]) * w0, o = SIMD16(repeating: r[1]) * w1
+    e = e.addingProduct(SIMD16(repeating: r[2]), w2); o = o.addingProduct(SIMD16(repeating: r[3]), w3)
+    e = e.addingProduct(SIMD16(repeating: r[4]), w4); o = o.addingProduct(SIMD16(repeating: r[5]), w5)
+    e = e.addingProduct(SIMD16(repeating: r[6]), w6); o = o.addingProduct(SIMD16(repeating: r[7]), w7)
+    return e + o
+  }
+
+  /// The 4-bit shape (C = 8, P = 3) with every loop unrolled and the 16 lanes' blocks in registers.
+  static func kernel8x3(_ w: UnsafeMutablePointer<SIMD16<Float>>, run: Range<Int>, pinv: UnsafePointer<Float>, gram: UnsafePointer<Float>,
+                        rangeRule: Bool, best: inout SIMD16<Float>, bestJ: inout SIMD16<Float>) {
+    let w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6], w7 = w[7]
+    var b = best, bj = bestJ
+    let smallest = SIMD16<Float>(repeating: 0x1p-8), largest = SIMD16<Float>(repeating: 0x1p7)
+    let seven = SIMD16<Float>(repeating: 7), minusEight = SIMD16<Float>(repeating: -8)
+    let magic = SIMD16<Float>(repeating: 0x1.8p23), bias = SIMD16<UInt32>(repeating: 0x7F00_0000)
+    for j in run {
+      let u = pinv + j * 24
+      let t0 = row8(u, w0, w1, w2, w3, w4, w5, w6, w7)
+      let t1 = row8(u + 8, w0, w1, w2, w3, w4, w5, w6, w7)
+      let t2 = row8(u + 16, w0, w1, w2, w3, w4, w5, w6, w7)
+      let m = laneMax(laneMax(abs(t0), abs(t1)), abs(t2))
+      // scales(_:rangeRule:) and quantized(_:up:down:) written out: the optimizer does not inline them here.
+      let power = unsafeBitCast(unsafeBitCast(m, to: SIMD16<UInt32>.self) & 0x7F80_0000, to: SIMD16<Float>.self)
+      var up = power
+      if rangeRule {
+        up = power * 0.25
+        up = up.replacing(with: up * 2, where: m .> up * 7.5)
+      }
+      up = laneMin(laneMax(up, smallest), largest)
+      let down = unsafeBitCast(bias &- unsafeBitCast(up, to: SIMD16<UInt32>.self), to: SIMD16<Float>.self)
+      let h0 = laneMin(laneMax((t0 * down + magic) - magic, minusEight), seven) * up
+      let h1 = laneMin(laneMax((t1 * down + magic) - magic, minusEight), seven) * up
+      let h2 = laneMin(laneMax((t2 * down + magic) - magic, minusEight), seven) * up
+      let v0 = (h0 - t0) - t0, v1 = (h1 - t1) - t1, v2 = (h2 - t2) - t2
+      let g = gram + j * 9
+      var r0 = SIMD16(repeating: g[0]) * v0, r1 = SIMD16(repeating: g[3]) * v0, r2 = SIMD16(repeating: g[6]) * v0
+      r0 = r0.addingProduct(SIMD16(repeating: g[1]), v1); r1 = r1.addingProduct(SIMD16(repeating: g[4]), v1); r2 = r2.addingProduct(SIMD16(repeating: g[7]), v1)
+      r0 = r0.addingProduct(SIMD16(repeating: g[2]), v2); r1 = r1.addingProduct(SIMD16(repeating: g[5]), v2); r2 = r2.addingProduct(SIMD16(repeating: g[8]), v2)
+      let quad = (r0 * h0).addingProduct(r1, h1).addingProduct(r2, h2)
+      let better = quad .< b
+      b = b.replacing(with: quad, where: better)
+      bj = bj.replacing(with: SIMD16(repeating: Float(j)), where: better)
+    }
+    best = b; bestJ = bj
+  }
+
+  /// One coefficient of the 3-bit shape (C = 12), in the order of `coefficients`.
+  @inline(__always) static func row12(_ r: UnsafePointer<Float>, _ w: UnsafeMutablePointer<SIMD16<Float>>) -> SIMD16<Float> {
+    var e = SIMD16(repeating: r[0]) * w[0], o = SIMD16(repeating: r[1]) * w[1]
+    e = e.addingProduct(SIMD16(repeating: r[2]), w[2]); o = o.addingProduct(SIMD16(repeating: r[3]), w[3])
+    e = e.addingProduct(SIMD16(repeating: r[4]), w[4]); o = o.addingProduct(SIMD16(repeating: r[5]), w[5])
+    e = e.addingProduct(SIMD16(repeating: r[6]), w[6]); o = o.addingProduct(SIMD16(repeating: r[7]), w[7])
+    e = e.addingProduct(SIMD16(repeating: r[8]), w[8]); o = o.addingProduct(SIMD16(repeating: r[9]), w[9])
+    e = e.addingProduct(SIMD16(repeating: r[10]), w[10]); o = o.addingProduct(SIMD16(repeating: r[11]), w[11])
+    return e + o
+  }
+
+  /// The 3-bit shape (C = 12, P = 4), unrolled; the blocks are read through `w` (the compiler keeps them in
+  /// registers or L1).
+  static func kernel12x4(_ w: UnsafeMutablePointer<SIMD16<Float>>, run: Range<Int>, pinv: UnsafePointer<Float>, gram: UnsafePointer<Float>,
+                         rangeRule: Bool, best: inout SIMD16<Float>, bestJ: inout SIMD16<Float>) {
+    var b = best, bj = bestJ
+    let smallest = SIMD16<Float>(repeating: 0x1p-8), largest = SIMD16<Float>(repeating: 0x1p7)
+    let seven = SIMD16<Float>(repeating: 7), minusEight = SIMD16<Float>(repeating: -8)
+    let magic = SIMD16<Float>(repeating: 0x1.8p23), bias = SIMD16<UInt32>(repeating: 0x7F00_0000)
+    for j in run {
+      let u = pinv + j * 48
+      let t0 = row12(u, w), t1 = row12(u + 12, w), t2 = row12(u + 24, w), t3 = row12(u + 36, w)
+      let m = laneMax(laneMax(abs(t0), abs(t1)), laneMax(abs(t2), abs(t3)))
+      let power = unsafeBitCast(unsafeBitCast(m, to: SIMD16<UInt32>.self) & 0x7F80_0000, to: SIMD16<Float>.self)
+      var up = power
+      if rangeRule {
+        up = power * 0.25
+        up = up.replacing(with: up * 2, where: m .> up * 7.5)
+      }
+      up = laneMin(laneMax(up, smallest), largest)
+      let down = unsafeBitCast(bias &- unsafeBitCast(up, to: SIMD16<UInt32>.self), to: SIMD16<Float>.self)
+      let h0 = laneMin(laneMax((t0 * down + magic) - magic, minusEight), seven) * up
+      let h1 = laneMin(laneMax((t1 * down + magic) - magic, minusEight), seven) * up
+      let h2 = laneMin(laneMax((t2 * down + magic) - magic, minusEight), seven) * up
+      let h3 = laneMin(laneMax((t3 * down + magic) - magic, minusEight), seven) * up
+      let v0 = (h0 - t0) - t0, v1 = (h1 - t1) - t1, v2 = (h2 - t2) - t2, v3 = (h3 - t3) - t3
+      let g = gram + j * 16
+      var r0 = SIMD16(repeating: g[0]) * v0, r1 = SIMD16(repeating: g[4]) * v0
+      var r2 = SIMD16(repeating: g[8]) * v0, r3 = SIMD16(repeating: g[12]) * v0
+      r0 = r0.addingProduct(SIMD16(repeating: g[1]), v1); r1 = r1.addingProduct(SIMD16(repeating: g[5]), v1)
+      r2 = r2.addingProduct(SIMD16(repeating: g[9]), v1); r3 = r3.addingProduct(SIMD16(repeating: g[13]), v1)
+      r0 = r0.addingProduct(SIMD16(repeating: g[2]), v2); r1 = r1.addingProduct(SIMD16(repeating: g[6]), v2)
+      r2 = r2.addingProduct(SIMD16(repeating: g[10]), v2); r3 = r3.addingProduct(SIMD16(repeating: g[14]), v2)
+      r0 = r0.addingProduct(SIMD16(repeating: g[3]), v3); r1 = r1.addingProduct(SIMD16(repeating: g[7]), v3)
+      r2 = r2.addingProduct(SIMD16(repeating: g[11]), v3); r3 = r3.addingProduct(SIMD16(repeating: g[15]), v3)
+      let quad = (r0 * h0).addingProduct(r1, h1).addingProduct(r2, h2).addingProduct(r3, h3)
+      let better = quad .< b
+      b = b.replacing(with: quad, where: better)
+      bj = bj.replacing(with: SIMD16(repeating: Float(j)), where: better)
+    }
+    best = b; bestJ = bj
   }
 }
 
@@ -208,6 +318,11 @@ struct UnsafeShared<T>: @unchecked Sendable {
   let pointer: T
   init(_ pointer: T) { self.pointer = pointer }
 }
+
+/// Lane-wise max and min as compare-and-select (the standard library's pointwiseMax/Min go lane by lane through
+/// Float.maximum's NaN handling and do not vectorize: 10x slower here).
+@inline(__always) private func laneMax(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: b .> a) }
+@inline(__always) private func laneMin(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: b .< a) }
 
 @inline(__always) private func abs(_ v: SIMD16<Float>) -> SIMD16<Float> {
   unsafeBitCast(unsafeBitCast(v, to: SIMD16<UInt32>.self) & 0x7FFF_FFFF, to: SIMD16<Float>.self)
