@@ -58,6 +58,28 @@ public final class LanguageModelValue: HostObject {
     default: return nil
     }
   }
+
+  /// The model as a GGUF image with compressed matrices kept packed (bit-exact), and its compression report.
+  public func serialized() throws -> (kind: String, bytes: [UInt8])? {
+    ("model", try LanguageModelValue.writer(model, report: compression).bytes())
+  }
+
+  static let reportKey = "lathe.compression.report"
+
+  /// `model`'s GGUF writer, compressed matrices packed, with the report as JSON metadata.
+  static func writer(_ model: LlamaModel, report: CompressionReport?, type: GGMLType? = nil, packed: Bool = true) throws -> GGUFWriter {
+    var w = try model.ggufWriter(type: type, packed: packed)
+    w.removeValue(forKey: reportKey)
+    if packed, let report, let json = try? JSONEncoder().encode(report) { w.set(reportKey, .string(String(decoding: json, as: UTF8.self))) }
+    return w
+  }
+
+  /// A value for a model read back from a file or a notebook: the report comes from its metadata.
+  static func restored(_ model: LlamaModel, path: String, seconds: Double) -> LanguageModelValue {
+    let json = model.ggufMetadata.first { $0.0 == reportKey }?.1.string
+    let report = json.flatMap { try? JSONDecoder().decode(CompressionReport.self, from: Data($0.utf8)) }
+    return LanguageModelValue(model, path: path, loadSeconds: seconds, compression: report)
+  }
 }
 
 /// A prefilled KV cache: the model's state after a prompt, which decode continues.
@@ -118,6 +140,12 @@ enum ModelBuiltins {
   static let known: [String: String] = ["smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf"]
 
   static func register(into r: BuiltinRegistry) {
+    Techniques.registerFormats()
+    r.addHostDecoder(kind: "model") { bytes in
+      let started = DispatchTime.now().uptimeNanoseconds
+      let model = try LlamaModel(gguf: try GGUFFile(bytes: bytes, name: "<notebook>"))
+      return .host(LanguageModelValue.restored(model, path: "<notebook>", seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9))
+    }
     let loadArtifact = r.lookup("load")
     r.add("load", [ParameterSpec("name")],
           doc: "A language model by name (\"smollm2\"), GGUF path (\"models/x.gguf\") or Hugging Face checkpoint directory (config.json + *.safetensors); otherwise a value stored with save(name, value).",
@@ -128,7 +156,7 @@ enum ModelBuiltins {
         let model = isHuggingFaceDirectory(path) ? try LlamaModel(huggingFaceDirectory: path) : try LlamaModel(path: path)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         c.interpreter.pendingInputs.append((role: "model", path: path))
-        return .host(LanguageModelValue(model, path: path, loadSeconds: seconds))
+        return .host(LanguageModelValue.restored(model, path: path, seconds: seconds))
       }
       guard let loadArtifact else { throw LatheError("load: no model or saved value named \(Value.quote(name))") }
       return try c.interpreter.call(.function(loadArtifact), [c[0]])
@@ -217,8 +245,9 @@ enum ModelBuiltins {
       if let last = result.tokens.last, result.stopReason != "eos" { kv.pending = last; kv.logits = nil }
       return .host(GenerationValue(result))
     }
-    r.add("savegguf", [ParameterSpec("m"), ParameterSpec("path"), ParameterSpec("type", default: Value.none)],
-          doc: "Writes the model as a GGUF file llama.cpp can run: matrices kept as they are, or quantised to type (\"f32\", \"f16\", \"q8_0\", \"q4_0\", \"q4_1\"); returns the bytes written.",
+    r.add("savegguf", [ParameterSpec("m"), ParameterSpec("path"), ParameterSpec("type", default: Value.none),
+                       ParameterSpec("packed", default: Value.none)],
+          doc: "Writes the model as a GGUF file: matrices kept as they are, or quantised to type (\"f32\", \"f16\", \"q8_0\", \"q4_0\", \"q4_1\"); returns the bytes written. A compressed model's matrices stay in their packed form (bit-exact; load reads it back, llama.cpp cannot) unless packed: false, which writes them dense for llama.cpp.",
           example: "savegguf(m, \"/tmp/smollm2-q8.gguf\", type: \"q8_0\")") { c in
       let value = try model(c, 0, "savegguf")
       let path = try c.string(1)
@@ -230,7 +259,8 @@ enum ModelBuiltins {
         }
         type = t
       }
-      try value.model.writeGGUF(to: path, type: type)
+      let packed = c.isNone(3) ? true : try c.bool(3)
+      try LanguageModelValue.writer(value.model, report: value.compression, type: type, packed: packed).write(to: path)
       c.interpreter.pendingInputs.append((role: "output", path: path))
       let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
       return .int(size ?? 0)

@@ -128,27 +128,7 @@ enum TechniqueBuiltins {
   /// A technique from its description (`seedlm(bits: 4, block: 8, coeffs: 3, lfsr: 16, exponent: "range")`), as
   /// saved in a notebook.
   static func decode(_ text: String) throws -> any MatrixCompressor {
-    guard let open = text.firstIndex(of: "("), text.hasSuffix(")") else { throw LatheError("load: \(Value.quote(text)) is not a technique") }
-    let name = String(text[..<open])
-    var args: [String: String] = [:]
-    for part in text[text.index(after: open)..<text.index(before: text.endIndex)].split(separator: ",") {
-      let kv = part.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-      guard kv.count == 2 else { throw LatheError("load: \(Value.quote(text)) is not a technique") }
-      args[kv[0]] = kv[1].trimmingCharacters(in: CharacterSet(charactersIn: "\""))
-    }
-    func int(_ key: String) -> Int? { args[key].flatMap { Int($0) } }
-    do {
-      switch name {
-      case "rtn":
-        return try RTN(bits: int("bits") ?? 4, group: int("group") ?? 128, symmetric: args["symmetric"] == "true")
-      case "kmeans":
-        return try KMeans(bits: int("bits") ?? 4, groups: int("groups") ?? 1)
-      case "seedlm":
-        return try SeedLM(bits: nil, block: int("block"), coeffs: int("coeffs"), lfsr: int("lfsr") ?? 16,
-                          exponent: SeedLM.ExponentRule(rawValue: args["exponent"] ?? "range") ?? .range, seeds: int("seeds"))
-      default: throw LatheError("load: unknown technique \(Value.quote(name))")
-      }
-    } catch let e as SeedLMError { throw LatheError("load: \(e.description)") }
+    do { return try Techniques.parse(text) } catch { throw LatheError("load: \(error)") }
   }
 
   /// Builds a technique, turning its errors into the language's (they already name the builtin and parameter).

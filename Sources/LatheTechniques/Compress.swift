@@ -5,8 +5,8 @@ import Foundation
 import LatheModels
 import LatheTensor
 
-public struct CompressionReport: Sendable {
-  public struct Entry: Sendable {
+public struct CompressionReport: Sendable, Codable {
+  public struct Entry: Sendable, Codable {
     public var layer: Int, matrix: String, shape: [Int]
     /// ||W − Ŵ||_F / ||W||_F against the matrix as it was before compression.
     public var relativeError: Double

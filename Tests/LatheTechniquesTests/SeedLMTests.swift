@@ -189,4 +189,37 @@ func matvecFromSeedsEqualsTheDecodedProduct(bits: Int) throws {
     // The original model is untouched.
     #expect(model.layers[0].key.kind == "q4_1" && compressed.layers[0].key.kind == "seedlm")
   }
+
+  @Test func compressedModelSavesAndLoadsBitExactly() throws {
+    // SeedLM, RTN and k-means matrices in one model, written packed, read back from the file and from memory:
+    // the same packed bytes, techniques and logits; the dense form (packed: false) loads with plain tensors.
+    Techniques.registerFormats()
+    let path = TestPaths.packageRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
+    var (model, _) = try LlamaModel(path: path).compressed(with: try SeedLM(bits: 4), layers: [0], matrices: ["attn_k"])
+    (model, _) = try model.compressed(with: try RTN(bits: 3, group: 64), layers: [1], matrices: ["attn_v"])
+    (model, _) = try model.compressed(with: try KMeans(bits: 4), layers: [2], matrices: ["ffn_down"])
+    let file = FileManager.default.temporaryDirectory.appendingPathComponent("lathe-packed-\(getpid()).gguf").path
+    defer { try? FileManager.default.removeItem(atPath: file) }
+    try model.writeGGUF(to: file, packed: true)
+    let fromFile = try LlamaModel(path: file)
+    let fromBytes = try LlamaModel(gguf: try GGUFFile(bytes: try model.ggufWriter(packed: true).bytes()))
+    let prompt = [504, 2365, 6354, 16438, 27003, 690, 260, 23790]
+    let expected = try model.forward(prompt, cache: try model.makeCache(capacity: 8))
+    for back in [fromFile, fromBytes] {
+      for (l, short) in [(0, "attn_k"), (1, "attn_v"), (2, "ffn_down")] {
+        let a = model.layers[l].matrices.first { $0.0 == short }!.1, b = back.layers[l].matrices.first { $0.0 == short }!.1
+        guard case .compressed(let ma) = a, case .compressed(let mb) = b else { Issue.record("layer \(l) \(short) is not compressed"); continue }
+        #expect(ma.technique == mb.technique && ma.shape == mb.shape && ma.packed() == mb.packed())
+      }
+      #expect(back.layers[0].query.kind == "q4_1" && back.byteCount == model.byteCount)
+      #expect(try back.forward(prompt, cache: try back.makeCache(capacity: 8)) == expected)
+    }
+    try model.writeGGUF(to: file, packed: false)
+    let dense = try LlamaModel(path: file)
+    #expect(dense.layers[0].key.kind == "f32")
+    // A damaged technique key is an error that names the key.
+    var writer = try model.ggufWriter(packed: true)
+    writer.set("lathe.compressed.blk.0.attn_k.weight.technique", .string("seedlm(bits: 4, block: 12, coeffs: 3, lfsr: 16)"))
+    #expect(throws: ModelFormatError.self) { try LlamaModel(gguf: try GGUFFile(bytes: try writer.bytes())) }
+  }
 }

@@ -51,6 +51,10 @@ extension LlamaModel {
     for l in 0..<config.layerCount {
       names += ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"].map { "blk.\(l).\($0).weight" }
     }
+    // Matrices a technique compressed (a file Lathe wrote with `packed: true`) are rebuilt by its decoder.
+    var compressed: [String: any CompressedMatrix] = [:]
+    for name in names { if let m = try CompressedFormats.matrix(name, in: file) { compressed[name] = m } }
+    names.removeAll { compressed[$0] != nil }
     let infos = try names.map { name in
       guard let info = file.tensorInfo(named: name) else {
         throw ModelFormatError.notFound(path: file.path, field: "tensor '\(name)'", reason: "the \(config.architecture) model needs it")
@@ -75,17 +79,23 @@ extension LlamaModel {
     }
     let tensors = Dictionary(uniqueKeysWithValues: zip(names, packed))
     func weight(_ name: String) throws -> Tensor {
+      if compressed[name] != nil { return try Tensor(zeros: [1, 1], op: "load") }     // replaced by the compressed matrix below
       guard let t = tensors[name] else { throw ModelFormatError.notFound(path: file.path, field: "tensor '\(name)'", reason: "was not loaded") }
       return t
     }
     var layers: [LlamaLayer] = []
     for l in 0..<config.layerCount {
       let p = "blk.\(l)."
-      layers.append(LlamaLayer(attentionNorm: try weight(p + "attn_norm.weight"), query: try weight(p + "attn_q.weight"),
-                               key: try weight(p + "attn_k.weight"), value: try weight(p + "attn_v.weight"),
-                               output: try weight(p + "attn_output.weight"), ffnNorm: try weight(p + "ffn_norm.weight"),
-                               gate: try weight(p + "ffn_gate.weight"), up: try weight(p + "ffn_up.weight"),
-                               down: try weight(p + "ffn_down.weight")))
+      var layer = LlamaLayer(attentionNorm: try weight(p + "attn_norm.weight"), query: try weight(p + "attn_q.weight"),
+                             key: try weight(p + "attn_k.weight"), value: try weight(p + "attn_v.weight"),
+                             output: try weight(p + "attn_output.weight"), ffnNorm: try weight(p + "ffn_norm.weight"),
+                             gate: try weight(p + "ffn_gate.weight"), up: try weight(p + "ffn_up.weight"),
+                             down: try weight(p + "ffn_down.weight"))
+      for short in LlamaLayer.matrixNames { if let m = compressed[p + short + ".weight"] { layer.setMatrix(short, .compressed(m)) } }
+      layers.append(layer)
+    }
+    for name in compressed.keys where !name.hasPrefix("blk.") || !LlamaLayer.matrixNames.contains(where: { name.hasSuffix(".\($0).weight") }) {
+      throw ModelFormatError.unsupported(path: file.path, field: "tensor '\(name)'", reason: "only decoder matrices can be stored compressed")
     }
     let tokenizer = file.metadata["tokenizer.ggml.tokens"] == nil ? nil : try BPETokenizer(gguf: file)
     let fileName = URL(fileURLWithPath: file.path).deletingPathExtension().lastPathComponent
@@ -93,7 +103,7 @@ extension LlamaModel {
                   outputNorm: try weight("output_norm.weight"),
                   outputWeight: config.tiedEmbeddings ? nil : try weight("output.weight"),
                   tokenizer: tokenizer, name: name ?? file.metadata["general.name"]?.string ?? fileName)
-    ggufMetadata = file.metadataKeys.compactMap { key in file.metadata[key].map { (key, $0) } }
+    ggufMetadata = file.metadataKeys.filter { !$0.hasPrefix(CompressedFormats.prefix) }.compactMap { key in file.metadata[key].map { (key, $0) } }
   }
 
   /// Loads a GGUF file by path.
@@ -117,7 +127,10 @@ extension LlamaModel {
   /// A GGUF file of this model that llama.cpp and other tools can run: the metadata it was loaded with (tokenizer,
   /// chat template; a model from another format has none, so no tokenizer) with the architecture keys rewritten from the configuration, the norms in F32 and every matrix
   /// kept in its dtype (`type` nil) or quantised to `type` (F32, F16, Q8_0, Q4_0 or Q4_1).
-  public func ggufWriter(type: GGMLType? = nil) throws -> GGUFWriter {
+  ///
+  /// `packed: true` keeps compressed matrices bit for bit in their technique's packed form instead (see
+  /// CompressedFormats): a file only Lathe reads, which loads back to the same model.
+  public func ggufWriter(type: GGMLType? = nil, packed: Bool = false) throws -> GGUFWriter {
     guard config.ropeStyle == .adjacentPairs, !config.queryKeyNorm else {
       throw TensorError.invalidArgument(op: "gguf", reason: "writing GGUF needs a Llama model with adjacent-pair RoPE and no query/key norms (this one is \(config.architecture), \(config.ropeStyle.rawValue))")
     }
@@ -162,13 +175,19 @@ extension LlamaModel {
       try add(p + "attn_norm.weight", layer.attentionNorm, vector: true)
       try add(p + "ffn_norm.weight", layer.ffnNorm, vector: true)
       // A compressed matrix is written dequantised, as `type` (F32 when none is given): GGUF has no SeedLM type.
-      for (short, weight) in layer.matrices { try add(p + short + ".weight", try weight.tensor ?? weight.denseF32()) }
+      for (short, weight) in layer.matrices {
+        if packed, case .compressed(let m) = weight {
+          try CompressedFormats.add(m, named: p + short + ".weight", to: &w)
+        } else {
+          try add(p + short + ".weight", try weight.tensor ?? weight.denseF32())
+        }
+      }
     }
     return w
   }
 
   /// Writes `ggufWriter(type:)`'s file at `path`.
-  public func writeGGUF(to path: String, type: GGMLType? = nil) throws {
-    try ggufWriter(type: type).write(to: path)
+  public func writeGGUF(to path: String, type: GGMLType? = nil, packed: Bool = false) throws {
+    try ggufWriter(type: type, packed: packed).write(to: path)
   }
 }

@@ -53,6 +53,10 @@ public struct KMeans: MatrixCompressor {
   public func compress(_ matrix: Tensor, progress: (Int, Int) throws -> Void) throws -> any CompressedMatrix {
     try KMeansMatrix(fitting: matrix, bits: bits, groups: groups, progress: progress)
   }
+
+  public func unpack(_ bytes: [UInt8], shape: [Int]) throws -> any CompressedMatrix {
+    try KMeansMatrix(packed: bytes, shape: shape, bits: bits, groups: groups)
+  }
 }
 
 /// A matrix in k-means palettised form (see the file comment for the fit and the layout).

@@ -63,6 +63,10 @@ public struct RTN: MatrixCompressor {
   public func compress(_ matrix: Tensor, progress: (Int, Int) throws -> Void) throws -> any CompressedMatrix {
     try RTNMatrix(encoding: matrix, bits: bits, group: group, symmetric: symmetric, progress: progress)
   }
+
+  public func unpack(_ bytes: [UInt8], shape: [Int]) throws -> any CompressedMatrix {
+    try RTNMatrix(packed: bytes, shape: shape, bits: bits, group: group, symmetric: symmetric)
+  }
 }
 
 /// A matrix in RTN's packed form (see the file comment for the rules and the layout).

@@ -67,6 +67,10 @@ public struct SeedLM: MatrixCompressor, Equatable {
     let result = try search.run(padded, blocks: blocks, threads: threads, progress: progress)
     return try SeedMatrix(technique: self, shape: matrix.shape, seeds: result.states, exponents: result.exponents, mantissas: result.mantissas)
   }
+
+  public func unpack(_ bytes: [UInt8], shape: [Int]) throws -> any CompressedMatrix {
+    try SeedMatrix.unpack(bytes, technique: self, shape: shape)
+  }
 }
 
 /// The coefficient quantiser: t̂ = q·2^e with q_i ∈ [−8, 7] and one e ∈ [−8, 7] per block.
