@@ -70,7 +70,7 @@ public struct RunaheadSimulator: Sendable {
     }
     var rows = [[PrefillTimeline.Segment]](repeating: row, count: processes)
     let ttft = append(&rows[processes - 1], .compute, layer: nil, from: g, seconds: costs.head)
-    let chunks = (0..<processes).map { (length * ($0 + 1)) / processes - (length * $0) / processes }
+    let chunks = RunaheadPartition.evenChunks(length: length, processes: processes)
     return SimulatedPrefill(ttft: ttft, chunks: chunks, timeline: PrefillTimeline(processes: rows),
                             bytesSent: RunaheadCounts.tspBytes(length: length, processes: processes, layers: costs.layers,
                                                                kvBytesPerToken: costs.kvBytesPerToken))
