@@ -129,3 +129,9 @@ func hierarchicalSearchIsWithinOnePercentOfExhaustive(processes: Int, bandwidth:
   runs = [4.0, 1.0, 3.0, 2.0][...]
   #expect(try PartitionSearch.median(of: 4) { _ in runs.popFirst() ?? 0 }([1]) == 2.5)
 }
+
+@Test func searchRefinesAtMostEightProcesses() throws {
+  #expect(throws: RunaheadError.self) { try PartitionSearch(processes: 17) }
+  #expect(throws: RunaheadError.self) { try PartitionSearch(processes: 9).search(length: 4096) { _ in 1 } }
+  #expect(try PartitionSearch(processes: 9, granularity: 4096).search(length: 4096) { _ in 1 }.chunks.count == 9)
+}

@@ -181,3 +181,11 @@ func speedUpOverTSP(length: Int, processes: Int, bandwidth: Double?) throws -> D
   }
   #expect(byLength.allSatisfy { $0 > 1 })
 }
+
+@Test func simulatorRejectsCountsThatWouldOverflow() throws {
+  let sim = try RunaheadSimulator(costs: RunaheadCosts(layers: 1 << 20, kvBytesPerToken: 1 << 30))
+  #expect(throws: RunaheadError.self) { try sim.runahead(chunks: [1 << 20, 1 << 20]) }
+  #expect(throws: RunaheadError.self) { try sim.tsp(length: 1 << 20, processes: 2) }
+  #expect(throws: RunaheadError.self) { try sim.runaheadTTFT(chunks: [1 << 40]) }
+  #expect(throws: RunaheadError.self) { try PartitionSearch.chunks(fractions: [1], length: 1 << 40) }
+}

@@ -16,6 +16,7 @@
 ///     let sim = try RunaheadSimulator(costs: costs)
 ///     let best = try PartitionSearch(processes: 2).search(length: 4096) { try sim.runaheadTTFT(chunks: $0) }
 public struct PartitionSearch: Sendable {
+  /// 1 to 16; refinement (any level after the first) needs at most 8.
   public let processes: Int
   /// r_min: the smallest fraction a process may get.
   public let minimumFraction: Double
@@ -38,7 +39,7 @@ public struct PartitionSearch: Sendable {
 
   public init(processes: Int, minimumFraction: Double = 1.0 / 64, initialStep: Double = 1.0 / 8,
               granularity: Int = 16) throws {
-    guard processes >= 1 else { throw RunaheadError("search: procs must be at least 1, got \(processes)") }
+    guard (1...16).contains(processes) else { throw RunaheadError("search: procs must be 1 to 16, got \(processes)") }
     guard minimumFraction > 0, Double(processes) * minimumFraction <= 1 else {
       throw RunaheadError("search: the minimum fraction must be positive and at most 1/\(processes), got \(minimumFraction)")
     }
@@ -55,6 +56,10 @@ public struct PartitionSearch: Sendable {
     while processes * leastPart(divisions: n) > n, n < 1 << 20 { n *= 2; step /= 2 }   // too coarse for p parts
     var best = try scorer.best(of: compositions(divisions: n) + [PartitionSearch.even(processes: processes)], score)
     while Double(length) * step / 2 >= Double(granularity), processes > 1 {
+      guard processes <= 8 else {
+        throw RunaheadError("search: refining \(processes) processes would score 5^\(processes - 1) partitions a level; "
+          + "the hierarchical search refines at most 8 (a granularity of \(Int(Double(length) * step)) tokens or more skips it)")
+      }
       step /= 2
       let centre = best.fractions
       var candidates: [[Double]] = []
@@ -92,6 +97,7 @@ public struct PartitionSearch: Sendable {
     let p = fractions.count
     guard p >= 1 else { throw RunaheadError("a partition needs at least one fraction") }
     guard length >= p else { throw RunaheadError("\(length) tokens cannot fill \(p) chunks of at least one token each") }
+    guard length <= maximumLength else { throw RunaheadError("a prompt of \(length) tokens is longer than \(maximumLength)") }
     let total = fractions.reduce(0, +)
     guard fractions.allSatisfy({ $0.isFinite && $0 >= 0 }), total > 0, total.isFinite else {
       throw RunaheadError("partition fractions must be finite, non-negative and not all zero, got \(fractions)")
@@ -104,6 +110,9 @@ public struct PartitionSearch: Sendable {
     }
     return chunks + [rest]
   }
+
+  /// The longest prompt a partition splits (2³²), so that token and byte counts stay far from overflow.
+  public static let maximumLength = 1 << 32
 
   /// 1/p each: KVR-E.
   public static func even(processes: Int) -> [Double] { [Double](repeating: 1 / Double(processes), count: processes) }

@@ -21,6 +21,9 @@ public enum RunaheadPartition: Sendable, Equatable {
     guard processes >= 1, length >= processes else {
       throw RunaheadError("\(length) tokens cannot fill \(processes) chunks of at least one token each")
     }
+    guard length <= PartitionSearch.maximumLength else {
+      throw RunaheadError("a prompt of \(length) tokens is longer than \(PartitionSearch.maximumLength)")
+    }
     switch self {
     case .even:
       return RunaheadPartition.evenChunks(length: length, processes: processes)

@@ -35,6 +35,7 @@ public struct RunaheadSimulator: Sendable {
   /// [max(h_i(l), sendEnd_i(l−1)), arr_{i+1}(l)]: one message at a time per link. Segments of no length are left out.
   public func runahead(chunks: [Int]) throws -> SimulatedPrefill {
     try check(chunks)
+    try checkBytes(tokens: RunaheadCounts.prefixEnds(chunks).dropLast().reduce(0.0) { $0 + Double($1) })
     var segments = [[PrefillTimeline.Segment]](repeating: [], count: chunks.count)
     let ttft = play(chunks, recording: true, into: &segments)
     return SimulatedPrefill(ttft: ttft, chunks: chunks, timeline: PrefillTimeline(processes: segments),
@@ -59,6 +60,10 @@ public struct RunaheadSimulator: Sendable {
     guard processes >= 1, length >= processes else {
       throw RunaheadError("tsp: needs at least one token per process, got \(length) tokens on \(processes) processes")
     }
+    guard length <= PartitionSearch.maximumLength else {
+      throw RunaheadError("tsp: a prompt of \(length) tokens is longer than \(PartitionSearch.maximumLength)")
+    }
+    try checkBytes(tokens: Double(processes - 1) * Double(length))
     let c = Double(length) / Double(processes)
     let gather = Double(processes - 1) * costs.message(tokens: c)
     let attentionAndPost = costs.attentionConstant + costs.attentionPerEntry * c * Double(length) + costs.post(c)
@@ -79,6 +84,15 @@ public struct RunaheadSimulator: Sendable {
   private func check(_ chunks: [Int]) throws {
     guard !chunks.isEmpty else { throw RunaheadError("a partition needs at least one chunk") }
     guard chunks.allSatisfy({ $0 >= 1 }) else { throw RunaheadError("every chunk needs at least one token, got \(chunks)") }
+    guard chunks.reduce(0.0, { $0 + Double($1) }) <= Double(PartitionSearch.maximumLength) else {
+      throw RunaheadError("a prompt of \(chunks.reduce(0.0, { $0 + Double($1) })) tokens is longer than \(PartitionSearch.maximumLength)")
+    }
+  }
+
+  /// Checks that L · B_kv · `tokens` bytes fit an Int.
+  private func checkBytes(tokens: Double) throws {
+    let bytes = Double(costs.layers) * Double(costs.kvBytesPerToken) * tokens
+    guard bytes < 0x1p62 else { throw RunaheadError("\(bytes) bytes sent are too many to count") }
   }
 
   /// The recurrences of `runahead(chunks:)`; when `recording`, appends segments to `segments` (one row a chunk).
