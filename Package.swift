@@ -48,7 +48,7 @@ var targets: [Target] = [
   .testTarget(name: "LatheModelsTests", dependencies: ["LatheModels", "LatheTensor", "LatheTestSupport", "LatheNotebook"]),
   .testTarget(name: "LatheTechniquesTests", dependencies: ["LatheTechniques", "LatheModels", "LatheTensor", "LatheTestSupport"]),
   .testTarget(name: "LatheDataTests", dependencies: ["LatheData", "LatheTensor", "LatheTestSupport"]),
-  .testTarget(name: "LatheBuiltinsTests", dependencies: ["LatheBuiltins", "LatheLang", "LatheModels", "LatheTestSupport"],
+  .testTarget(name: "LatheBuiltinsTests", dependencies: ["LatheBuiltins", "LatheLang", "LatheModels", "LatheTechniques", "LatheTestSupport"],
               resources: [.copy("Scripts")]),
   .testTarget(name: "LatheNotebookTests", dependencies: ["LatheNotebook", "LatheLang", "LatheTestSupport"]),
   .testTarget(name: "LatheCLITests", dependencies: ["LatheCLI", "LatheNotebook", "LatheTestSupport"]),

@@ -64,20 +64,20 @@ public final class LanguageModelValue: HostObject {
     ("model", try LanguageModelValue.writer(model, report: compression).bytes())
   }
 
-  static let reportKey = "lathe.compression.report"
+  static let reportKey = CompressionReport.metadataKey
 
   /// `model`'s GGUF writer, compressed matrices packed, with the report as JSON metadata.
   static func writer(_ model: LlamaModel, report: CompressionReport?, type: GGMLType? = nil, packed: Bool = true) throws -> GGUFWriter {
     var w = try model.ggufWriter(type: type, packed: packed)
     w.removeValue(forKey: reportKey)
-    if packed, let report, let json = try? JSONEncoder().encode(report) { w.set(reportKey, .string(String(decoding: json, as: UTF8.self))) }
+    if packed, let report { w.set(reportKey, .string(report.json())) }
     return w
   }
 
   /// A value for a model read back from a file or a notebook: the report comes from its metadata.
   static func restored(_ model: LlamaModel, path: String, seconds: Double) -> LanguageModelValue {
     let json = model.ggufMetadata.first { $0.0 == reportKey }?.1.string
-    let report = json.flatMap { try? JSONDecoder().decode(CompressionReport.self, from: Data($0.utf8)) }
+    let report = json.flatMap(CompressionReport.init(json:))
     return LanguageModelValue(model, path: path, loadSeconds: seconds, compression: report)
   }
 }

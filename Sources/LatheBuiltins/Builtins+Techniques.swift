@@ -26,9 +26,54 @@ public final class TechniqueValue: HostObject {
   public func serialized() throws -> (kind: String, bytes: [UInt8])? { ("technique", Array(description.utf8)) }
 }
 
+/// One compressed matrix: `compress(tensor, technique)`. `decompress` gives the dense tensor back, `pack` the exact
+/// packed bytes.
+public final class CompressedTensorValue: HostObject {
+  public let matrix: any CompressedMatrix
+  init(_ matrix: any CompressedMatrix) { self.matrix = matrix }
+  public var typeName: String { "compressed" }
+  public var description: String {
+    "\(matrix.technique) \(matrix.shape), \(String(format: "%.3f", matrix.bitsPerWeight)) bits per weight, \(matrix.byteCount) bytes"
+  }
+  public var memberNames: [String] {
+    ["technique", "shape", "bitsPerWeight", "bytes"] + (matrix is SeedMatrix ? ["seeds", "exps", "mantissas"] : [])
+  }
+  public func member(_ name: String) throws -> Value? {
+    func ints<T: BinaryInteger>(_ xs: [T], _ shape: [Int]) throws -> Value { TensorBuiltins.wrap(try Tensor(xs.map { Float($0) }, shape: shape)) }
+    let seed = matrix as? SeedMatrix
+    switch name {
+    case "technique": return .string(matrix.technique)
+    case "shape": return .list(matrix.shape.map { .int($0) })
+    case "bitsPerWeight": return .float(matrix.bitsPerWeight)
+    case "bytes": return .int(matrix.byteCount)
+    // Per block, in row-major block order: the register state, the exponent, the P mantissas.
+    case "seeds": return try seed.map { try ints($0.seeds, [$0.seeds.count]) }
+    case "exps": return try seed.map { try ints($0.exponents, [$0.exponents.count]) }
+    case "mantissas": return try seed.map { try ints($0.mantissas, [$0.seeds.count, $0.mantissas.count / Swift.max(1, $0.seeds.count)]) }
+    default: return nil
+    }
+  }
+  public func serialized() throws -> (kind: String, bytes: [UInt8])? {
+    // The technique's description, the shape, then the packed bytes.
+    var out = Array(matrix.technique.utf8) + [0]
+    for d in matrix.shape { for i in 0..<8 { out.append(UInt8(truncatingIfNeeded: UInt64(d) >> (8 * UInt64(i)))) } }
+    return ("compressed", out + matrix.packed())
+  }
+  static func deserialize(_ bytes: [UInt8]) throws -> Value {
+    guard let zero = bytes.firstIndex(of: 0), bytes.count >= zero + 17 else { throw LatheError("load: saved compressed matrix is truncated") }
+    let technique = String(decoding: bytes[..<zero], as: UTF8.self)
+    let shape = (0..<2).map { d in (0..<8).reduce(0) { $0 | Int(bytes[zero + 1 + d * 8 + $1]) << (8 * $1) } }
+    guard shape.allSatisfy({ $0 > 0 && $0 < 1 << 31 }) else { throw LatheError("load: saved compressed matrix has shape \(shape)") }
+    do {
+      return .host(CompressedTensorValue(try Techniques.parse(technique).unpack(Array(bytes[(zero + 17)...]), shape: shape)))
+    } catch { throw LatheError("load: \(error)") }
+  }
+}
+
 enum TechniqueBuiltins {
   static func register(into r: BuiltinRegistry) {
     r.addHostDecoder(kind: "technique") { bytes in .host(TechniqueValue(try decode(String(decoding: bytes, as: UTF8.self)))) }
+    r.addHostDecoder(kind: "compressed", CompressedTensorValue.deserialize)
     r.add("seedlm", [ParameterSpec("bits", default: .int(4)), ParameterSpec("block", default: Value.none),
                      ParameterSpec("coeffs", default: Value.none), ParameterSpec("lfsr", default: .int(16)),
                      ParameterSpec("exponent", default: .string("range")), ParameterSpec("seeds", default: Value.none)],
@@ -58,10 +103,24 @@ enum TechniqueBuiltins {
                        ParameterSpec("matrices", default: .string("all"))],
           doc: "A new model whose decoder linears (all seven per layer by default; layers: a list of layer numbers, matrices: a list of names such as \"ffn_down\") are stored and run in the technique's packed form.",
           example: "let q = compress(m, seedlm(bits: 4), layers: [0])") { c in
-      let value = try ModelBuiltins.model(c, 0, "compress")
       guard case .host(let h) = c[1], let t = h as? TechniqueValue else {
         throw LatheError("compress: 'technique' must be a compressor such as seedlm(bits: 4), got \(c[1].typeName)", kind: .type)
       }
+      if case .host(let x) = c[0], let tensor = x as? TensorValue {
+        // One matrix: the technique's packed form, as a value.
+        guard tensor.tensor.rank == 2 else { throw LatheError("compress: a tensor must be a matrix [rows, cols], got shape \(tensor.tensor.shape)") }
+        let bar = Progress(c.interpreter, total: 100, label: "compress")
+        var shown = 0
+        do {
+          let m = try t.compressor.compress(tensor.tensor) { done, total in
+            let percent = total == 0 ? 100 : done * 100 / total
+            if percent > shown { try bar.advance(by: percent - shown); shown = percent } else { try c.interpreter.checkInterrupt() }
+          }
+          bar.finish()
+          return .host(CompressedTensorValue(m))
+        } catch let e as TensorError { throw LatheError(e.description) } catch let e as SeedLMError { throw LatheError(e.description) }
+      }
+      let value = try ModelBuiltins.model(c, 0, "compress")
       let layers: [Int]? = try names(c, 2, "layers") { v in
         guard case .int(let i) = v else { throw LatheError("compress: layers must be \"all\" or a list of ints", kind: .type) }
         return i
@@ -80,6 +139,33 @@ enum TechniqueBuiltins {
         bar.finish()
         return .host(LanguageModelValue(model, path: value.path, loadSeconds: 0, compression: report))
       } catch let e as TensorError { throw LatheError(e.description) }
+    }
+    r.add("decompress", [ParameterSpec("x")],
+          doc: "The dense f32 form: of a compressed matrix (a tensor), or of a compressed model (every matrix decoded; the model runs dense).",
+          example: "decompress(compress(randn([64, 64]), seedlm(bits: 4)))") { c in
+      if case .host(let h) = c[0], let m = h as? CompressedTensorValue {
+        do { return TensorBuiltins.wrap(try m.matrix.dequantized()) } catch let e as TensorError { throw LatheError(e.description) }
+      }
+      guard case .host(let h) = c[0], h is LanguageModelValue else {
+        throw LatheError("decompress: 'x' must be a compressed matrix or a language model, got \(c[0].typeName)", kind: .type)
+      }
+      let value = try ModelBuiltins.model(c, 0, "decompress")
+      let dense = try value.model.copy()
+      for l in dense.layers.indices {
+        for (name, w) in dense.layers[l].matrices where w.tensor == nil { dense.layers[l].setMatrix(name, .tensor(try w.denseF32())) }
+      }
+      return .host(LanguageModelValue(dense, path: value.path, loadSeconds: 0))
+    }
+    r.add("pack", [ParameterSpec("x")],
+          doc: "The exact packed bytes of a compressed matrix (what a file stores), as a u8 tensor.",
+          example: "shape(pack(compress(randn([8, 64]), seedlm(bits: 4))))") { c in
+      guard case .host(let h) = c[0], let m = h as? CompressedTensorValue else {
+        throw LatheError("pack: 'x' must be a compressed matrix from compress(tensor, technique), got \(c[0].typeName)", kind: .type)
+      }
+      let bytes = m.matrix.packed()
+      let t = try Tensor(zeros: [bytes.count], dtype: .u8, op: "pack")     // a fresh storage, written once here
+      bytes.withUnsafeBytes { if let b = $0.baseAddress { t.storage.bytes.copyMemory(from: b, byteCount: bytes.count) } }
+      return TensorBuiltins.wrap(t)
     }
     r.add("compare", [ParameterSpec("models"), ParameterSpec("on"), ParameterSpec("tokens", default: .int(512))],
           doc: "Each model against the first on the first `tokens` tokens of a text (teacher-forced): perplexity, mean KL(first ‖ model), top-1 agreement, bits per weight, bytes, decode tokens/s.",

@@ -16,10 +16,28 @@ public struct CompressionReport: Sendable, Codable {
   public var entries: [Entry] = []
   public var seconds = 0.0
 
+  /// The report as JSON with sorted keys (the same report always gives the same bytes), as files store it.
+  public func json() -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+  }
+
+  /// The metadata key a GGUF file keeps the report under.
+  public static let metadataKey = "lathe.compression.report"
+
   /// Bits per weight over the compressed matrices.
   public var bitsPerWeight: Double {
     let weights = entries.reduce(0) { $0 + $1.shape.reduce(1, *) }
     return weights == 0 ? 0 : Double(entries.reduce(0) { $0 + $1.bytes } * 8) / Double(weights)
+  }
+}
+
+extension CompressionReport {
+  /// The report a file stored, or nil when the text is not one.
+  public init?(json: String) {
+    guard let r = try? JSONDecoder().decode(CompressionReport.self, from: Data(json.utf8)) else { return nil }
+    self = r
   }
 }
 

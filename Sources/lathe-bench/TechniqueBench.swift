@@ -1,6 +1,8 @@
-// Compression figures: SeedLM's exhaustive seed search in (block, seed) pairs per second on Gaussian blocks, the
-// time that projects to for every decoder linear of SmolLM2 (13,271,040 blocks at 4 bits, 8,847,360 at 3), the
-// search's own speed only; the decode figures of a SeedLM model are still to come.
+// Compression figures: SeedLM's exhaustive seed search in (block, seed) pairs per second on Gaussian blocks, and
+// the time that projects to for every decoder linear of SmolLM2 (13,271,040 blocks at 4 bits, 8,847,360 at 3).
+// Then the whole compressed models: their compression time (measured when they were made: by notebooks/seedlm.lathe,
+// or here with the filter "seedlm-compress", which compresses both and writes the files) and their decode speed
+// against the model as loaded (Q4_1) and its f32 twin, with the weight bytes each decoding step reads.
 
 import Foundation
 import LatheModels
@@ -10,6 +12,11 @@ import LatheTensor
 enum TechniqueBench {
   static func run(filter: String?) throws {
     guard filter.map({ "seedlm compress".contains($0) || $0.contains("seedlm") }) ?? true else { return }
+    try searchSpeed()
+    try wholeModel(compressNow: filter == "seedlm-compress")
+  }
+
+  static func searchSpeed() throws {
     let threads = ThreadPool.shared.threadCount
     print("\nlathe-bench: SeedLM search, \(threads) threads, all 65,535 seeds")
     print("case".padding(toLength: 34, withPad: " ", startingAt: 0) + "   pairs/s   whole SmolLM2 (decoder linears)")
@@ -29,6 +36,65 @@ enum TechniqueBench {
         print(name.padding(toLength: 34, withPad: " ", startingAt: 0)
               + String(format: "%10.3g   %.1f min", pairs, Double(modelBlocks) * Double(bases.count) / pairs / 60))
       }
+    }
+  }
+
+  static let files = [(4, "smollm2-seedlm4.gguf"), (3, "smollm2-seedlm3.gguf")]
+
+  /// Decode speed (128 greedy one-token steps from an empty cache, best of 3 after a warm-up) of the model as
+  /// loaded, its f32 twin and the SeedLM models, with bytes read per step and compression time.
+  static func wholeModel(compressNow: Bool) throws {
+    Techniques.registerFormats()
+    let path: String
+    do { path = try ModelBench.modelPath() } catch { print("seedlm models: skipped: \(error)"); return }
+    let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+    let loaded = try LlamaModel(path: path)
+    if compressNow {
+      for (bits, file) in files {
+        print("compressing every decoder linear at \(bits) bits ...")
+        let (model, report) = try loaded.compressed(with: try SeedLM(bits: bits))
+        var w = try model.ggufWriter(packed: true)
+        w.set(CompressionReport.metadataKey, .string(report.json()))
+        try w.write(to: "\(folder)/\(file)")
+        print(String(format: "  %.1f min, wrote %@/%@", report.seconds / 60, folder, file))
+      }
+    }
+    let f32 = try LlamaModel(gguf: try GGUFFile(bytes: try loaded.ggufWriter(type: .f32).bytes()), name: "f32")
+    var rows: [(String, LlamaModel, String)] = [("q4_1 (as loaded)", loaded, "-"), ("f32 (dequantised)", f32, "-")]
+    for (bits, file) in files {
+      let p = "\(folder)/\(file)"
+      guard FileManager.default.fileExists(atPath: p) else {
+        print("seedlm(bits: \(bits)): no \(p); run notebooks/seedlm.lathe or `lathe-bench seedlm-compress` to make it")
+        continue
+      }
+      let model = try LlamaModel(path: p)
+      let report = model.ggufMetadata.first { $0.0 == CompressionReport.metadataKey }?.1.string.flatMap(CompressionReport.init(json:))
+      let minutes = report.map { String(format: "%.1f (%.0f s)", $0.seconds / 60, $0.seconds) } ?? "?"
+      rows.append(("seedlm(bits: \(bits))", model, minutes))
+    }
+    let load = ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "").split(separator: " ").first ?? "?"
+    print("\nlathe-bench: whole SmolLM2 models, decode \(ModelBench.decodeLength) tokens, best of 3, load average \(load)")
+    print("model".padding(toLength: 20, withPad: " ", startingAt: 0)
+          + "  linears bits/w  MB read/token  compress min   tok/s 1 thread  tok/s 2 threads")
+    for (name, model, minutes) in rows {
+      var linearBytes = 0, linearWeights = 0
+      for layer in model.layers { for (_, w) in layer.matrices { linearBytes += w.byteCount; linearWeights += w.count } }
+      var speeds: [Double] = []
+      for threads in [1, 2] {
+        model.threads = threads
+        let (t, _) = try ModelBench.best(3) {
+          let cache = try model.makeCache(capacity: ModelBench.decodeLength)
+          return try ModelBench.timed {
+            var token = 1
+            for _ in 0..<ModelBench.decodeLength { token = ModelBench.argmax(try model.forward([token], cache: cache)) }
+          }
+        }
+        speeds.append(Double(ModelBench.decodeLength) / t)
+      }
+      print(name.padding(toLength: 20, withPad: " ", startingAt: 0)
+            + String(format: "  %14.3f  %13.1f  ", Double(linearBytes * 8) / Double(linearWeights), Double(model.bytesReadPerToken) / 1e6)
+            + minutes.padding(toLength: 12, withPad: " ", startingAt: 0)
+            + String(format: "  %15.1f  %15.1f", speeds[0], speeds[1]))
     }
   }
 }

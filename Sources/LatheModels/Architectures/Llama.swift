@@ -243,6 +243,15 @@ public final class LlamaModel: @unchecked Sendable {
   /// Bytes of all weights as stored.
   public var byteCount: Int { allWeights.reduce(0) { $0 + $1.byteCount } }
 
+  /// Weight bytes one decoding step reads: every layer's norms and matrices, the output norm, the output matrix
+  /// (the embedding when tied) and one row of the embedding.
+  public var bytesReadPerToken: Int {
+    let embedding = LinearWeight.tensor(tokenEmbedding).byteCount
+    let row = embedding / Swift.max(1, tokenEmbedding.shape.first ?? 1)
+    // byteCount holds the embedding once and the output matrix when there is one; a tied head reads the embedding.
+    return byteCount - embedding + row + (outputWeight == nil ? embedding : 0)
+  }
+
   /// Parameter counts per dtype (or technique, for compressed matrices).
   public var dtypeCounts: [(String, Int)] {
     var counts: [String: Int] = [:]
