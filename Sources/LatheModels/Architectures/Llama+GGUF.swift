@@ -94,6 +94,7 @@ extension LlamaModel {
                   outputWeight: config.tiedEmbeddings ? nil : try weight("output.weight"),
                   tokenizer: tokenizer, name: name ?? file.metadata["general.name"]?.string ?? fileName)
     ggufMetadata = file.metadataKeys.compactMap { key in file.metadata[key].map { (key, $0) } }
+    ggufPath = file.path
   }
 
   /// Loads a GGUF file by path.
