@@ -1,0 +1,77 @@
+// The process engine on a few tokens (debug-build friendly): a killed worker is a thrown error naming it and its
+// signal, and the next call works; the shared-memory folder is private and goes away with the pool. Debug builds
+// run SmolLM2 at seconds a token, so scripts/test runs this suite in its release pass.
+
+import Foundation
+import Testing
+import LatheModels
+@testable import LatheParallel
+
+@Suite(.serialized) struct WorkerPoolReleaseTests {
+  @Test func aKilledWorkerIsAnErrorAndTheNextCallWorks() throws {
+    let model = try SmolLM2Parallel.model()
+    let prompt = try SmolLM2Parallel.prompt(6)
+    let pool = WorkerPool()
+    defer { pool.shutdown() }
+    let first = try model.parallelPrefill(prompt, method: .runahead, chunks: [3, 3], extra: 4, pool: pool)
+    let pids = pool.workerPIDs
+    try #require(pids.count == 2)
+    #expect(kill(pids[1], SIGKILL) == 0)
+    do {
+      _ = try model.parallelPrefill(prompt, method: .runahead, chunks: [3, 3], extra: 4, pool: pool)
+      Issue.record("a prefill with a killed worker succeeded")
+    } catch let error as ParallelError {
+      guard case .workerDied(let worker, let pid, let reason) = error else { Issue.record("unexpected error \(error)"); return }
+      #expect(worker == 1 && pid == pids[1])
+      #expect(reason.contains("SIGKILL"), "\(reason)")
+      #expect("\(error)".contains("worker 1"))
+    }
+    #expect(pool.workerPIDs.isEmpty, "every worker of the failed run is gone")
+    let again = try model.parallelPrefill(prompt, method: .runahead, chunks: [3, 3], extra: 4, pool: pool)
+    #expect(again.firstToken == first.firstToken)
+    #expect(Set(pool.workerPIDs).isDisjoint(with: pids))
+  }
+
+  @Test func sharedMemoryIsPrivateAndRemovedAtShutdown() throws {
+    let model = try SmolLM2Parallel.model()
+    let prompt = try SmolLM2Parallel.prompt(4)
+    let pool = WorkerPool()
+    _ = try model.parallelPrefill(prompt, method: .tsp, chunks: [2, 2], extra: 0, pool: pool)
+    let folder = try #require(pool.sharedFolderPath)
+    let attributes = try FileManager.default.attributesOfItem(atPath: folder)
+    #expect((attributes[.posixPermissions] as? Int) == 0o700)
+    let files = try FileManager.default.contentsOfDirectory(atPath: folder)
+    #expect(!files.isEmpty)
+    for name in files {
+      let mode = try FileManager.default.attributesOfItem(atPath: "\(folder)/\(name)")[.posixPermissions] as? Int
+      #expect(mode == 0o600, "\(name): \(String(mode ?? 0, radix: 8))")
+    }
+    let pids = pool.workerPIDs
+    pool.shutdown()
+    #expect(!FileManager.default.fileExists(atPath: folder))
+    for pid in pids { #expect(kill(pid, 0) != 0, "worker \(pid) still runs after shutdown") }
+  }
+
+  @Test func badPlansAreErrorsNamingWhatIsWrong() throws {
+    let model = try SmolLM2Parallel.model()
+    let prompt = try SmolLM2Parallel.prompt(4)
+    func message(_ body: () throws -> Void) -> String {
+      do { try body(); return "" } catch { return "\(error)" }
+    }
+    #expect(message { _ = try model.parallelPrefill(prompt, method: .runahead, chunks: [2, 1]) }.contains("sum to 3"))
+    #expect(message { _ = try model.parallelPrefill(prompt, method: .runahead, chunks: [1, 1, 1, 1, 0]) }.contains("5 processes for a 4-token prompt"))
+    #expect(message { _ = try model.parallelPrefill(prompt, method: .tsp, chunks: []) }.contains("procs must be at least 1"))
+    let copy = try model.copy()
+    #expect(message { _ = try copy.parallelPrefill(prompt, method: .runahead, chunks: [2, 2]) }.contains("no GGUF file"))
+  }
+
+  @Test func oneProcessIsTheSerialPrefill() throws {
+    let model = try SmolLM2Parallel.model()
+    let prompt = try SmolLM2Parallel.prompt(5)
+    let (cache, logits) = try model.prefill(prompt, extra: 0)
+    let one = try model.parallelPrefill(prompt, method: .runahead, chunks: [5], extra: 0)
+    #expect(one.logits == logits)
+    #expect(maxCacheDifference(one.cache, cache, layers: model.config.layerCount) == 0)
+    #expect(one.bytesSent == [0])
+  }
+}
