@@ -6,6 +6,7 @@ import Foundation
 import LatheData
 import LatheLang
 import LatheModels
+import LatheParallel
 import LatheTechniques
 import LatheTensor
 
@@ -68,15 +69,20 @@ public final class KVCacheValue: HostObject {
   var logits: [Float]?
   var pending: Int?
   public let firstToken: Int, firstText: String, prefillSeconds: Double, promptTokens: Int
-  init(model: LlamaModel, cache: KVCache, logits: [Float], firstToken: Int, firstText: String, prefillSeconds: Double, promptTokens: Int) {
+  /// The processes' timelines and counters of a parallel prefill, and the strategy's description.
+  public let parallel: ParallelPrefill?, strategy: String?
+  init(model: LlamaModel, cache: KVCache, logits: [Float], firstToken: Int, firstText: String, prefillSeconds: Double, promptTokens: Int,
+       parallel: ParallelPrefill? = nil, strategy: String? = nil) {
     self.model = model; self.cache = cache; self.logits = logits; self.firstToken = firstToken; self.firstText = firstText
-    self.prefillSeconds = prefillSeconds; self.promptTokens = promptTokens
+    self.prefillSeconds = prefillSeconds; self.promptTokens = promptTokens; self.parallel = parallel; self.strategy = strategy
   }
   public var typeName: String { "kvcache" }
   public var description: String {
-    "kv cache: \(cache.count) positions of \(cache.capacity) (\(Memory.describe(cache.byteCount))), first token \(firstToken) \(Value.quote(firstText)), time to first token \(String(format: "%.3f", prefillSeconds)) s"
+    let line = "kv cache: \(cache.count) positions of \(cache.capacity) (\(Memory.describe(cache.byteCount))), first token \(firstToken) \(Value.quote(firstText)), time to first token \(String(format: "%.3f", prefillSeconds)) s"
+    guard let parallel, let strategy else { return line }
+    return line + "\n  " + ParallelBuiltins.summary(parallel, strategy: strategy)
   }
-  public var memberNames: [String] { ["length", "capacity", "bytes", "first", "firsttext", "ttft", "prompttokens"] }
+  public var memberNames: [String] { ["length", "capacity", "bytes", "first", "firsttext", "ttft", "prompttokens"] + ParallelBuiltins.memberNames }
   public func member(_ name: String) throws -> Value? {
     switch name {
     case "length": return .int(cache.count + (pending == nil ? 0 : 1))
@@ -86,7 +92,7 @@ public final class KVCacheValue: HostObject {
     case "firsttext": return .string(firstText)
     case "ttft": return .float(prefillSeconds)
     case "prompttokens": return .int(promptTokens)
-    default: return nil
+    default: return ParallelBuiltins.member(name, of: self)
     }
   }
 }
@@ -182,12 +188,19 @@ enum ModelBuiltins {
       if try c.bool(9) { c.interpreter.output(.stdout, "\n") }
       return .host(GenerationValue(result))
     }
-    r.add("prefill", [ParameterSpec("m"), ParameterSpec("prompt"), ParameterSpec("room", default: .int(256))],
-          doc: "Runs the prompt into a new KV cache (room: positions kept free for decoding); the cache value holds the first token and the time to first token.",
+    r.add("prefill", [ParameterSpec("m"), ParameterSpec("prompt"), ParameterSpec("technique", default: Value.none),
+                      ParameterSpec("room", default: .int(256))],
+          doc: "Runs the prompt into a new KV cache (room: positions kept free for decoding); the cache value holds the first token and the time to first token. With runahead(...) or tsp(...) the prompt runs on worker processes, and the value also has chunks, perProc, bytesSent and attnMACs.",
           example: "let kv = prefill(m, \"The capital of France is\")") { c in
       let (value, ids) = try modelAndPrompt(c, "prefill")
-      let room = try c.int(2)
+      let room = try c.int(3)
       guard room >= 0 else { throw LatheError("prefill: room must be >= 0, got \(room)") }
+      if !c.isNone(2) {
+        guard case .host(let h) = c[2], let strategy = h as? PrefillStrategyValue else {
+          throw LatheError("prefill: 'technique' must be a prefill strategy such as runahead(procs: 2) or tsp(procs: 2), got \(c[2].typeName)", kind: .type)
+        }
+        return .host(try ParallelBuiltins.prefill(value, ids, strategy, room: room))
+      }
       let started = DispatchTime.now().uptimeNanoseconds
       let (cache, logits) = try value.model.prefill(ids, extra: room)
       let first = Sampler.argmax(logits)
