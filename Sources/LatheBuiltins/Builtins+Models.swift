@@ -199,7 +199,7 @@ enum ModelBuiltins {
         guard case .host(let h) = c[2], let strategy = h as? PrefillStrategyValue else {
           throw LatheError("prefill: 'technique' must be a prefill strategy such as runahead(procs: 2) or tsp(procs: 2), got \(c[2].typeName)", kind: .type)
         }
-        return .host(try ParallelBuiltins.prefill(value, ids, strategy, room: room))
+        return .host(try ParallelBuiltins.prefill(value, ids, strategy, room: room, interpreter: c.interpreter))
       }
       let started = DispatchTime.now().uptimeNanoseconds
       let (cache, logits) = try value.model.prefill(ids, extra: room)

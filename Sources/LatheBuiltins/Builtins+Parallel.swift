@@ -139,10 +139,12 @@ enum ParallelBuiltins {
   }
 
   /// Runs `prompt` through `strategy` on the worker pool.
-  static func prefill(_ value: LanguageModelValue, _ ids: [Int], _ strategy: PrefillStrategyValue, room: Int) throws -> KVCacheValue {
+  static func prefill(_ value: LanguageModelValue, _ ids: [Int], _ strategy: PrefillStrategyValue, room: Int,
+                      interpreter: Interpreter) throws -> KVCacheValue {
     do {
       let chunks = try strategy.chunks(tokens: ids.count)
-      let r = try value.model.parallelPrefill(ids, method: strategy.method, chunks: chunks, extra: room)
+      let r = try value.model.parallelPrefill(ids, method: strategy.method, chunks: chunks, extra: room,
+                                              interrupt: { try interpreter.checkInterrupt() })
       let text = (try? value.model.tokenizer?.decode([r.firstToken])) ?? nil
       return KVCacheValue(model: value.model, cache: r.cache, logits: r.logits, firstToken: r.firstToken, firstText: text ?? "",
                           prefillSeconds: r.ttft, promptTokens: ids.count, parallel: r, strategy: strategy.description)

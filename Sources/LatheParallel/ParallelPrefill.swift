@@ -113,12 +113,15 @@ public enum PrefillPartition {
 
 extension LlamaModel {
   /// Prefills `prompt` split into `chunks` (one worker process per chunk; one chunk runs the serial prefill here),
-  /// leaving room for `extra` more positions in the cache. The model must come from a GGUF file, which each worker
-  /// loads once and keeps.
+  /// leaving room for `extra` more positions in the cache. Each worker loads the model's GGUF file once and keeps
+  /// it; a model without one (a copy, a compressed model) is first written to a temporary GGUF file in the pool's
+  /// shared folder, kept while the model lives (change a model's weights in place and the workers do not see it). `interrupt` is polled while the workers run (every 50 ms): when it throws, the workers
+  /// are killed (the pool starts new ones next time) and its error is rethrown.
   ///
   ///     let r = try model.parallelPrefill(ids, method: .runahead, chunks: [70, 30])   // r.cache, r.firstToken, r.ttft
   public func parallelPrefill(_ prompt: [Int], method: ParallelPrefillMethod, chunks: [Int], extra: Int = 256,
-                              pool: WorkerPool = .shared, processCaches: Bool = false) throws -> ParallelPrefill {
+                              pool: WorkerPool = .shared, processCaches: Bool = false,
+                              interrupt: () throws -> Void = {}) throws -> ParallelPrefill {
     try PrefillPartition.check(chunks, tokens: prompt.count)
     guard prompt.count <= config.contextLength else {
       throw ParallelError.invalidPlan("\(prompt.count) prompt tokens exceed the model's context of \(config.contextLength)")
@@ -138,12 +141,10 @@ extension LlamaModel {
                              startSeconds: 0, processes: [timeline], processCaches: processCaches ? [try cache.copy()] : [],
                              attentionMACs: macs)
     }
-    guard let path = ggufPath else {
-      throw ParallelError.invalidPlan("the model \(name) has no GGUF file for the workers to load (a compressed or converted model: save it with savegguf and load that file)")
-    }
+    let path = try ggufPath ?? pool.temporaryGGUF(for: self)
     let cache = try makeCache(capacity: prompt.count + Swift.max(0, extra))
     let outcome = try pool.run(method, model: self, modelPath: path, prompt: prompt, chunks: chunks, into: cache,
-                               processCaches: processCaches)
+                               processCaches: processCaches, interrupt: interrupt)
     let last = outcome.replies.count - 1
     let logits = outcome.replies[last].logits
     guard logits.count == config.vocabularySize else {

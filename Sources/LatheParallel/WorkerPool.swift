@@ -15,6 +15,9 @@ public final class WorkerPool: @unchecked Sendable {
   private var folder: SharedFolder?
   private var region: SharedRegion?
   private var regionGeneration = 0
+  /// GGUF files written for models that have none, while the model lives.
+  private var temporaries: [(model: Weak, path: String)] = []
+  final class Weak { weak var model: LlamaModel?; init(_ m: LlamaModel) { model = m } }
 
   public init() {}
 
@@ -34,6 +37,26 @@ public final class WorkerPool: @unchecked Sendable {
     region = nil
     folder?.remove()
     folder = nil
+  }
+
+  /// A GGUF file of `model` for the workers to load, written once into the shared folder (mode 0600) for a model
+  /// that was not loaded from one (a compressed model's packed matrices are written dequantised, as F32). Files of
+  /// models that no longer exist are deleted here.
+  func temporaryGGUF(for model: LlamaModel) throws -> String {
+    lock.lock(); defer { lock.unlock() }
+    for t in temporaries where t.model.model == nil { unlink(t.path) }
+    temporaries.removeAll { $0.model.model == nil }
+    if let t = temporaries.first(where: { $0.model.model === model }) { return t.path }
+    if folder == nil { folder = try SharedFolder() }
+    regionGeneration += 1
+    let path = "\(folder!.path)/model-\(regionGeneration).gguf"
+    do { try model.writeGGUF(to: path) } catch {
+      unlink(path)
+      throw ParallelError.invalidPlan("the model \(model.name) has no GGUF file for the workers and cannot be written as one: \(error)")
+    }
+    guard chmod(path, 0o600) == 0 else { throw ParallelError.posix("chmod", "making \(path) private") }
+    temporaries.append((Weak(model), path))
+    return path
   }
 
   private func killAll() {
@@ -104,9 +127,10 @@ public final class WorkerPool: @unchecked Sendable {
     var processCaches: [KVCache]
   }
 
-  /// Runs one parallel prefill of `prompt` split into `chunks`, one worker per chunk.
+  /// Runs one parallel prefill of `prompt` split into `chunks`, one worker per chunk. `interrupt` is called every
+  /// 50 ms while the workers run; when it throws, the workers are killed and its error is rethrown.
   func run(_ method: ParallelPrefillMethod, model: LlamaModel, modelPath: String, prompt: [Int], chunks: [Int],
-           into cache: KVCache, processCaches: Bool = false) throws -> Outcome {
+           into cache: KVCache, processCaches: Bool = false, interrupt: () throws -> Void = {}) throws -> Outcome {
     lock.lock(); defer { lock.unlock() }
     let p = chunks.count, layers = model.config.layerCount
     let widths = model.config.kvHeadCounts.map { $0 * model.config.headDimension }
@@ -147,13 +171,14 @@ public final class WorkerPool: @unchecked Sendable {
     while !pending.isEmpty {
       let order = pending.sorted()
       var fds = order.map { pollfd(fd: workers[$0].channel.fd, events: Int16(POLLIN), revents: 0) }
-      let n = poll(&fds, nfds_t(fds.count), -1)
-      if n < 0 {
-        if errno == EINTR { continue }
+      let n = poll(&fds, nfds_t(fds.count), 50)
+      if n < 0 && errno != EINTR {
         let e = ParallelError.posix("poll", "waiting for the workers")
         killAll()
         throw e
       }
+      do { try interrupt() } catch { killAll(); throw error }
+      if n <= 0 { continue }
       for (k, i) in order.enumerated() where fds[k].revents != 0 {
         let worker = workers[i]
         do {

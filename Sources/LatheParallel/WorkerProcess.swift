@@ -1,7 +1,8 @@
 // One worker as the parent sees it: the `lathe worker` process, spawned with posix_spawn, and the parent's end of
 // its control socket. The child's end of a socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC) is dup2'd onto fd 3 by
 // the spawn's file actions (the parent's end is never closed there: it can be the very fd dup2 reuses;
-// engine-notes.md section 5), and every other descriptor from 4 up is closed in the child.
+// engine-notes.md section 5), and every other descriptor from 4 up is closed in the child. A worker gets its own
+// process group, so Ctrl-C at the terminal reaches the parent only (which stops a run by killing its workers).
 
 import CLinux
 import Foundation
@@ -52,6 +53,13 @@ final class WorkerProcess {
     if code == 0 { code = lathe_spawn_add_closefrom(&actions, controlFD + 1) }
     guard code == 0 else { close(parentEnd); throw ParallelError.system(call: "posix_spawn_file_actions", errno: code, context: "preparing worker \(slot)") }
 
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    code = posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+    if code == 0 { code = posix_spawnattr_setpgroup(&attributes, 0) }
+    guard code == 0 else { close(parentEnd); throw ParallelError.system(call: "posix_spawnattr", errno: code, context: "preparing worker \(slot)") }
+
     var environment = ProcessInfo.processInfo.environment
     environment["LATHE_THREADS"] = "1"
     environment["OPENBLAS_NUM_THREADS"] = "1"
@@ -62,7 +70,7 @@ final class WorkerProcess {
     let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
     defer { for p in argv + envp { free(p) } }
     var pid = pid_t()
-    code = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+    code = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
     guard code == 0 else { close(parentEnd); throw ParallelError.system(call: "posix_spawn", errno: code, context: "starting \(executable) as worker \(slot)") }
     return WorkerProcess(slot: slot, pid: pid, channel: Channel(fd: parentEnd))
   }

@@ -32,6 +32,21 @@ import LatheModels
     #expect(Set(pool.workerPIDs).isDisjoint(with: pids))
   }
 
+  @Test func anInterruptStopsTheRunAndWorkersKeepOutOfTheTerminalsGroup() throws {
+    struct Stop: Error {}
+    let model = try SmolLM2Parallel.model()
+    let prompt = try SmolLM2Parallel.prompt(6)
+    let pool = WorkerPool()
+    defer { pool.shutdown() }
+    _ = try model.parallelPrefill(prompt, method: .tsp, chunks: [3, 3], extra: 0, pool: pool)
+    for pid in pool.workerPIDs { #expect(getpgid(pid) == pid, "worker \(pid) leads its own process group") }
+    #expect(throws: Stop.self) {
+      _ = try model.parallelPrefill(prompt, method: .tsp, chunks: [3, 3], extra: 0, pool: pool, interrupt: { throw Stop() })
+    }
+    #expect(pool.workerPIDs.isEmpty)
+    #expect(try model.parallelPrefill(prompt, method: .tsp, chunks: [3, 3], extra: 0, pool: pool).cache.count == 6)
+  }
+
   @Test func sharedMemoryIsPrivateAndRemovedAtShutdown() throws {
     let model = try SmolLM2Parallel.model()
     let prompt = try SmolLM2Parallel.prompt(4)
@@ -61,8 +76,24 @@ import LatheModels
     #expect(message { _ = try model.parallelPrefill(prompt, method: .runahead, chunks: [2, 1]) }.contains("sum to 3"))
     #expect(message { _ = try model.parallelPrefill(prompt, method: .runahead, chunks: [1, 1, 1, 1, 0]) }.contains("5 processes for a 4-token prompt"))
     #expect(message { _ = try model.parallelPrefill(prompt, method: .tsp, chunks: []) }.contains("procs must be at least 1"))
+  }
+
+  @Test func aModelWithoutAFileIsWrittenForTheWorkers() throws {
+    let model = try SmolLM2Parallel.model()
+    let prompt = try SmolLM2Parallel.prompt(8)
+    let pool = WorkerPool()
+    defer { pool.shutdown() }
     let copy = try model.copy()
-    #expect(message { _ = try copy.parallelPrefill(prompt, method: .runahead, chunks: [2, 2]) }.contains("no GGUF file"))
+    #expect(copy.ggufPath == nil)
+    let r = try copy.parallelPrefill(prompt, method: .runahead, chunks: [5, 3], extra: 0, pool: pool)
+    let (cache, logits) = try model.prefill(prompt, extra: 0)
+    #expect(maxCacheDifference(r.cache, cache, layers: model.config.layerCount) <= 1e-4)
+    #expect(r.firstToken == Sampler.argmax(logits))
+    let folder = try #require(pool.sharedFolderPath)
+    let written = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".gguf") }
+    #expect(written.count == 1)
+    _ = try copy.parallelPrefill(prompt, method: .tsp, chunks: [4, 4], extra: 0, pool: pool)
+    #expect(try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".gguf") } == written, "written once per model")
   }
 
   @Test func oneProcessIsTheSerialPrefill() throws {
