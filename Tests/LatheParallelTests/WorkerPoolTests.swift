@@ -6,6 +6,7 @@ import Foundation
 import Testing
 import LatheModels
 @testable import LatheParallel
+import LatheTestSupport
 
 @Suite(.serialized) struct WorkerPoolReleaseTests {
   @Test func aKilledWorkerIsAnErrorAndTheNextCallWorks() throws {
@@ -65,6 +66,32 @@ import LatheModels
     pool.shutdown()
     #expect(!FileManager.default.fileExists(atPath: folder))
     for pid in pids { #expect(kill(pid, 0) != 0, "worker \(pid) still runs after shutdown") }
+  }
+
+  @Test func theLatheCommandRemovesItsSharedMemoryAtExit() throws {
+    let lathe = try WorkerProcess.executable()
+    let dir = try TestPaths.temporaryDirectory("lathe-parallel")
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let script = dir.appendingPathComponent("prefill.lathe").path
+    try "let m = load(\"smollm2\")\nprint(prefill(m, [504, 2365, 6354, 16438], runahead(procs: 2)).first)\n"
+      .write(toFile: script, atomically: true, encoding: .utf8)
+    func folders() -> Set<String> {
+      Set(((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? []).filter { $0.hasPrefix("lathe-\(getuid())-") })
+    }
+    let before = folders()
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: lathe)
+    p.arguments = ["run", script, "--notebook", dir.appendingPathComponent("prefill.lnb").path]
+    p.currentDirectoryURL = TestPaths.packageRoot
+    let out = Pipe()
+    p.standardOutput = out
+    try p.run()
+    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    #expect(p.terminationStatus == 0)
+    #expect(text.split(separator: "\n").contains { Int($0) != nil }, "the first token id: \(text)")
+    let left = folders().subtracting(before).filter { $0.hasPrefix("lathe-\(getuid())-\(p.processIdentifier)") }
+    #expect(left.isEmpty, "left behind: \(left)")
   }
 
   @Test func badPlansAreErrorsNamingWhatIsWrong() throws {
