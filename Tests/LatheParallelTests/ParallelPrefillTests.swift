@@ -93,8 +93,11 @@ let prefillCases: [PrefillCase] = {
       let serial = try best { try model.parallelPrefill(prompt, method: .runahead, chunks: [n]).ttft }
       _ = try model.parallelPrefill(prompt, method: .runahead, chunks: [n / 2, n - n / 2])    // warm the workers
       let kvr = try best { try model.parallelPrefill(prompt, method: .runahead, chunks: [n / 2, n - n / 2]).ttft }
+      let front = try PrefillPartition.sizes(fractions: [0.6, 0.4], tokens: n)
+      let kvrFront = try best { try model.parallelPrefill(prompt, method: .runahead, chunks: front).ttft }
       let tsp = try best { try model.parallelPrefill(prompt, method: .tsp, chunks: [n / 2, n - n / 2]).ttft }
-      print(String(format: "TTFT %d tokens: serial 1 thread %.3f s, runahead 2 procs (even) %.3f s, tsp 2 procs %.3f s", n, serial, kvr, tsp))
+      print(String(format: "TTFT %d tokens: serial 1 thread %.3f s, runahead 2 procs even %.3f s, 0.6/0.4 %.3f s, tsp 2 procs %.3f s",
+                   n, serial, kvr, kvrFront, tsp))
     }
   }
 }
