@@ -1,6 +1,7 @@
 // Shared memory for the workers: a private folder (mode 0700) under /dev/shm, or under $TMPDIR where there is no
 // /dev/shm, named lathe-<uid>-<pid>, holding files (mode 0600) that the parent and its workers map MAP_SHARED. The
-// folder goes when the pool shuts down, and at normal exit.
+// folder goes when the pool shuts down, and at normal exit; one left by a process that was killed is removed by the
+// next one that makes a folder.
 
 import Foundation
 
@@ -21,6 +22,16 @@ final class SharedFolder {
     guard chmod(path, 0o700) == 0 else { throw ParallelError.posix("chmod", "making \(path) private") }
     self.path = path
     SharedFolder.register(path)
+    SharedFolder.removeStale(in: base)
+  }
+
+  /// Removes this user's folders whose process no longer exists (killed, so its exit handler never ran).
+  static func removeStale(in base: String) {
+    let prefix = "lathe-\(getuid())-"
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] where name.hasPrefix(prefix) {
+      guard let pid = Int32(name.dropFirst(prefix.count).prefix { $0.isNumber }), pid != getpid() else { continue }
+      if kill(pid, 0) != 0 && errno == ESRCH { removeTree("\(base)/\(name)") }
+    }
   }
 
   deinit { remove() }

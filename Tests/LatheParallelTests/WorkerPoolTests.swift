@@ -94,6 +94,51 @@ import LatheTestSupport
     #expect(left.isEmpty, "left behind: \(left)")
   }
 
+  @Test func workersDieWithTheirParentAndItsFolderIsRemovedNextTime() throws {
+    let lathe = try WorkerProcess.executable()
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: lathe)
+    p.arguments = ["repl", "--scratch"]
+    p.currentDirectoryURL = TestPaths.packageRoot
+    let input = Pipe()
+    p.standardInput = input
+    p.standardOutput = FileHandle.nullDevice
+    try p.run()
+    input.fileHandleForWriting.write(Data("let m = load(\"smollm2\")\nprefill(m, [504, 2365, 6354, 16438], tsp(procs: 2))\n".utf8))
+    /// The pids whose command line is `lathe worker --parent <parent>`.
+    func workers(of parent: Int32) -> [Int32] {
+      ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { name in
+        guard let pid = Int32(name), let data = FileManager.default.contents(atPath: "/proc/\(name)/cmdline") else { return nil }
+        let args = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        return args.count >= 4 && args[1] == "worker" && args[3] == String(parent) ? pid : nil
+      }
+    }
+    // Wait until the first prefill has run: two workers and the parent's shared folder exist.
+    let stale = "/dev/shm/lathe-\(getuid())-\(p.processIdentifier)"
+    var found: [Int32] = []
+    for _ in 0..<600 where found.count < 2 || !FileManager.default.fileExists(atPath: stale) {
+      usleep(50_000); found = workers(of: p.processIdentifier)
+    }
+    #expect(found.count == 2, "the REPL started \(found.count) workers")
+    kill(p.processIdentifier, SIGKILL)
+    p.waitUntilExit()
+    var alive = found
+    for _ in 0..<100 where !alive.isEmpty {
+      usleep(20_000)
+      alive = alive.filter { pid in
+        // Gone, or a zombie waiting for init to reap it.
+        guard let stat = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return false }
+        return !String(decoding: stat, as: UTF8.self).contains(") Z ")
+      }
+    }
+    #expect(alive.isEmpty, "workers \(alive) outlived their parent")
+    // The killed parent's shared folder stays until the next process makes one.
+    #expect(FileManager.default.fileExists(atPath: stale))
+    let folder = try SharedFolder()
+    folder.remove()
+    #expect(!FileManager.default.fileExists(atPath: stale), "\(stale) was left behind")
+  }
+
   @Test func badPlansAreErrorsNamingWhatIsWrong() throws {
     let model = try SmolLM2Parallel.model()
     let prompt = try SmolLM2Parallel.prompt(4)
