@@ -162,14 +162,24 @@ enum ModelBuiltins {
                     ParameterSpec("topK", default: .int(0)), ParameterSpec("topP", default: .float(1)),
                     ParameterSpec("seed", default: .int(0)), ParameterSpec("stop", default: Value.none),
                     ParameterSpec("stream", default: .bool(true))]
-    r.add("generate", [ParameterSpec("m"), ParameterSpec("prompt")] + sampling,
-          doc: "Continues the prompt (text or token ids), streaming the text as it comes; greedy at temperature 0, else seeded sampling with topK/topP; stops at the end token or a stop string.",
+    r.add("generate", [ParameterSpec("m"), ParameterSpec("prompt"), ParameterSpec("technique", default: Value.none)] + sampling,
+          doc: "Continues the prompt (text or token ids), streaming the text as it comes; greedy at temperature 0, else seeded sampling with topK/topP; stops at the end token or a stop string. A prefill strategy (runahead(...), tsp(...)) runs the prompt on worker processes first.",
           example: "generate(m, \"Once upon a time\", tokens: 32, temperature: 0.8, seed: 1)") { c in
       let (value, ids) = try modelAndPrompt(c, "generate")
-      var sampler = try makeSampler(c, from: 3)
-      let result = try value.model.generate(ids, maxTokens: try tokenCount(c, 2), sampler: &sampler, stop: try stops(c, 7),
-                                            onToken: streamer(c, 8))
-      if try c.bool(8) { c.interpreter.output(.stdout, "\n") }
+      var sampler = try makeSampler(c, from: 4)
+      let tokens = try tokenCount(c, 3)
+      let result: Generation
+      if c.isNone(2) {
+        result = try value.model.generate(ids, maxTokens: tokens, sampler: &sampler, stop: try stops(c, 8), onToken: streamer(c, 9))
+      } else {
+        let kv = try ParallelBuiltins.prefill(value, ids, try strategy(c, 2, "generate"), room: tokens, interpreter: c.interpreter)
+        var r = try value.model.decode(cache: kv.cache, logits: kv.logits ?? [], maxTokens: tokens, sampler: &sampler,
+                                       stop: try stops(c, 8), onToken: streamer(c, 9))
+        r.promptTokens = ids.count
+        r.prefillSeconds = kv.prefillSeconds
+        result = r
+      }
+      if try c.bool(9) { c.interpreter.output(.stdout, "\n") }
       return .host(GenerationValue(result))
     }
     r.add("chat", [ParameterSpec("m"), ParameterSpec("message"), ParameterSpec("system", default: Value.none)] + sampling.map {
@@ -196,10 +206,7 @@ enum ModelBuiltins {
       let room = try c.int(3)
       guard room >= 0 else { throw LatheError("prefill: room must be >= 0, got \(room)") }
       if !c.isNone(2) {
-        guard case .host(let h) = c[2], let strategy = h as? PrefillStrategyValue else {
-          throw LatheError("prefill: 'technique' must be a prefill strategy such as runahead(procs: 2) or tsp(procs: 2), got \(c[2].typeName)", kind: .type)
-        }
-        return .host(try ParallelBuiltins.prefill(value, ids, strategy, room: room, interpreter: c.interpreter))
+        return .host(try ParallelBuiltins.prefill(value, ids, try strategy(c, 2, "prefill"), room: room, interpreter: c.interpreter))
       }
       let started = DispatchTime.now().uptimeNanoseconds
       let (cache, logits) = try value.model.prefill(ids, extra: room)
@@ -331,6 +338,14 @@ enum ModelBuiltins {
       throw LatheError("\(op): \(prompt.count) prompt tokens exceed the model's context of \(m.model.config.contextLength)")
     }
     return (m, prompt)
+  }
+
+  /// Argument i as a prefill strategy.
+  static func strategy(_ c: NativeCall, _ i: Int, _ op: String) throws -> PrefillStrategyValue {
+    guard case .host(let h) = c[i], let strategy = h as? PrefillStrategyValue else {
+      throw LatheError("\(op): 'technique' must be a prefill strategy such as runahead(procs: 2) or tsp(procs: 2), got \(c[i].typeName)", kind: .type)
+    }
+    return strategy
   }
 
   static func tokenCount(_ c: NativeCall, _ i: Int) throws -> Int {
