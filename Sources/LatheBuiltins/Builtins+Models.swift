@@ -6,6 +6,7 @@ import Foundation
 import LatheData
 import LatheLang
 import LatheModels
+import LatheParallel
 import LatheTechniques
 import LatheTensor
 
@@ -90,15 +91,20 @@ public final class KVCacheValue: HostObject {
   var logits: [Float]?
   var pending: Int?
   public let firstToken: Int, firstText: String, prefillSeconds: Double, promptTokens: Int
-  init(model: LlamaModel, cache: KVCache, logits: [Float], firstToken: Int, firstText: String, prefillSeconds: Double, promptTokens: Int) {
+  /// The processes' timelines and counters of a parallel prefill, and the strategy's description.
+  public let parallel: ParallelPrefill?, strategy: String?
+  init(model: LlamaModel, cache: KVCache, logits: [Float], firstToken: Int, firstText: String, prefillSeconds: Double, promptTokens: Int,
+       parallel: ParallelPrefill? = nil, strategy: String? = nil) {
     self.model = model; self.cache = cache; self.logits = logits; self.firstToken = firstToken; self.firstText = firstText
-    self.prefillSeconds = prefillSeconds; self.promptTokens = promptTokens
+    self.prefillSeconds = prefillSeconds; self.promptTokens = promptTokens; self.parallel = parallel; self.strategy = strategy
   }
   public var typeName: String { "kvcache" }
   public var description: String {
-    "kv cache: \(cache.count) positions of \(cache.capacity) (\(Memory.describe(cache.byteCount))), first token \(firstToken) \(Value.quote(firstText)), time to first token \(String(format: "%.3f", prefillSeconds)) s"
+    let line = "kv cache: \(cache.count) positions of \(cache.capacity) (\(Memory.describe(cache.byteCount))), first token \(firstToken) \(Value.quote(firstText)), time to first token \(String(format: "%.3f", prefillSeconds)) s"
+    guard let parallel, let strategy else { return line }
+    return line + "\n  " + ParallelBuiltins.summary(parallel, strategy: strategy)
   }
-  public var memberNames: [String] { ["length", "capacity", "bytes", "first", "firsttext", "ttft", "prompttokens"] }
+  public var memberNames: [String] { ["length", "capacity", "bytes", "first", "firsttext", "ttft", "prompttokens"] + ParallelBuiltins.memberNames }
   public func member(_ name: String) throws -> Value? {
     switch name {
     case "length": return .int(cache.count + (pending == nil ? 0 : 1))
@@ -108,7 +114,7 @@ public final class KVCacheValue: HostObject {
     case "firsttext": return .string(firstText)
     case "ttft": return .float(prefillSeconds)
     case "prompttokens": return .int(promptTokens)
-    default: return nil
+    default: return ParallelBuiltins.member(name, of: self)
     }
   }
 }
@@ -184,14 +190,24 @@ enum ModelBuiltins {
                     ParameterSpec("topK", default: .int(0)), ParameterSpec("topP", default: .float(1)),
                     ParameterSpec("seed", default: .int(0)), ParameterSpec("stop", default: Value.none),
                     ParameterSpec("stream", default: .bool(true))]
-    r.add("generate", [ParameterSpec("m"), ParameterSpec("prompt")] + sampling,
-          doc: "Continues the prompt (text or token ids), streaming the text as it comes; greedy at temperature 0, else seeded sampling with topK/topP; stops at the end token or a stop string.",
+    r.add("generate", [ParameterSpec("m"), ParameterSpec("prompt"), ParameterSpec("technique", default: Value.none)] + sampling,
+          doc: "Continues the prompt (text or token ids), streaming the text as it comes; greedy at temperature 0, else seeded sampling with topK/topP; stops at the end token or a stop string. A prefill strategy (runahead(...), tsp(...)) runs the prompt on worker processes first.",
           example: "generate(m, \"Once upon a time\", tokens: 32, temperature: 0.8, seed: 1)") { c in
       let (value, ids) = try modelAndPrompt(c, "generate")
-      var sampler = try makeSampler(c, from: 3)
-      let result = try value.model.generate(ids, maxTokens: try tokenCount(c, 2), sampler: &sampler, stop: try stops(c, 7),
-                                            onToken: streamer(c, 8))
-      if try c.bool(8) { c.interpreter.output(.stdout, "\n") }
+      var sampler = try makeSampler(c, from: 4)
+      let tokens = try tokenCount(c, 3)
+      let result: Generation
+      if c.isNone(2) {
+        result = try value.model.generate(ids, maxTokens: tokens, sampler: &sampler, stop: try stops(c, 8), onToken: streamer(c, 9))
+      } else {
+        let kv = try ParallelBuiltins.prefill(value, ids, try strategy(c, 2, "generate"), room: tokens, interpreter: c.interpreter)
+        var r = try value.model.decode(cache: kv.cache, logits: kv.logits ?? [], maxTokens: tokens, sampler: &sampler,
+                                       stop: try stops(c, 8), onToken: streamer(c, 9))
+        r.promptTokens = ids.count
+        r.prefillSeconds = kv.prefillSeconds
+        result = r
+      }
+      if try c.bool(9) { c.interpreter.output(.stdout, "\n") }
       return .host(GenerationValue(result))
     }
     r.add("chat", [ParameterSpec("m"), ParameterSpec("message"), ParameterSpec("system", default: Value.none)] + sampling.map {
@@ -210,12 +226,16 @@ enum ModelBuiltins {
       if try c.bool(9) { c.interpreter.output(.stdout, "\n") }
       return .host(GenerationValue(result))
     }
-    r.add("prefill", [ParameterSpec("m"), ParameterSpec("prompt"), ParameterSpec("room", default: .int(256))],
-          doc: "Runs the prompt into a new KV cache (room: positions kept free for decoding); the cache value holds the first token and the time to first token.",
+    r.add("prefill", [ParameterSpec("m"), ParameterSpec("prompt"), ParameterSpec("technique", default: Value.none),
+                      ParameterSpec("room", default: .int(256))],
+          doc: "Runs the prompt into a new KV cache (room: positions kept free for decoding); the cache value holds the first token and the time to first token. With runahead(...) or tsp(...) the prompt runs on worker processes, and the value also has chunks, perProc, bytesSent and attnMACs.",
           example: "let kv = prefill(m, \"The capital of France is\")") { c in
       let (value, ids) = try modelAndPrompt(c, "prefill")
-      let room = try c.int(2)
+      let room = try c.int(3)
       guard room >= 0 else { throw LatheError("prefill: room must be >= 0, got \(room)") }
+      if !c.isNone(2) {
+        return .host(try ParallelBuiltins.prefill(value, ids, try strategy(c, 2, "prefill"), room: room, interpreter: c.interpreter))
+      }
       let started = DispatchTime.now().uptimeNanoseconds
       let (cache, logits) = try value.model.prefill(ids, extra: room)
       let first = Sampler.argmax(logits)
@@ -348,6 +368,14 @@ enum ModelBuiltins {
       throw LatheError("\(op): \(prompt.count) prompt tokens exceed the model's context of \(m.model.config.contextLength)")
     }
     return (m, prompt)
+  }
+
+  /// Argument i as a prefill strategy.
+  static func strategy(_ c: NativeCall, _ i: Int, _ op: String) throws -> PrefillStrategyValue {
+    guard case .host(let h) = c[i], let strategy = h as? PrefillStrategyValue else {
+      throw LatheError("\(op): 'technique' must be a prefill strategy such as runahead(procs: 2) or tsp(procs: 2), got \(c[i].typeName)", kind: .type)
+    }
+    return strategy
   }
 
   static func tokenCount(_ c: NativeCall, _ i: Int) throws -> Int {

@@ -4,12 +4,14 @@ import ArgumentParser
 import Foundation
 import LatheCLI
 import LatheNotebook
+import LatheParallel
+import LatheTechniques
 
 struct Lathe: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "A REPL and notebook scripting environment for research on efficient deep learning.",
     version: MachineEnvironment.versionText(),
-    subcommands: [Repl.self, Run.self, Rerun.self, Show.self, Export.self, Check.self],
+    subcommands: [Repl.self, Run.self, Rerun.self, Show.self, Export.self, Check.self, Worker.self],
     defaultSubcommand: Repl.self)
 }
 
@@ -90,6 +92,17 @@ struct Check: ParsableCommand {
   @Argument(help: "The notebook.") var notebook: String
 
   func run() throws { throw ExitCode(Commands.check(notebook: notebook)) }
+}
+
+/// A parallel-prefill worker, started by the parent's worker pool with its control socket on fd 3; not for people.
+struct Worker: ParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "A parallel-prefill worker process.", shouldDisplay: false)
+  @Option(help: "The parent's process id: the worker exits when it is gone.") var parent: Int32
+
+  func run() throws {
+    Techniques.registerFormats()      // a compressed model reaches the workers as a packed GGUF file
+    throw ExitCode(ParallelWorker.run(fd: 3, parent: parent))
+  }
 }
 
 Lathe.main()

@@ -104,6 +104,8 @@ extension LlamaModel {
                   outputWeight: config.tiedEmbeddings ? nil : try weight("output.weight"),
                   tokenizer: tokenizer, name: name ?? file.metadata["general.name"]?.string ?? fileName)
     ggufMetadata = file.metadataKeys.filter { !$0.hasPrefix(CompressedFormats.prefix) }.compactMap { key in file.metadata[key].map { (key, $0) } }
+    // Worker processes map the same file (an image read from memory, such as a notebook's, has none).
+    ggufPath = FileManager.default.fileExists(atPath: file.path) ? file.path : nil
   }
 
   /// Loads a GGUF file by path.

@@ -4,7 +4,9 @@
 //
 // Prefill runs every projection through cblas_sgemm on weights dequantised a slice at a time into one scratch
 // buffer; decoding one token runs fused matrix-vector kernels over the quantised blocks (QuantKernels), on the pool.
-// Attention reads a preallocated KV cache (KVCache) that grows only when a sequence outgrows it.
+// Attention reads a preallocated KV cache (KVCache) that grows only when a sequence outgrows it. A chunk forward
+// (forwardChunk) runs tokens at an absolute offset and takes each layer's keys and values from its caller instead,
+// for parallel prefill.
 
 import CBLAS
 import Foundation
@@ -140,6 +142,38 @@ public final class KVCache: @unchecked Sendable {
   /// Forgets positions from `position` on (the next token is written there).
   public func truncate(to position: Int) { count = Swift.max(0, Swift.min(count, position)) }
 
+  /// Writes positions position..<position+rows of layer `layer` from `keys` and `values` ([rows, width] floats each,
+  /// width = kvHeads·headDimension of that layer), growing the cache as needed (up to `limit` positions). The count
+  /// is left alone: set it with `setCount` once every layer is written.
+  public func write(layer: Int, at position: Int, rows: Int, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>,
+                    limit: Int) throws {
+    guard layer >= 0, layer < widths.count, position >= 0, rows >= 0 else {
+      throw TensorError.invalidArgument(op: "kv cache", reason: "cannot write layer \(layer), positions \(position)..<\(position + rows)")
+    }
+    try reserve(position + rows, limit: limit)
+    let width = widths[layer]
+    (keys[layer].floats() + position * width).update(from: k, count: rows * width)
+    (values[layer].floats() + position * width).update(from: v, count: rows * width)
+  }
+
+  /// Sets the number of filled positions (after `write`), at most the capacity.
+  public func setCount(_ positions: Int) throws {
+    guard positions >= 0, positions <= capacity else {
+      throw TensorError.invalidArgument(op: "kv cache", reason: "\(positions) positions do not fit a capacity of \(capacity)")
+    }
+    count = positions
+  }
+
+  /// Floats per position of each layer's keys (and values): kvHeads·headDimension.
+  public var layerWidths: [Int] { widths }
+
+  /// Copies of layer `layer`'s keys and values for positions 0..<count ([count, width] each, row-major).
+  public func rows(layer: Int) -> (keys: [Float], values: [Float]) {
+    let n = count * widths[layer]
+    return (Array(UnsafeBufferPointer(start: keys[layer].floats(), count: n)),
+            Array(UnsafeBufferPointer(start: values[layer].floats(), count: n)))
+  }
+
   /// A copy holding the same positions (for branching a prefix).
   public func copy() throws -> KVCache {
     let c = try KVCache(widths: widths, capacity: capacity)
@@ -172,6 +206,9 @@ public final class LlamaModel: @unchecked Sendable {
   public var ggufMetadata: [(key: String, value: GGUFValue)] = []
   /// Threads for the kernels (the pool's and OpenBLAS's); 1 runs everything on the calling thread.
   public var threads: Int = ThreadPool.shared.threadCount
+  /// The GGUF file the weights were loaded from, for another process to load the same model (parallel prefill).
+  /// nil for a model built any other way, copies included (a technique replaces matrices of a copy).
+  public var ggufPath: String?
 
   public init(config: LlamaConfig, layers: [LlamaLayer], tokenEmbedding: Tensor, outputNorm: Tensor, outputWeight: Tensor? = nil,
               tokenizer: BPETokenizer? = nil, name: String = "llama") throws {
@@ -299,15 +336,49 @@ public final class LlamaModel: @unchecked Sendable {
       throw TensorError.invalidArgument(op: "forward", reason: "the KV cache belongs to a model of another shape")
     }
     try cache.reserve(cache.count + tokens.count, limit: config.contextLength)
-    var run = try ForwardPass(model: self, tokens: tokens, cache: cache)
+    var run = try ForwardPass(model: self, tokens: tokens, cache: cache, start: cache.count)
     defer { run.release() }
     return try run.compute(allLogits: allLogits)
+  }
+
+  /// Runs `tokens` as positions offset..<offset+tokens.count of a longer sequence (RoPE at those absolute positions),
+  /// with no KV cache of its own: in each layer, once the chunk's keys and values are computed (post-RoPE, only the
+  /// kvHeads heads, [tokens.count, kvHeads·headDimension] each), `exchange(layer, keys, values)` returns the rows
+  /// attention reads. Query r sees rows 0...offset+r of them; any rows past the chunk (up to `length`) are scored and
+  /// masked, as a dense block. Returns the last token's logits, or [] when `logits` is false.
+  ///
+  ///     let logits = try model.forwardChunk(ids[4..<9], offset: 4) { layer, k, v in ... return ChunkAttentionInput(...) }
+  public func forwardChunk<C: Collection<Int>>(_ tokens: C, offset: Int, logits: Bool = true,
+                                               exchange: (Int, UnsafePointer<Float>, UnsafePointer<Float>) throws -> ChunkAttentionInput) throws -> [Float] {
+    let tokens = Array(tokens)
+    guard !tokens.isEmpty else { throw TensorError.invalidArgument(op: "forward chunk", reason: "no tokens") }
+    for t in tokens where t < 0 || t >= config.vocabularySize {
+      throw TensorError.invalidArgument(op: "forward chunk", reason: "token id \(t) is outside the vocabulary 0..<\(config.vocabularySize)")
+    }
+    guard offset >= 0, offset + tokens.count <= config.contextLength else {
+      throw TensorError.invalidArgument(op: "forward chunk", reason: "positions \(offset)..<\(offset + tokens.count) exceed the model's context of \(config.contextLength)")
+    }
+    var run = try ForwardPass(model: self, tokens: tokens, cache: nil, start: offset)
+    defer { run.release() }
+    return try withoutActuallyEscaping(exchange) { try run.compute(allLogits: false, logits: logits, exchange: $0) }
+  }
+}
+
+/// The keys and values one layer of a chunk forward attends over: rows 0..<length, [length, kvHeads·headDimension]
+/// floats each, post-RoPE; rows offset..<offset+tokens are the chunk's own.
+public struct ChunkAttentionInput {
+  public var keys: UnsafePointer<Float>, values: UnsafePointer<Float>
+  public var length: Int
+  public init(keys: UnsafePointer<Float>, values: UnsafePointer<Float>, length: Int) {
+    self.keys = keys; self.values = values; self.length = length
   }
 }
 
 /// The buffers and steps of one forward call over T tokens.
 struct ForwardPass {
-  let model: LlamaModel, config: LlamaConfig, cache: KVCache, tokens: [Int]
+  typealias Exchange = (Int, UnsafePointer<Float>, UnsafePointer<Float>) throws -> ChunkAttentionInput
+  /// nil for a chunk forward, whose keys and values come from its exchange.
+  let model: LlamaModel, config: LlamaConfig, cache: KVCache?, tokens: [Int]
   let T: Int, start: Int, threads: Int
   var buffers: [UnsafeMutablePointer<Float>] = []
   let x, h, q, k, v, attention, projected, gate, up: UnsafeMutablePointer<Float>
@@ -320,9 +391,9 @@ struct ForwardPass {
   /// included, against about 6 ms a token through the kernels).
   static let matvecTokens = 6
 
-  init(model: LlamaModel, tokens: [Int], cache: KVCache) throws {
+  init(model: LlamaModel, tokens: [Int], cache: KVCache?, start: Int) throws {
     self.model = model; config = model.config; self.cache = cache; self.tokens = tokens
-    T = tokens.count; start = cache.count; threads = Swift.max(1, model.threads)
+    T = tokens.count; self.start = start; threads = Swift.max(1, model.threads)
     let d = config.dimension, hd = config.headDimension
     let maxHeads = config.headCounts.max()!, maxKV = config.kvHeadCounts.max()!, maxFFN = config.ffnWidths.max()!
     let scratch = T * (4 * d + 2 * maxHeads * hd + 2 * maxKV * hd + 2 * maxFFN) + T * hd
@@ -345,7 +416,7 @@ struct ForwardPass {
 
   func release() { for b in buffers { b.deallocate() } }
 
-  mutating func compute(allLogits: Bool) throws -> [Float] {
+  mutating func compute(allLogits: Bool, logits wantLogits: Bool = true, exchange: Exchange? = nil) throws -> [Float] {
     let d = config.dimension, hd = config.headDimension
     for (t, id) in tokens.enumerated() { try model.tokenEmbedding.dequantizeRows(id..<(id + 1), into: x + t * d) }
     // Rotary angles pos·base^(-2i/hd) for each new position, in double precision.
@@ -368,11 +439,23 @@ struct ForwardPass {
       }
       rotate(q, heads: heads)
       rotate(k, heads: kvHeads)
-      let width = kvHeads * hd
-      let keys = cache.keys[l].floats(), values = cache.values[l].floats()
-      (keys + start * width).update(from: k, count: T * width)
-      (values + start * width).update(from: v, count: T * width)
-      attend(layer: l, heads: heads, kvHeads: kvHeads, keys: keys, values: values)
+      let keys: UnsafePointer<Float>, values: UnsafePointer<Float>, length: Int
+      if let exchange {
+        let input = try exchange(l, k, v)
+        guard input.length >= start + T else {
+          throw TensorError.invalidArgument(op: "forward chunk", reason: "layer \(l) attends over \(input.length) rows, fewer than the chunk's end \(start + T)")
+        }
+        (keys, values, length) = (input.keys, input.values, input.length)
+      } else if let cache {
+        let width = kvHeads * hd
+        let ck = cache.keys[l].floats(), cv = cache.values[l].floats()
+        (ck + start * width).update(from: k, count: T * width)
+        (cv + start * width).update(from: v, count: T * width)
+        (keys, values, length) = (UnsafePointer(ck), UnsafePointer(cv), start + T)
+      } else {
+        throw TensorError.invalidArgument(op: "forward", reason: "neither a KV cache nor an exchange")
+      }
+      attend(layer: l, heads: heads, kvHeads: kvHeads, keys: keys, values: values, length: length)
       try project(layer.output, attention, into: projected)
       add(projected, into: x, count: T * d)
       try rmsNorm(x, layer.ffnNorm, into: h)
@@ -382,7 +465,8 @@ struct ForwardPass {
       try project(layer.down, gate, into: projected)
       add(projected, into: x, count: T * d)
     }
-    cache.count = start + T
+    cache?.count = start + T
+    guard wantLogits || allLogits else { return [] }
     try rmsNorm(x, model.outputNorm, into: h)
     let vocab = config.vocabularySize
     if allLogits {
@@ -480,10 +564,11 @@ struct ForwardPass {
     }
   }
 
-  /// Causal attention of the T new queries over cache positions 0..<start+T, one head per pool task: scores
-  /// Q·Kᵀ/√hd by sgemm, softmax per row (masked past each query's own position), then scores·V.
-  func attend(layer l: Int, heads: Int, kvHeads: Int, keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>) {
-    let hd = config.headDimension, group = heads / kvHeads, length = start + T
+  /// Causal attention of the T new queries over key positions 0..<length (start+T for a cache; a chunk forward may
+  /// pass more, scored densely and masked), one head per pool task: scores Q·Kᵀ/√hd by sgemm, softmax per row
+  /// (masked past each query's own position), then scores·V.
+  func attend(layer l: Int, heads: Int, kvHeads: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, length: Int) {
+    let hd = config.headDimension, group = heads / kvHeads
     let qStride = heads * hd, kvStride = kvHeads * hd
     let scale = 1 / Float(hd).squareRoot()
     let scoreCount = T * length

@@ -1,0 +1,103 @@
+// Parallel prefill on real worker processes against the serial prefill of SmolLM2 (kv-runahead.md checks 1, 2, 3
+// and 7): for 1 to 4 processes and even, front-loaded and 1-token-chunk partitions, every layer's keys and values
+// within 1e-4, the logits within 1e-3 and the same first token, for runahead and tsp; the bytes each process sends
+// and the attention MACs by the spec's formulas; each process's own cache; decoding continues from the result.
+
+import Foundation
+import Testing
+import LatheModels
+import LatheParallel
+
+struct PrefillCase: CustomTestStringConvertible, Sendable {
+  var method: ParallelPrefillMethod, chunks: [Int]
+  var testDescription: String { "\(method.rawValue) \(chunks)" }
+}
+
+/// 64 prompt tokens: even, front-loaded (about 0.7 / 0.3 for two) and 1-token-chunk partitions of 1 to 4 processes.
+let prefillCases: [PrefillCase] = {
+  let partitions: [[Int]] = [[64], [32, 32], [45, 19], [63, 1], [1, 63], [22, 21, 21], [32, 19, 13], [1, 40, 23],
+                             [16, 16, 16, 16], [26, 19, 13, 6], [30, 1, 1, 32]]
+  let tsp: [[Int]] = [[32, 32], [22, 21, 21], [16, 16, 16, 16], [63, 1], [30, 1, 1, 32]]
+  return partitions.map { PrefillCase(method: .runahead, chunks: $0) } + tsp.map { PrefillCase(method: .tsp, chunks: $0) }
+}()
+
+@Suite(.serialized) struct ParallelPrefillReleaseTests {
+  static let promptLength = 64
+  nonisolated(unsafe) static let serial: Result<(cache: KVCache, logits: [Float]), Error> = Result {
+    try SmolLM2Parallel.model().prefill(try SmolLM2Parallel.prompt(promptLength), extra: 0)
+  }
+
+  @Test(arguments: prefillCases)
+  func parallelPrefillMatchesSerial(_ c: PrefillCase) throws {
+    let model = try SmolLM2Parallel.model()
+    let prompt = try SmolLM2Parallel.prompt(Self.promptLength)
+    let (cache, logits) = try Self.serial.get()
+    let r = try model.parallelPrefill(prompt, method: c.method, chunks: c.chunks, extra: 8, processCaches: true)
+    let layers = model.config.layerCount
+    #expect(r.cache.count == prompt.count)
+    let worst = maxCacheDifference(r.cache, cache, layers: layers)
+    #expect(worst <= 1e-4, "\(c.testDescription): keys/values differ from serial by \(worst)")
+    let logitError = zip(r.logits, logits).map { abs($0 - $1) }.max() ?? 0
+    #expect(logitError <= 1e-3, "\(c.testDescription): logits differ by \(logitError)")
+    #expect(r.firstToken == Sampler.argmax(logits))
+
+    // Bytes and MACs by the spec's formulas; each process's cache holds S_i rows (tsp: C), equal to serial's.
+    let p = c.chunks.count, bkv = 2 * model.config.kvHeadCounts[0] * model.config.headDimension * 4
+    let ends = c.chunks.reduce(into: [Int]()) { $0.append(($0.last ?? 0) + $1) }
+    let expectedBytes = (0..<p).map { i in
+      p == 1 ? 0 : c.method == .runahead ? (i < p - 1 ? layers * bkv * ends[i] : 0) : layers * bkv * (p - 1) * c.chunks[i]
+    }
+    #expect(r.bytesSent == expectedBytes)
+    #expect(r.bytesSent.reduce(0, +) == PrefillPartition.bytesSent(c.method, chunks: c.chunks, config: model.config))
+    let macs = 2 * 9 * 64 * layers * (c.method == .runahead ? zip(c.chunks, ends).reduce(0) { $0 + $1.0 * $1.1 } : 64 * 64)
+    #expect(r.attentionMACs == macs)
+    try #require(r.processCaches.count == p)
+    for (i, own) in r.processCaches.enumerated() {
+      #expect(own.count == (c.method == .runahead || p == 1 ? ends[i] : prompt.count))
+      #expect(maxCacheDifference(own, cache, layers: layers, rows: own.count) <= 1e-4, "process \(i)'s cache")
+    }
+    // Timelines: one compute stretch per layer plus the head, waits only where the method waits.
+    for (i, t) in r.processes.enumerated() where p > 1 {
+      #expect(t.events.filter { $0.kind == .compute }.count == layers + 1)
+      let waits = t.events.filter { $0.kind == .wait }.count
+      #expect(waits == (c.method == .runahead ? (i == 0 ? 0 : layers) : layers), "process \(i): \(waits) waits")
+      #expect(t.events.allSatisfy { $0.start >= 0 && $0.end >= $0.start && $0.end <= t.finished })
+    }
+  }
+
+  @Test func decodingContinuesFromAParallelPrefill() throws {
+    let model = try SmolLM2Parallel.model()
+    let prompt = try SmolLM2Parallel.prompt(Self.promptLength)
+    let (cache, logits) = try model.prefill(prompt, extra: 8)
+    var sampler = try Sampler()
+    let serial = try model.decode(cache: cache, logits: logits, maxTokens: 6, sampler: &sampler)
+    for method in [ParallelPrefillMethod.runahead, .tsp] {
+      let r = try model.parallelPrefill(prompt, method: method, chunks: [40, 24], extra: 8)
+      var s = try Sampler()
+      let continued = try model.decode(cache: r.cache, logits: r.logits, maxTokens: 6, sampler: &s)
+      #expect(continued.tokens == serial.tokens, "\(method)")
+    }
+  }
+
+  /// Prints TTFT of serial prefill on one thread against runahead and tsp on two processes (no timed assertion:
+  /// the machine is shared). LATHE_PARALLEL_LENGTHS="512,2048" sets the prompt lengths.
+  @Test func timeToFirstTokenIsPrinted() throws {
+    let model = try SmolLM2Parallel.model()
+    let lengths = (ProcessInfo.processInfo.environment["LATHE_PARALLEL_LENGTHS"] ?? "256").split(separator: ",").compactMap { Int($0) }
+    let threads = model.threads
+    defer { model.threads = threads }
+    for n in lengths {
+      guard let prompt = try SmolLM2Parallel.corpusPrompt(n) else { print("no corpus text for \(n) tokens: skipped"); continue }
+      model.threads = 1
+      func best(_ body: () throws -> Double) rethrows -> Double { var t = Double.infinity; for _ in 0..<3 { t = min(t, try body()) }; return t }
+      let serial = try best { try model.parallelPrefill(prompt, method: .runahead, chunks: [n]).ttft }
+      _ = try model.parallelPrefill(prompt, method: .runahead, chunks: [n / 2, n - n / 2])    // warm the workers
+      let kvr = try best { try model.parallelPrefill(prompt, method: .runahead, chunks: [n / 2, n - n / 2]).ttft }
+      let front = try PrefillPartition.sizes(fractions: [0.6, 0.4], tokens: n)
+      let kvrFront = try best { try model.parallelPrefill(prompt, method: .runahead, chunks: front).ttft }
+      let tsp = try best { try model.parallelPrefill(prompt, method: .tsp, chunks: [n / 2, n - n / 2]).ttft }
+      print(String(format: "TTFT %d tokens: serial 1 thread %.3f s, runahead 2 procs even %.3f s, 0.6/0.4 %.3f s, tsp 2 procs %.3f s",
+                   n, serial, kvr, kvrFront, tsp))
+    }
+  }
+}

@@ -1,0 +1,96 @@
+// The control protocol's frames and the partition helpers: round trips, strictness on malformed input, and the
+// spec's byte and MAC formulas (kv-runahead.md checks 2 and 3).
+
+import Foundation
+import Testing
+@testable import LatheModels
+@testable import LatheParallel
+
+@Test func framesRoundTripThroughASocket() throws {
+  var fds: [Int32] = [-1, -1]
+  #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0)
+  let a = Channel(fd: fds[0]), b = Channel(fd: fds[1])
+  let request = PrefillRequest(method: .tsp, index: 1, chunks: [3, 2], tokens: [7, 8], regionPath: "/dev/shm/x", regionBytes: 4096,
+                               keyOffsets: [64, 128], valueOffsets: [192, 256], semaphoreOffsets: [0, 64], rows: [5, 5],
+                               epoch: 123_456_789, wantLogits: true)
+  try a.send(.prefill, request.encoded())
+  let (kind, reader) = try b.receive()
+  var r = reader
+  #expect(kind == .prefill)
+  #expect(try PrefillRequest(&r) == request)
+  let reply = PrefillReply(events: [PrefillEvent(kind: .wait, layer: 3, start: 0.25, end: 0.5)], bytesSent: 1536, logits: [1, -2.5, 3])
+  try b.send(.done, reply.encoded())
+  var r2 = try a.receive().1
+  let back = try PrefillReply(&r2)
+  #expect(back.events == reply.events && back.bytesSent == 1536 && back.logits == [1, -2.5, 3])
+}
+
+@Test func malformedFramesAreErrors() throws {
+  func deliver(_ bytes: [UInt8]) throws -> (MessageKind, FrameReader) {
+    var fds: [Int32] = [-1, -1]
+    #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+    let receiver = Channel(fd: fds[1])
+    _ = bytes.withUnsafeBytes { write(fds[0], $0.baseAddress, $0.count) }
+    close(fds[0])
+    return try receiver.receive()
+  }
+  #expect(throws: ParallelError.self) { try deliver([0, 0, 0, 0]) }                      // length 0
+  #expect(throws: ParallelError.self) { try deliver([0xff, 0xff, 0xff, 0x7f, 1]) }        // over 256 MiB
+  #expect(throws: ParallelError.self) { try deliver([1, 0, 0, 0, 99]) }                   // unknown kind
+  #expect(throws: Channel.Closed.self) { try deliver([9, 0, 0, 0, 1, 2]) }                // cut short: the peer died
+  #expect(throws: Channel.Closed.self) { try deliver([]) }                                // EOF between frames
+  // A payload whose fields run past the frame, or leave bytes over.
+  var w = FrameWriter(); w.string("tsp"); w.int(0)
+  var r = FrameReader(w.bytes)
+  #expect(throws: ParallelError.self) { try PrefillRequest(&r) }
+  var huge = FrameReader([0xff, 0xff, 0xff, 0xff])
+  #expect(throws: ParallelError.self) { try huge.floats() }
+  var extra = FrameWriter(); extra.string("/x"); extra.int(1)
+  var r3 = FrameReader(extra.bytes)
+  _ = try r3.string()
+  #expect(throws: ParallelError.self) { try r3.finish("a load request") }
+}
+
+@Test func requestsReachingOutsideTheRegionAreRejected() throws {
+  let good = PrefillRequest(method: .runahead, index: 0, chunks: [2, 1], tokens: [1, 2], regionPath: "/x", regionBytes: 4096,
+                            keyOffsets: [128, 512], valueOffsets: [256, 1024], semaphoreOffsets: [0, 64], rows: [2, 3],
+                            epoch: 0, wantLogits: false)
+  try good.validate(widths: [8])
+  var bad = good; bad.keyOffsets = [4090, 512]
+  #expect(throws: ParallelError.self) { try bad.validate(widths: [8]) }
+  bad = good; bad.rows = [1, 3]
+  #expect(throws: ParallelError.self) { try bad.validate(widths: [8]) }
+  bad = good; bad.tokens = [1]
+  #expect(throws: ParallelError.self) { try bad.validate(widths: [8]) }
+  bad = good; bad.semaphoreOffsets = [0, 4095]
+  #expect(throws: ParallelError.self) { try bad.validate(widths: [8]) }
+}
+
+@Test func partitionsMapToChunkSizes() throws {
+  #expect(try PrefillPartition.even(tokens: 10, procs: 3) == [4, 3, 3])
+  #expect(try PrefillPartition.sizes(fractions: [0.7, 0.3], tokens: 100) == [70, 30])
+  #expect(try PrefillPartition.sizes(fractions: [0.98, 0.01, 0.01], tokens: 10) == [8, 1, 1])
+  #expect(throws: ParallelError.self) { try PrefillPartition.sizes(fractions: [0.5, 0.4], tokens: 10) }
+  #expect(throws: ParallelError.self) { try PrefillPartition.even(tokens: 2, procs: 3) }
+  #expect(throws: ParallelError.self) { try PrefillPartition.even(tokens: 2, procs: 0) }
+  #expect(throws: ParallelError.self) { try PrefillPartition.check([5, 0, 5], tokens: 10) }
+  #expect(throws: ParallelError.self) { try PrefillPartition.check([5, 4], tokens: 10) }
+}
+
+@Test func runaheadMovesHalfTheBytesOfTSPOnEvenChunksAndFewerMACs() throws {
+  let config = try LlamaConfig(vocabularySize: 16, dimension: 576, contextLength: 8192, headCounts: Array(repeating: 9, count: 30),
+                               kvHeadCounts: Array(repeating: 3, count: 30), ffnWidths: Array(repeating: 1536, count: 30), headDimension: 64)
+  let bkv = 2 * 3 * 64 * 4
+  for p in 2...4 {
+    let chunks = try PrefillPartition.even(tokens: 1200, procs: p)
+    let kvr = PrefillPartition.bytesSent(.runahead, chunks: chunks, config: config)
+    let tsp = PrefillPartition.bytesSent(.tsp, chunks: chunks, config: config)
+    #expect(tsp == 30 * bkv * (p - 1) * 1200)
+    #expect(2 * kvr == tsp, "p \(p): runahead \(kvr), tsp \(tsp)")
+    #expect(PrefillPartition.attentionMACs(.runahead, chunks: chunks, config: config)
+            < PrefillPartition.attentionMACs(.tsp, chunks: chunks, config: config))
+  }
+  #expect(PrefillPartition.attentionMACs(.runahead, chunks: [1024], config: config) == 30 * 2 * 9 * 64 * 1024 * 1024)
+  #expect(PrefillPartition.attentionMACs(.runahead, chunks: [1024], config: config)
+          == PrefillPartition.attentionMACs(.tsp, chunks: [1024], config: config))
+}
