@@ -100,8 +100,8 @@ enum TechniqueBuiltins {
       .host(TechniqueValue(try technique { try KMeans(bits: try c.int(0), groups: try c.int(1)) }))
     }
     r.add("compress", [ParameterSpec("m"), ParameterSpec("technique"), ParameterSpec("layers", default: .string("all")),
-                       ParameterSpec("matrices", default: .string("all"))],
-          doc: "A new model whose decoder linears (all seven per layer by default; layers: a list of layer numbers, matrices: a list of names such as \"ffn_down\") are stored and run in the technique's packed form.",
+                       ParameterSpec("matrices", default: .string("all")), ParameterSpec("embeddings", default: .bool(false))],
+          doc: "A new model whose decoder linears (all seven per layer by default; layers: a list of layer numbers, matrices: a list of names such as \"ffn_down\") are stored and run in the technique's packed form; embeddings: true compresses the token embedding too (and so a tied output head). Given a matrix (a 2-D tensor) instead of a model, the compressed matrix.",
           example: "let q = compress(m, seedlm(bits: 4), layers: [0])") { c in
       guard case .host(let h) = c[1], let t = h as? TechniqueValue else {
         throw LatheError("compress: 'technique' must be a compressor such as seedlm(bits: 4), got \(c[1].typeName)", kind: .type)
@@ -132,7 +132,7 @@ enum TechniqueBuiltins {
       let bar = Progress(c.interpreter, total: 100, label: "compress")
       var shown = 0
       do {
-        let (model, report) = try value.model.compressed(with: t.compressor, layers: layers, matrices: matrices) { done, total in
+        let (model, report) = try value.model.compressed(with: t.compressor, layers: layers, matrices: matrices, embeddings: try c.bool(4)) { done, total in
           let percent = total == 0 ? 100 : done * 100 / total
           if percent > shown { try bar.advance(by: percent - shown); shown = percent } else { try c.interpreter.checkInterrupt() }
         }

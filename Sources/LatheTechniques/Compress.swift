@@ -43,9 +43,10 @@ extension CompressionReport {
 
 extension LlamaModel {
   /// The model with the matrices `matrices` (llama.cpp names) of the decoder layers `layers` (nil: all) compressed
-  /// by `technique`. `progress(done, total)` counts weights.
+  /// by `technique`, and the token embedding too when `embeddings` (it is then also the tied output head; its
+  /// report entry has layer −1 and matrix "token_embd"). `progress(done, total)` counts weights.
   public func compressed(with technique: any MatrixCompressor, layers chosen: [Int]? = nil,
-                         matrices: [String] = LlamaLayer.matrixNames,
+                         matrices: [String] = LlamaLayer.matrixNames, embeddings: Bool = false,
                          progress: (Int, Int) throws -> Void = { _, _ in }) throws -> (LlamaModel, CompressionReport) {
     let layerList = chosen ?? Array(0..<config.layerCount)
     for l in layerList where l < 0 || l >= config.layerCount {
@@ -56,27 +57,28 @@ extension LlamaModel {
     }
     let model = try copy(name: name + " · " + technique.description)
     var report = CompressionReport(technique: technique.description)
-    let total = layerList.reduce(0) { sum, l in sum + layers[l].matrices.filter { matrices.contains($0.0) }.reduce(0) { $0 + $1.1.count } }
+    var work: [(layer: Int, name: String, weight: LinearWeight)] = []
+    if embeddings { work.append((-1, "token_embd", tokenEmbedding)) }
+    for l in layerList { for (name, weight) in layers[l].matrices where matrices.contains(name) { work.append((l, name, weight)) } }
+    let total = work.reduce(0) { $0 + $1.weight.count }
     var done = 0
     let started = DispatchTime.now().uptimeNanoseconds
-    for l in layerList {
-      for (name, weight) in layers[l].matrices where matrices.contains(name) {
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        let dense = try weight.denseF32()
-        let base = done
-        let packed = try technique.compress(dense) { part, of in
-          try progress(base + Int(Double(weight.count) * Double(part) / Double(Swift.max(1, of))), total)
-        }
-        let decoded = try packed.dequantized().scalars, original = dense.scalars
-        var err = 0.0, norm = 0.0
-        for i in original.indices { let d = Double(decoded[i] - original[i]); err += d * d; norm += Double(original[i]) * Double(original[i]) }
-        report.entries.append(.init(layer: l, matrix: name, shape: weight.shape, relativeError: norm > 0 ? (err / norm).squareRoot() : 0,
-                                    bitsPerWeight: packed.bitsPerWeight, bytes: packed.byteCount,
-                                    seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
-        model.layers[l].setMatrix(name, .compressed(packed))
-        done += weight.count
-        try progress(done, total)
+    for (l, name, weight) in work {
+      let t0 = DispatchTime.now().uptimeNanoseconds
+      let dense = try weight.denseF32()
+      let base = done
+      let packed = try technique.compress(dense) { part, of in
+        try progress(base + Int(Double(weight.count) * Double(part) / Double(Swift.max(1, of))), total)
       }
+      let decoded = try packed.dequantized().scalars, original = dense.scalars
+      var err = 0.0, norm = 0.0
+      for i in original.indices { let d = Double(decoded[i] - original[i]); err += d * d; norm += Double(original[i]) * Double(original[i]) }
+      report.entries.append(.init(layer: l, matrix: name, shape: weight.shape, relativeError: norm > 0 ? (err / norm).squareRoot() : 0,
+                                  bitsPerWeight: packed.bitsPerWeight, bytes: packed.byteCount,
+                                  seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
+      if l < 0 { model.tokenEmbedding = .compressed(packed) } else { model.layers[l].setMatrix(name, .compressed(packed)) }
+      done += weight.count
+      try progress(done, total)
     }
     report.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
     return (model, report)

@@ -198,6 +198,17 @@ func matvecFromSeedsEqualsTheDecodedProduct(bits: Int) throws {
     var (model, _) = try LlamaModel(path: path).compressed(with: try SeedLM(bits: 4), layers: [0], matrices: ["attn_k"])
     (model, _) = try model.compressed(with: try RTN(bits: 3, group: 64), layers: [1], matrices: ["attn_v"])
     (model, _) = try model.compressed(with: try KMeans(bits: 4), layers: [2], matrices: ["ffn_down"])
+    // The token embedding (the tied head too), compressed alone; it runs like its decoded twin.
+    var report: CompressionReport
+    (model, report) = try model.compressed(with: try RTN(bits: 4, group: 64), layers: [], embeddings: true)
+    #expect(report.entries.map(\.matrix) == ["token_embd"] && report.entries[0].layer == -1 && model.tokenEmbedding.kind == "rtn")
+    let twin = try model.copy()
+    twin.tokenEmbedding = .tensor(try model.tokenEmbedding.denseF32())
+    for tokens in [[504], [504, 2365, 6354, 16438, 27003, 690, 260, 23790]] {
+      let a = try model.forward(tokens, cache: try model.makeCache(capacity: 8)), b = try twin.forward(tokens, cache: try twin.makeCache(capacity: 8))
+      let worst = zip(a, b).map { abs($0 - $1) }.max()!, scale = b.map { abs($0) }.max()!
+      #expect(worst <= 1e-5 * scale, "logits differ by \(worst) (largest logit \(scale))")
+    }
     let file = FileManager.default.temporaryDirectory.appendingPathComponent("lathe-packed-\(getpid()).gguf").path
     defer { try? FileManager.default.removeItem(atPath: file) }
     try model.writeGGUF(to: file, packed: true)
@@ -212,6 +223,8 @@ func matvecFromSeedsEqualsTheDecodedProduct(bits: Int) throws {
         #expect(ma.technique == mb.technique && ma.shape == mb.shape && ma.packed() == mb.packed())
       }
       #expect(back.layers[0].query.kind == "q4_1" && back.byteCount == model.byteCount)
+      guard case .compressed(let ea) = model.tokenEmbedding, case .compressed(let eb) = back.tokenEmbedding else { Issue.record("embedding"); continue }
+      #expect(ea.packed() == eb.packed())
       #expect(try back.forward(prompt, cache: try back.makeCache(capacity: 8)) == expected)
     }
     try model.writeGGUF(to: file, packed: false)

@@ -94,12 +94,13 @@ extension LlamaModel {
       for short in LlamaLayer.matrixNames { if let m = compressed[p + short + ".weight"] { layer.setMatrix(short, .compressed(m)) } }
       layers.append(layer)
     }
-    for name in compressed.keys where !name.hasPrefix("blk.") || !LlamaLayer.matrixNames.contains(where: { name.hasSuffix(".\($0).weight") }) {
-      throw ModelFormatError.unsupported(path: file.path, field: "tensor '\(name)'", reason: "only decoder matrices can be stored compressed")
+    for name in compressed.keys where name != "token_embd.weight" && (!name.hasPrefix("blk.") || !LlamaLayer.matrixNames.contains(where: { name.hasSuffix(".\($0).weight") })) {
+      throw ModelFormatError.unsupported(path: file.path, field: "tensor '\(name)'", reason: "only decoder matrices and the token embedding can be stored compressed")
     }
     let tokenizer = file.metadata["tokenizer.ggml.tokens"] == nil ? nil : try BPETokenizer(gguf: file)
     let fileName = URL(fileURLWithPath: file.path).deletingPathExtension().lastPathComponent
-    try self.init(config: config, layers: layers, tokenEmbedding: try weight("token_embd.weight"),
+    try self.init(config: config, layers: layers,
+                  tokenEmbedding: compressed["token_embd.weight"].map(LinearWeight.compressed) ?? .tensor(try weight("token_embd.weight")),
                   outputNorm: try weight("output_norm.weight"),
                   outputWeight: config.tiedEmbeddings ? nil : try weight("output.weight"),
                   tokenizer: tokenizer, name: name ?? file.metadata["general.name"]?.string ?? fileName)
@@ -169,7 +170,11 @@ extension LlamaModel {
         try w.addTensor(name, t, as: target)
       }
     }
-    try add("token_embd.weight", tokenEmbedding)
+    if packed, case .compressed(let m) = tokenEmbedding {
+      try CompressedFormats.add(m, named: "token_embd.weight", to: &w)
+    } else {
+      try add("token_embd.weight", try tokenEmbedding.tensor ?? tokenEmbedding.denseF32())
+    }
     try add("output_norm.weight", outputNorm, vector: true)
     if let outputWeight { try add("output.weight", outputWeight) }
     for (l, layer) in layers.enumerated() {

@@ -393,7 +393,7 @@ extension LlamaModel {
     func stored(_ t: Tensor) throws -> Tensor { dtype == .f32 ? try t.denseF32() : try t.denseF32().copied(as: dtype) }
     func stored(_ w: LinearWeight) throws -> Tensor { dtype == .f32 ? try w.denseF32() : try w.denseF32().copied(as: dtype) }
     let hd = config.headDimension, reorder = config.ropeStyle == .adjacentPairs
-    var tensors: [(name: String, tensor: Tensor)] = [("model.embed_tokens.weight", try stored(tokenEmbedding))]
+    var tensors: [(name: String, tensor: Tensor)] = [("model.embed_tokens.weight", try stored(try tokenEmbedding.tensor ?? tokenEmbedding.denseF32()))]
     for (l, layer) in layers.enumerated() {
       let p = "model.layers.\(l)."
       var query = try layer.query.denseF32(), key = try layer.key.denseF32()

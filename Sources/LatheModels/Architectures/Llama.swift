@@ -195,8 +195,9 @@ public final class KVCache: @unchecked Sendable {
 public final class LlamaModel: @unchecked Sendable {
   public let config: LlamaConfig
   public var layers: [LlamaLayer]
-  /// [vocab, dimension]; also the output projection when the embeddings are tied.
-  public var tokenEmbedding: Tensor
+  /// [vocab, dimension]; also the output projection when the embeddings are tied. A tensor, or a technique's
+  /// packed matrix (`compressed(with:embeddings: true)`): rows are decoded for the lookup, and a tied head runs it.
+  public var tokenEmbedding: LinearWeight
   public var outputNorm: Tensor
   /// [vocab, dimension] when not tied.
   public var outputWeight: Tensor?
@@ -210,14 +211,20 @@ public final class LlamaModel: @unchecked Sendable {
   /// nil for a model built any other way, copies included (a technique replaces matrices of a copy).
   public var ggufPath: String?
 
-  public init(config: LlamaConfig, layers: [LlamaLayer], tokenEmbedding: Tensor, outputNorm: Tensor, outputWeight: Tensor? = nil,
+  public init(config: LlamaConfig, layers: [LlamaLayer], tokenEmbedding: LinearWeight, outputNorm: Tensor, outputWeight: Tensor? = nil,
               tokenizer: BPETokenizer? = nil, name: String = "llama") throws {
     self.config = config; self.layers = layers; self.tokenEmbedding = tokenEmbedding; self.outputNorm = outputNorm
     self.outputWeight = outputWeight; self.tokenizer = tokenizer; self.name = name
     try checkShapes()
   }
 
-  var output: Tensor { outputWeight ?? tokenEmbedding }
+  public convenience init(config: LlamaConfig, layers: [LlamaLayer], tokenEmbedding: Tensor, outputNorm: Tensor, outputWeight: Tensor? = nil,
+                          tokenizer: BPETokenizer? = nil, name: String = "llama") throws {
+    try self.init(config: config, layers: layers, tokenEmbedding: .tensor(tokenEmbedding), outputNorm: outputNorm,
+                  outputWeight: outputWeight, tokenizer: tokenizer, name: name)
+  }
+
+  var output: LinearWeight { outputWeight.map(LinearWeight.tensor) ?? tokenEmbedding }
 
   func checkShapes() throws {
     let d = config.dimension, hd = config.headDimension
@@ -269,7 +276,7 @@ public final class LlamaModel: @unchecked Sendable {
   /// Every weight, in a fixed order: the embedding, the output norm, the output matrix when not tied, then per layer
   /// the two norms, the seven matrices and the query/key norms when present.
   public var allWeights: [LinearWeight] {
-    var all = [tokenEmbedding, outputNorm].map(LinearWeight.tensor) + (outputWeight.map { [.tensor($0)] } ?? [])
+    var all = [tokenEmbedding, .tensor(outputNorm)] + (outputWeight.map { [.tensor($0)] } ?? [])
     for layer in layers {
       all += [.tensor(layer.attentionNorm), .tensor(layer.ffnNorm)] + layer.matrices.map(\.1)
       all += [layer.queryNorm, layer.keyNorm].compactMap { $0.map(LinearWeight.tensor) }
@@ -283,7 +290,7 @@ public final class LlamaModel: @unchecked Sendable {
   /// Weight bytes one decoding step reads: every layer's norms and matrices, the output norm, the output matrix
   /// (the embedding when tied) and one row of the embedding.
   public var bytesReadPerToken: Int {
-    let embedding = LinearWeight.tensor(tokenEmbedding).byteCount
+    let embedding = tokenEmbedding.byteCount
     let row = embedding / Swift.max(1, tokenEmbedding.shape.first ?? 1)
     // byteCount holds the embedding once and the output matrix when there is one; a tied head reads the embedding.
     return byteCount - embedding + row + (outputWeight == nil ? embedding : 0)
@@ -303,7 +310,7 @@ public final class LlamaModel: @unchecked Sendable {
     var i = 0
     func next() -> Tensor { defer { i += 1 }; return packed[i] }
     func next(_ w: LinearWeight) -> LinearWeight { w.tensor == nil ? w : .tensor(next()) }
-    tokenEmbedding = next(); outputNorm = next()
+    tokenEmbedding = next(tokenEmbedding); outputNorm = next()
     if outputWeight != nil { outputWeight = next() }
     for l in layers.indices {
       layers[l].attentionNorm = next(); layers[l].ffnNorm = next()
@@ -471,7 +478,7 @@ struct ForwardPass {
     let vocab = config.vocabularySize
     if allLogits {
       var logits = [Float](repeating: 0, count: T * vocab)
-      try logits.withUnsafeMutableBufferPointer { try project(.tensor(model.output), h, into: $0.baseAddress!) }
+      try logits.withUnsafeMutableBufferPointer { try project(model.output, h, into: $0.baseAddress!) }
       return logits
     }
     var logits = [Float](repeating: 0, count: vocab)
