@@ -9,19 +9,13 @@ import LatheTensor
 public final class SeedMatrix: CompressedMatrix, @unchecked Sendable {
   public let config: SeedLM
   public let shape: [Int]
-  public let seeds: [UInt16]
-  public let exponents: [Int8]
-  /// P per block, each in [−8, 7].
-  public let mantissas: [Int8]
+  public let blockCount: Int
   let bases: SeedBases
-  /// The window offset of each block (from its seed), for decoding.
-  let offsets: [Int32]
+  /// The packed bitstream (`packed()`), followed by 8 zero bytes so a block's fields can be read as one
+  /// little-endian word: this is all the matrix holds, and all a matrix-vector product reads of it.
+  let stream: UnsafeMutableRawPointer
 
-  public init(technique: SeedLM, shape: [Int], seeds: [UInt16], exponents: [Int8], mantissas: [Int8]) throws {
-    config = technique
-    self.shape = shape
-    let bases = try technique.bases()
-    self.bases = bases
+  public convenience init(technique: SeedLM, shape: [Int], seeds: [UInt16], exponents: [Int8], mantissas: [Int8]) throws {
     let count = shape.reduce(1, *), blocks = (count + technique.block - 1) / technique.block
     guard shape.count == 2, seeds.count == blocks, exponents.count == blocks, mantissas.count == blocks * technique.coeffs else {
       throw SeedLMError.invalid("packed", "\(seeds.count) seeds, \(exponents.count) exponents and \(mantissas.count) mantissas do not fit \(blocks) blocks of shape \(shape)")
@@ -29,39 +23,74 @@ public final class SeedMatrix: CompressedMatrix, @unchecked Sendable {
     guard exponents.allSatisfy({ (-8...7).contains($0) }), mantissas.allSatisfy({ (-8...7).contains($0) }) else {
       throw SeedLMError.invalid("packed", "exponents and mantissas must be 4-bit values in -8...7")
     }
-    self.seeds = seeds; self.exponents = exponents; self.mantissas = mantissas
-    offsets = try seeds.map { s in
-      guard Int(s) < bases.offsetForState.count, bases.offsetForState[Int(s)] >= 0 else {
-        throw SeedLMError.invalid("packed", "seed \(s) is not a state of the \(technique.lfsrBits)-bit LFSR")
-      }
-      return bases.offsetForState[Int(s)]
-    }
-  }
-
-  public var blockCount: Int { seeds.count }
-  public var technique: String { config.description }
-  public var bitsPerWeight: Double { Double(packed().count * 8) / Double(blockCount * config.block) }
-  public var byteCount: Int { (blockCount * config.bitsPerBlock + 7) / 8 }
-
-  /// The bitstream: per block, LSB first, the K-bit seed, the 4-bit exponent and the P 4-bit mantissas (two's
-  /// complement), blocks back to back; (8, 3, 16) is 32 bits a block, (12, 4, 16) 36.
-  public func packed() -> [UInt8] {
-    var out = [UInt8](repeating: 0, count: byteCount)
+    var out = [UInt8](repeating: 0, count: (blocks * technique.bitsPerBlock + 7) / 8)
     var bit = 0
     func put(_ value: UInt32, _ width: Int) {
       for i in 0..<width where (value >> UInt32(i)) & 1 == 1 { out[(bit + i) / 8] |= 1 << UInt8((bit + i) % 8) }
       bit += width
     }
-    let p = config.coeffs
-    for b in 0..<blockCount {
-      put(UInt32(seeds[b]), config.lfsrBits)
+    let p = technique.coeffs
+    for b in 0..<blocks {
+      put(UInt32(seeds[b]), technique.lfsrBits)
       put(UInt32(UInt8(bitPattern: exponents[b]) & 15), 4)
       for k in 0..<p { put(UInt32(UInt8(bitPattern: mantissas[b * p + k]) & 15), 4) }
     }
-    return out
+    try self.init(technique: technique, shape: shape, blocks: blocks, packed: out)
   }
 
-  /// Reads a bitstream written by `packed()` back.
+  private init(technique: SeedLM, shape: [Int], blocks: Int, packed bytes: [UInt8]) throws {
+    config = technique
+    self.shape = shape
+    blockCount = blocks
+    bases = try technique.bases()
+    stream = UnsafeMutableRawPointer.allocate(byteCount: bytes.count + 8, alignment: 64)
+    stream.initializeMemory(as: UInt8.self, repeating: 0, count: bytes.count + 8)
+    bytes.withUnsafeBytes { if let b = $0.baseAddress { stream.copyMemory(from: b, byteCount: bytes.count) } }
+    for b in 0..<blocks {
+      let s = Int(fields(b).seed)
+      guard s < bases.offsetForState.count, bases.offsetForState[s] >= 0 else {
+        throw SeedLMError.invalid("packed", "block \(b): seed \(s) is not a state of the \(technique.lfsrBits)-bit LFSR")
+      }
+    }
+  }
+
+  deinit { stream.deallocate() }
+
+  /// Block b's word, shifted so its seed starts at bit 0: seed (K bits), exponent (4), mantissas (4 each).
+  @inline(__always) func fields(_ b: Int) -> (seed: UInt64, word: UInt64) {
+    let bit = b * config.bitsPerBlock
+    let word = stream.loadUnaligned(fromByteOffset: bit >> 3, as: UInt64.self).littleEndian >> UInt64(bit & 7)
+    return (word & ((1 << UInt64(config.lfsrBits)) - 1), word)
+  }
+
+  /// 4-bit two's-complement field at `shift` of a block's word.
+  @inline(__always) static func signed4(_ word: UInt64, _ shift: Int) -> Int {
+    Int(Int8(bitPattern: UInt8(truncatingIfNeeded: word >> UInt64(shift)) << 4) >> 4)
+  }
+
+  /// Per block: the register state (the stored seed).
+  public var seeds: [UInt16] { (0..<blockCount).map { UInt16(fields($0).seed) } }
+  public var exponents: [Int8] { (0..<blockCount).map { Int8(SeedMatrix.signed4(fields($0).word, config.lfsrBits)) } }
+  /// P per block, each in [−8, 7].
+  public var mantissas: [Int8] {
+    let k0 = config.lfsrBits + 4
+    return (0..<blockCount).flatMap { b in
+      let w = fields(b).word
+      return (0..<config.coeffs).map { Int8(SeedMatrix.signed4(w, k0 + 4 * $0)) }
+    }
+  }
+
+  public var technique: String { config.description }
+  public var bitsPerWeight: Double { Double(byteCount * 8) / Double(blockCount * config.block) }
+  public var byteCount: Int { (blockCount * config.bitsPerBlock + 7) / 8 }
+
+  /// The bitstream: per block, LSB first, the K-bit seed, the 4-bit exponent and the P 4-bit mantissas (two's
+  /// complement), blocks back to back; (8, 3, 16) is 32 bits a block, (12, 4, 16) 36.
+  public func packed() -> [UInt8] {
+    [UInt8](UnsafeRawBufferPointer(start: stream, count: byteCount))
+  }
+
+  /// Reads a bitstream written by `packed()` back (checking every seed is a state of the register).
   public static func unpack(_ bytes: [UInt8], technique: SeedLM, shape: [Int]) throws -> SeedMatrix {
     guard shape.count == 2, shape.allSatisfy({ $0 > 0 }), let count = Memory.count(shape) else {
       throw SeedLMError.invalid("shape", "needs [rows, cols] with positive sizes, got \(shape)")
@@ -71,31 +100,24 @@ public final class SeedMatrix: CompressedMatrix, @unchecked Sendable {
     guard bytes.count == expected else {
       throw SeedLMError.invalid("packed", "\(bytes.count) bytes; \(blocks) blocks of \(technique.bitsPerBlock) bits need \(expected)")
     }
-    var bit = 0
-    func get(_ width: Int) -> UInt32 {
-      var v: UInt32 = 0
-      for i in 0..<width where bytes[(bit + i) / 8] >> UInt8((bit + i) % 8) & 1 == 1 { v |= 1 << UInt32(i) }
-      bit += width
-      return v
-    }
-    func signed4(_ v: UInt32) -> Int8 { Int8(bitPattern: UInt8(v) << 4) >> 4 }
-    var seeds: [UInt16] = [], exps: [Int8] = [], mants: [Int8] = []
-    for _ in 0..<blocks {
-      seeds.append(UInt16(get(technique.lfsrBits)))
-      exps.append(signed4(get(4)))
-      for _ in 0..<technique.coeffs { mants.append(signed4(get(4))) }
-    }
-    return try SeedMatrix(technique: technique, shape: shape, seeds: seeds, exponents: exps, mantissas: mants)
+    return try SeedMatrix(technique: technique, shape: shape, blocks: blocks, packed: bytes)
+  }
+
+  /// Block b's window offset, exponent and mantissa k reader.
+  @inline(__always) func block(_ b: Int) -> (offset: Int, scale: Float, word: UInt64) {
+    let (seed, word) = fields(b)
+    let e = SeedMatrix.signed4(word, config.lfsrBits)
+    return (Int(bases.offsetForState[Int(seed)]), Float(sign: .plus, exponent: e, significand: 1), word)
   }
 
   /// Block b's C weights: U(seed)·(q·2^e), with U regenerated from the seed's window of the cycle.
   @inline(__always) func decodeBlock(_ b: Int, into out: UnsafeMutablePointer<Float>) {
-    let c = config.block, p = config.coeffs
-    let j = Int(offsets[b]), scale = Float(sign: .plus, exponent: Int(exponents[b]), significand: 1)
+    let c = config.block, p = config.coeffs, k0 = config.lfsrBits + 4
+    let (j, scale, word) = block(b)
     bases.cycle.withUnsafeBufferPointer { u in
       for i in 0..<c {
         var s: Float = 0
-        for k in 0..<p { s = s.addingProduct(u[j + i * p + k], Float(mantissas[b * p + k]) * scale) }
+        for k in 0..<p { s = s.addingProduct(u[j + i * p + k], Float(SeedMatrix.signed4(word, k0 + 4 * k)) * scale) }
         out[i] = s
       }
     }
@@ -138,27 +160,22 @@ public final class SeedMatrix: CompressedMatrix, @unchecked Sendable {
     let vectorised = c == 8 || c == 12
     let body: (Range<Int>) -> Void = { range in
       if vectorised { self.rowsVectorised(range, x: xs.pointer, y: ys.pointer, perRow: perRow); return }
+      let k0 = self.config.lfsrBits + 4
       self.bases.cycle.withUnsafeBufferPointer { u in
-        self.offsets.withUnsafeBufferPointer { offsets in
-          self.mantissas.withUnsafeBufferPointer { q in
-            self.exponents.withUnsafeBufferPointer { e in
-              for r in range {
-                var total: Float = 0
-                for blockInRow in 0..<perRow {
-                  let b = r * perRow + blockInRow, j = Int(offsets[b])
-                  let xb = xs.pointer + blockInRow * c
-                  var acc: Float = 0
-                  for k in 0..<p {
-                    var v: Float = 0
-                    for i in 0..<c { v = v.addingProduct(u[j + i * p + k], xb[i]) }
-                    acc = acc.addingProduct(Float(q[b * p + k]), v)
-                  }
-                  total = total.addingProduct(acc, Float(sign: .plus, exponent: Int(e[b]), significand: 1))
-                }
-                ys.pointer[r] = total
-              }
+        for r in range {
+          var total: Float = 0
+          for blockInRow in 0..<perRow {
+            let (j, scale, word) = self.block(r * perRow + blockInRow)
+            let xb = xs.pointer + blockInRow * c
+            var acc: Float = 0
+            for k in 0..<p {
+              var v: Float = 0
+              for i in 0..<c { v = v.addingProduct(u[j + i * p + k], xb[i]) }
+              acc = acc.addingProduct(Float(SeedMatrix.signed4(word, k0 + 4 * k)), v)
             }
+            total = total.addingProduct(acc, scale)
           }
+          ys.pointer[r] = total
         }
       }
     }
@@ -171,33 +188,26 @@ public final class SeedMatrix: CompressedMatrix, @unchecked Sendable {
     }
   }
 
-  /// The SIMD path of `matvec` for C = 8 or 12.
+  /// The SIMD path of `matvec` for C = 8 or 12: each block's fields come from the packed stream.
   func rowsVectorised(_ range: Range<Int>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, perRow: Int) {
-    let c = config.block, p = config.coeffs
+    let c = config.block, p = config.coeffs, k0 = config.lfsrBits + 4
     let columns = bases.strided
-    offsets.withUnsafeBufferPointer { offsets in
-      mantissas.withUnsafeBufferPointer { q in
-        exponents.withUnsafeBufferPointer { e in
-          for r in range {
-            var acc8 = SIMD8<Float>(), acc4 = SIMD4<Float>()
-            for blockInRow in 0..<perRow {
-              let b = r * perRow + blockInRow, j = Int(offsets[b])
-              let scale = Float(sign: .plus, exponent: Int(e[b]), significand: 1)
-              let xb = UnsafeRawPointer(x + blockInRow * c)
-              var w8 = SIMD8<Float>(), w4 = SIMD4<Float>()
-              for k in 0..<p {
-                let column = UnsafeRawPointer(columns[(j + k) % p] + (j + k) / p)
-                let t = SIMD8<Float>(repeating: Float(q[b * p + k]) * scale)
-                w8 = w8.addingProduct(t, column.loadUnaligned(as: SIMD8<Float>.self))
-                if c == 12 { w4 = w4.addingProduct(SIMD4(repeating: t[0]), column.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self)) }
-              }
-              acc8 = acc8.addingProduct(w8, xb.loadUnaligned(as: SIMD8<Float>.self))
-              if c == 12 { acc4 = acc4.addingProduct(w4, xb.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self)) }
-            }
-            y[r] = acc8.sum() + acc4.sum()
-          }
+    for r in range {
+      var acc8 = SIMD8<Float>(), acc4 = SIMD4<Float>()
+      for blockInRow in 0..<perRow {
+        let (j, scale, word) = block(r * perRow + blockInRow)
+        let xb = UnsafeRawPointer(x + blockInRow * c)
+        var w8 = SIMD8<Float>(), w4 = SIMD4<Float>()
+        for k in 0..<p {
+          let column = UnsafeRawPointer(columns[(j + k) % p] + (j + k) / p)
+          let t = SIMD8<Float>(repeating: Float(SeedMatrix.signed4(word, k0 + 4 * k)) * scale)
+          w8 = w8.addingProduct(t, column.loadUnaligned(as: SIMD8<Float>.self))
+          if c == 12 { w4 = w4.addingProduct(SIMD4(repeating: t[0]), column.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self)) }
         }
+        acc8 = acc8.addingProduct(w8, xb.loadUnaligned(as: SIMD8<Float>.self))
+        if c == 12 { acc4 = acc4.addingProduct(w4, xb.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self)) }
       }
+      y[r] = acc8.sum() + acc4.sum()
     }
   }
 }
