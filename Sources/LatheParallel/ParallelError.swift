@@ -42,7 +42,7 @@ func signalName(_ signal: Int32) -> String {
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: one clock for the parent and every worker on the machine.
-func monotonicNanoseconds() -> UInt64 {
+package func monotonicNanoseconds() -> UInt64 {
   var t = timespec()
   clock_gettime(CLOCK_MONOTONIC, &t)
   return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
