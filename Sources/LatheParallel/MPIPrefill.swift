@@ -111,27 +111,10 @@ package struct MPIPrefillResult {
   /// Printed on its own line of standard output, after this marker, as base64 (mpirun passes text through).
   package static let marker = "lathe-mpi-result "
 
-  package static func encode(events: [PrefillEvent], into w: inout FrameWriter) {
-    w.ints(events.map(\.kind.rawValue)); w.ints(events.map(\.layer))
-    w.doubles(events.map(\.start)); w.doubles(events.map(\.end))
-  }
-
-  package static func decodeEvents(_ r: inout FrameReader) throws -> [PrefillEvent] {
-    let kinds = try r.ints("event kinds"), layers = try r.ints("event layers")
-    let starts = try r.doubles("event starts"), ends = try r.doubles("event ends")
-    guard layers.count == kinds.count, starts.count == kinds.count, ends.count == kinds.count else {
-      throw ParallelError.malformedFrame("MPI result: event fields of different lengths")
-    }
-    return try kinds.indices.map { i in
-      guard let kind = PrefillEvent.Kind(rawValue: kinds[i]) else { throw ParallelError.malformedFrame("MPI result: event kind \(kinds[i])") }
-      return PrefillEvent(kind: kind, layer: layers[i], start: starts[i], end: ends[i])
-    }
-  }
-
   package func encoded() -> FrameWriter {
     var w = FrameWriter()
     w.int(events.count)
-    for e in events { Self.encode(events: e, into: &w) }
+    for e in events { PrefillEvent.encode(e, into: &w) }
     w.ints(bytesSent); w.doubles(finished); w.double(ttft); w.floats(logits)
     w.int(keys.count)
     for l in keys.indices { w.floats(keys[l]); w.floats(values[l]) }
@@ -141,7 +124,7 @@ package struct MPIPrefillResult {
   package init(_ r: inout FrameReader) throws {
     let n = try r.int("ranks")
     guard (1...4096).contains(n) else { throw ParallelError.malformedFrame("MPI result: \(n) ranks") }
-    events = try (0..<n).map { _ in try Self.decodeEvents(&r) }
+    events = try (0..<n).map { _ in try PrefillEvent.decode(&r) }
     bytesSent = try r.ints("bytes sent"); finished = try r.doubles("finished"); ttft = try r.double("ttft")
     logits = try r.floats("logits")
     let layers = try r.int("layers")
