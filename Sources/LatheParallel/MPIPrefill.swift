@@ -31,8 +31,12 @@ public struct MPILaunch: Sendable {
 
   /// mpirun's arguments for `procs` ranks of `job`. Ranks run one compute thread each and yield the core while they
   /// wait for a message instead of polling (polling ranks starved each other on a loaded machine; engine-notes.md §5).
+  /// TCP gets a progress thread: a message over the eager limit (64 KiB: 86 prompt tokens of one layer's keys)
+  /// otherwise moves only when the sender next calls MPI, a layer later, so the receiver waits (1024 tokens,
+  /// runahead 512/512: the last rank waited 2.6-5.3 s without it, 0.17 s with it).
   func arguments(procs: Int, executable: String, job: MPIPrefillJob) -> [String] {
     var a = ["--allow-run-as-root", "-np", String(procs), "--bind-to", "none", "--mca", "mpi_yield_when_idle", "1",
+             "--mca", "btl_tcp_progress_thread", "1",
              "-x", "LATHE_THREADS=1", "-x", "OPENBLAS_NUM_THREADS=1", "-x", "SWIFT_BACKTRACE=enable=no"]
     if let hostfile { a += ["--hostfile", hostfile] } else { a += ["--oversubscribe"] }
     if tcpOnly { a += ["--mca", "btl", "self,tcp"] }
