@@ -169,7 +169,7 @@ extension LlamaModel {
     let wall = Double(monotonicNanoseconds() - started) / 1e9
     guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix(MPIPrefillResult.marker) }),
           let data = Data(base64Encoded: String(line.dropFirst(MPIPrefillResult.marker.count)).trimmingCharacters(in: .whitespacesAndNewlines)) else {
-      throw ParallelError.workerFailed(worker: chunks.count - 1, message: "mpirun finished without the last rank's answer")
+      throw ParallelError.mpiFailed("mpirun finished without the last rank's answer")
     }
     var reader = FrameReader([UInt8](data))
     let result = try MPIPrefillResult(&reader)
@@ -211,14 +211,14 @@ extension LlamaModel {
     process.standardError = errorHandle
     process.standardInput = FileHandle.nullDevice
     do { try process.run() } catch {
-      throw ParallelError.invalidPlan("could not start \(mpirun) (install Open MPI: apt-get install openmpi-bin): \(error)")
+      throw ParallelError.mpiFailed("could not start \(mpirun) (install Open MPI: apt-get install openmpi-bin): \(error)")
     }
     let data = out.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     guard process.terminationReason == .exit, process.terminationStatus == 0 else {
       let text = (try? String(contentsOf: errors, encoding: .utf8)) ?? ""
       let tail = text.split(separator: "\n").suffix(12).joined(separator: "\n")
-      throw ParallelError.workerFailed(worker: -1, message: "\(mpirun) exited with status \(process.terminationStatus): \(tail)")
+      throw ParallelError.mpiFailed("\(mpirun) exited with status \(process.terminationStatus): \(tail)")
     }
     return String(decoding: data, as: UTF8.self)
   }

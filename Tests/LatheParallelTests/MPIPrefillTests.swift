@@ -81,8 +81,9 @@ struct MPIPrefillReleaseTests {
   @Test func aMissingRankExecutableIsAnError() throws {
     let model = try SmolLM2Parallel.model()
     let prompt = try SmolLM2Parallel.prompt(8)
-    #expect(throws: ParallelError.self) {
+    let error = #expect(throws: ParallelError.self) {
       try model.parallelPrefill(prompt, method: .runahead, chunks: [4, 4], mpi: MPILaunch(executable: "/nonexistent/lathe-mpi"))
     }
+    #expect(error?.description.hasPrefix("parallel prefill over MPI: mpirun exited with status") == true, "\(String(describing: error))")
   }
 }
