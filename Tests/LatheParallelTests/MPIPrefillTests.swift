@@ -78,6 +78,21 @@ struct MPIPrefillReleaseTests {
     }
   }
 
+  /// A rank that fails (here: the model file is gone by the time the ranks open it) aborts the job, and the error
+  /// carries what the rank said.
+  @Test func aFailingRankAbortsTheJobWithItsMessage() throws {
+    let copy = FileManager.default.temporaryDirectory.appendingPathComponent("lathe-mpi-test-\(getpid()).gguf").path
+    try? FileManager.default.removeItem(atPath: copy)
+    try FileManager.default.copyItem(atPath: SmolLM2Parallel.path, toPath: copy)
+    let model = try LlamaModel(path: copy)
+    try FileManager.default.removeItem(atPath: copy)
+    let prompt = try SmolLM2Parallel.prompt(8)
+    let error = #expect(throws: ParallelError.self) {
+      try model.parallelPrefill(prompt, method: .tsp, chunks: [4, 4], mpi: MPILaunch())
+    }
+    #expect(error?.description.contains("lathe-mpi: rank") == true, "\(String(describing: error))")
+  }
+
   @Test func aMissingRankExecutableIsAnError() throws {
     let model = try SmolLM2Parallel.model()
     let prompt = try SmolLM2Parallel.prompt(8)
