@@ -63,6 +63,19 @@ if env["LATHE_FUZZ"] == "1" {
   targets.append(.executableTarget(name: "lathe-fuzz", dependencies: ["LatheLang", "LatheBuiltins", "LatheTensor", "LatheModels"],
                                    swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
 }
+// The Open MPI transport of parallel prefill (ranks on several machines) needs libmpi, so it is declared on request
+// only, like lathe-fuzz: the default build needs no MPI. It adds targets and leaves every other target's flags
+// alone, so switching it on in a built folder compiles only these (a package trait defines its condition in every
+// target and rebuilds them all).
+// Its tests (MPIPrefillReleaseTests in LatheParallelTests) run when LATHE_MPI=1 is set for swift test too.
+//   LATHE_MPI=1 swift build --build-tests          LATHE_MPI=1 swift test --skip-build --filter MPIPrefill
+if env["LATHE_MPI"] == "1" {
+  targets += [
+    .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+    .target(name: "LatheMPI", dependencies: ["CMPI", "LatheParallel", "LatheModels"], swiftSettings: cpuSettings),
+    .executableTarget(name: "lathe-mpi", dependencies: ["LatheMPI"], swiftSettings: cpuSettings),
+  ]
+}
 
 let package = Package(
   name: "Lathe",

@@ -200,7 +200,7 @@ enum ModelBuiltins {
       if c.isNone(2) {
         result = try value.model.generate(ids, maxTokens: tokens, sampler: &sampler, stop: try stops(c, 8), onToken: streamer(c, 9))
       } else {
-        let kv = try ParallelBuiltins.prefill(value, ids, try strategy(c, 2, "generate"), room: tokens, interpreter: c.interpreter)
+        let kv = try strategy(c, 2, "generate").prefill(value, ids, room: tokens, interpreter: c.interpreter)
         var r = try value.model.decode(cache: kv.cache, logits: kv.logits ?? [], maxTokens: tokens, sampler: &sampler,
                                        stop: try stops(c, 8), onToken: streamer(c, 9))
         r.promptTokens = ids.count
@@ -234,7 +234,7 @@ enum ModelBuiltins {
       let room = try c.int(3)
       guard room >= 0 else { throw LatheError("prefill: room must be >= 0, got \(room)") }
       if !c.isNone(2) {
-        return .host(try ParallelBuiltins.prefill(value, ids, try strategy(c, 2, "prefill"), room: room, interpreter: c.interpreter))
+        return .host(try strategy(c, 2, "prefill").prefill(value, ids, room: room, interpreter: c.interpreter))
       }
       let started = DispatchTime.now().uptimeNanoseconds
       let (cache, logits) = try value.model.prefill(ids, extra: room)
@@ -371,8 +371,8 @@ enum ModelBuiltins {
   }
 
   /// Argument i as a prefill strategy.
-  static func strategy(_ c: NativeCall, _ i: Int, _ op: String) throws -> PrefillStrategyValue {
-    guard case .host(let h) = c[i], let strategy = h as? PrefillStrategyValue else {
+  static func strategy(_ c: NativeCall, _ i: Int, _ op: String) throws -> any PrefillTechniqueValue {
+    guard case .host(let h) = c[i], let strategy = h as? any PrefillTechniqueValue else {
       throw LatheError("\(op): 'technique' must be a prefill strategy such as runahead(procs: 2) or tsp(procs: 2), got \(c[i].typeName)", kind: .type)
     }
     return strategy

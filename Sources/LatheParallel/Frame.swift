@@ -18,15 +18,16 @@ enum MessageKind: UInt8 {
 }
 
 /// Builds one frame's payload.
-struct FrameWriter {
-  private(set) var bytes: [UInt8] = []
+package struct FrameWriter {
+  package init() {}
+  package private(set) var bytes: [UInt8] = []
 
-  mutating func int(_ v: Int) { withUnsafeBytes(of: Int64(v).littleEndian) { bytes.append(contentsOf: $0) } }
-  mutating func double(_ v: Double) { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
-  mutating func string(_ s: String) { let u = Array(s.utf8); count(u.count); bytes += u }
-  mutating func ints(_ v: [Int]) { count(v.count); for x in v { int(x) } }
-  mutating func doubles(_ v: [Double]) { count(v.count); for x in v { double(x) } }
-  mutating func floats(_ v: [Float]) {
+  package mutating func int(_ v: Int) { withUnsafeBytes(of: Int64(v).littleEndian) { bytes.append(contentsOf: $0) } }
+  package mutating func double(_ v: Double) { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+  package mutating func string(_ s: String) { let u = Array(s.utf8); count(u.count); bytes += u }
+  package mutating func ints(_ v: [Int]) { count(v.count); for x in v { int(x) } }
+  package mutating func doubles(_ v: [Double]) { count(v.count); for x in v { double(x) } }
+  package mutating func floats(_ v: [Float]) {
     count(v.count)
     v.withUnsafeBytes { bytes.append(contentsOf: $0) }   // every platform Lathe builds for is little-endian
   }
@@ -34,10 +35,10 @@ struct FrameWriter {
 }
 
 /// Reads one frame's payload; every read checks the bytes are there.
-struct FrameReader {
+package struct FrameReader {
   let bytes: [UInt8]
   private(set) var position = 0
-  init(_ bytes: [UInt8]) { self.bytes = bytes }
+  package init(_ bytes: [UInt8]) { self.bytes = bytes }
 
   private mutating func take(_ n: Int, _ what: String) throws -> ArraySlice<UInt8> {
     guard n >= 0, n <= bytes.count - position else {
@@ -57,22 +58,22 @@ struct FrameReader {
     return n
   }
 
-  mutating func int(_ what: String = "int") throws -> Int { Int(Int64(bitPattern: try raw64(what))) }
-  mutating func double(_ what: String = "double") throws -> Double { Double(bitPattern: try raw64(what)) }
-  mutating func string(_ what: String = "string") throws -> String {
+  package mutating func int(_ what: String = "int") throws -> Int { Int(Int64(bitPattern: try raw64(what))) }
+  package mutating func double(_ what: String = "double") throws -> Double { Double(bitPattern: try raw64(what)) }
+  package mutating func string(_ what: String = "string") throws -> String {
     let n = try count(what, elementSize: 1)
     guard let s = String(validating: try take(n, what), as: UTF8.self) else { throw ParallelError.malformedFrame("\(what) is not UTF-8") }
     return s
   }
-  mutating func ints(_ what: String = "ints") throws -> [Int] {
+  package mutating func ints(_ what: String = "ints") throws -> [Int] {
     let n = try count(what, elementSize: 8)
     return try (0..<n).map { _ in try int(what) }
   }
-  mutating func doubles(_ what: String = "doubles") throws -> [Double] {
+  package mutating func doubles(_ what: String = "doubles") throws -> [Double] {
     let n = try count(what, elementSize: 8)
     return try (0..<n).map { _ in try double(what) }
   }
-  mutating func floats(_ what: String = "floats") throws -> [Float] {
+  package mutating func floats(_ what: String = "floats") throws -> [Float] {
     let n = try count(what, elementSize: 4)
     let slice = try take(4 * n, what)
     return [Float](unsafeUninitializedCapacity: n) { buffer, initialized in
@@ -81,7 +82,7 @@ struct FrameReader {
     }
   }
   /// Every byte must have been read.
-  func finish(_ what: String) throws {
+  package func finish(_ what: String) throws {
     guard position == bytes.count else { throw ParallelError.malformedFrame("\(bytes.count - position) bytes left over after \(what)") }
   }
 }

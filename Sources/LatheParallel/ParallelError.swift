@@ -16,6 +16,8 @@ public enum ParallelError: Error, CustomStringConvertible, Equatable {
   case workerFailed(worker: Int, message: String)
   /// A frame on a control socket broke the protocol.
   case malformedFrame(String)
+  /// mpirun or one of its ranks failed: what it said on standard error.
+  case mpiFailed(String)
 
   public var description: String {
     switch self {
@@ -26,6 +28,7 @@ public enum ParallelError: Error, CustomStringConvertible, Equatable {
     case .workerDied(let worker, let pid, let reason): return "parallel prefill: worker \(worker) (pid \(pid)) \(reason); the pool starts new workers on the next call"
     case .workerFailed(let worker, let message): return "parallel prefill: worker \(worker): \(message)"
     case .malformedFrame(let reason): return "parallel prefill: malformed frame: \(reason)"
+    case .mpiFailed(let message): return "parallel prefill over MPI: \(message)"
     }
   }
 
@@ -42,7 +45,7 @@ func signalName(_ signal: Int32) -> String {
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: one clock for the parent and every worker on the machine.
-func monotonicNanoseconds() -> UInt64 {
+package func monotonicNanoseconds() -> UInt64 {
   var t = timespec()
   clock_gettime(CLOCK_MONOTONIC, &t)
   return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)

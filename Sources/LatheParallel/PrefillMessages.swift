@@ -99,6 +99,24 @@ public struct PrefillEvent: Sendable, Equatable {
   public var layer: Int
   public var start: Double, end: Double
   public init(kind: Kind, layer: Int, start: Double, end: Double) { self.kind = kind; self.layer = layer; self.start = start; self.end = end }
+
+  /// Events as four parallel arrays: kinds, layers, starts, ends.
+  package static func encode(_ events: [PrefillEvent], into w: inout FrameWriter) {
+    w.ints(events.map(\.kind.rawValue)); w.ints(events.map(\.layer))
+    w.doubles(events.map(\.start)); w.doubles(events.map(\.end))
+  }
+
+  package static func decode(_ r: inout FrameReader) throws -> [PrefillEvent] {
+    let kinds = try r.ints("event kinds"), layers = try r.ints("event layers")
+    let starts = try r.doubles("event starts"), ends = try r.doubles("event ends")
+    guard layers.count == kinds.count, starts.count == kinds.count, ends.count == kinds.count else {
+      throw ParallelError.malformedFrame("events: fields of different lengths")
+    }
+    return try kinds.indices.map { i in
+      guard let kind = Kind(rawValue: kinds[i]) else { throw ParallelError.malformedFrame("events: kind \(kinds[i])") }
+      return PrefillEvent(kind: kind, layer: layers[i], start: starts[i], end: ends[i])
+    }
+  }
 }
 
 struct PrefillReply {
@@ -108,8 +126,7 @@ struct PrefillReply {
 
   func encoded() -> FrameWriter {
     var w = FrameWriter()
-    w.ints(events.map(\.kind.rawValue)); w.ints(events.map(\.layer))
-    w.doubles(events.map(\.start)); w.doubles(events.map(\.end))
+    PrefillEvent.encode(events, into: &w)
     w.int(bytesSent); w.floats(logits)
     return w
   }
@@ -117,15 +134,7 @@ struct PrefillReply {
   init(events: [PrefillEvent], bytesSent: Int, logits: [Float]) { self.events = events; self.bytesSent = bytesSent; self.logits = logits }
 
   init(_ r: inout FrameReader) throws {
-    let kinds = try r.ints("event kinds"), layers = try r.ints("event layers")
-    let starts = try r.doubles("event starts"), ends = try r.doubles("event ends")
-    guard layers.count == kinds.count, starts.count == kinds.count, ends.count == kinds.count else {
-      throw ParallelError.malformedFrame("prefill reply: event fields of different lengths")
-    }
-    events = try kinds.indices.map { i in
-      guard let kind = PrefillEvent.Kind(rawValue: kinds[i]) else { throw ParallelError.malformedFrame("prefill reply: event kind \(kinds[i])") }
-      return PrefillEvent(kind: kind, layer: layers[i], start: starts[i], end: ends[i])
-    }
+    events = try PrefillEvent.decode(&r)
     bytesSent = try r.int("bytes sent"); logits = try r.floats("logits")
     try r.finish("a prefill reply")
   }

@@ -10,15 +10,20 @@ struct TensorScript: CustomStringConvertible, Sendable {
   let url: URL
   var description: String { url.lastPathComponent }
   static var all: [TensorScript] { ScriptHarness.scripts(in: "Tests/LatheBuiltinsTests/Scripts").map(TensorScript.init) }
+
+  /// Runs the script with the builtins a session has (seed 7) and expects every `# expect` line met.
+  func expectMeetsExpectations() throws {
+    let interp = Interpreter(registry: Builtins.standard(), seed: 7)
+    try interp.loadPrelude(from: TestPaths.packageRoot.appendingPathComponent("stdlib").path)
+    defer { interp.shutdown() }
+    let problems = try ScriptHarness.problems(running: url, in: interp)
+    #expect(problems.isEmpty, Comment(rawValue: "\(description):\n" + problems.joined(separator: "\n")))
+  }
 }
 
 @Test(arguments: TensorScript.all)
 func tensorScriptMeetsExpectations(_ script: TensorScript) throws {
-  let interp = Interpreter(registry: Builtins.standard(), seed: 7)
-  try interp.loadPrelude(from: TestPaths.packageRoot.appendingPathComponent("stdlib").path)
-  defer { interp.shutdown() }
-  let problems = try ScriptHarness.problems(running: script.url, in: interp)
-  #expect(problems.isEmpty, Comment(rawValue: "\(script.description):\n" + problems.joined(separator: "\n")))
+  try script.expectMeetsExpectations()
 }
 
 /// The language-model scripts load the real SmolLM2 file and run it: model-sized, so scripts/test runs them in the
@@ -28,10 +33,6 @@ func tensorScriptMeetsExpectations(_ script: TensorScript) throws {
 
   @Test(arguments: ModelScriptReleaseTests.all)
   func modelScriptMeetsExpectations(_ script: TensorScript) throws {
-    let interp = Interpreter(registry: Builtins.standard(), seed: 7)
-    try interp.loadPrelude(from: TestPaths.packageRoot.appendingPathComponent("stdlib").path)
-    defer { interp.shutdown() }
-    let problems = try ScriptHarness.problems(running: script.url, in: interp)
-    #expect(problems.isEmpty, Comment(rawValue: "\(script.description):\n" + problems.joined(separator: "\n")))
+    try script.expectMeetsExpectations()
   }
 }

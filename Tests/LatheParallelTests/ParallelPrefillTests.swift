@@ -34,21 +34,10 @@ let prefillCases: [PrefillCase] = {
     let (cache, logits) = try Self.serial.get()
     let r = try model.parallelPrefill(prompt, method: c.method, chunks: c.chunks, extra: 8, processCaches: true)
     let layers = model.config.layerCount
-    #expect(r.cache.count == prompt.count)
-    let worst = maxCacheDifference(r.cache, cache, layers: layers)
-    #expect(worst <= 1e-4, "\(c.testDescription): keys/values differ from serial by \(worst)")
-    let logitError = zip(r.logits, logits).map { abs($0 - $1) }.max() ?? 0
-    #expect(logitError <= 1e-3, "\(c.testDescription): logits differ by \(logitError)")
-    #expect(r.firstToken == Sampler.argmax(logits))
-
-    // Bytes and MACs by the spec's formulas; each process's cache holds S_i rows (tsp: C), equal to serial's.
-    let p = c.chunks.count, bkv = 2 * model.config.kvHeadCounts[0] * model.config.headDimension * 4
+    expectMatchesSerial(r, method: c.method, chunks: c.chunks, model: model, serial: (cache, logits), label: c.testDescription)
+    let p = c.chunks.count
     let ends = c.chunks.reduce(into: [Int]()) { $0.append(($0.last ?? 0) + $1) }
-    let expectedBytes = (0..<p).map { i in
-      p == 1 ? 0 : c.method == .runahead ? (i < p - 1 ? layers * bkv * ends[i] : 0) : layers * bkv * (p - 1) * c.chunks[i]
-    }
-    #expect(r.bytesSent == expectedBytes)
-    #expect(r.bytesSent.reduce(0, +) == PrefillPartition.bytesSent(c.method, chunks: c.chunks, config: model.config))
+    // MACs by the spec's formula; each process's cache holds S_i rows (tsp: C), equal to serial's.
     let macs = 2 * 9 * 64 * layers * (c.method == .runahead ? zip(c.chunks, ends).reduce(0) { $0 + $1.0 * $1.1 } : 64 * 64)
     #expect(r.attentionMACs == macs)
     try #require(r.processCaches.count == p)

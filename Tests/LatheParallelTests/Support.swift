@@ -53,3 +53,24 @@ func maxCacheDifference(_ a: KVCache, _ b: KVCache, layers: Int, rows: Int? = ni
   }
   return worst
 }
+
+/// The checks every parallel prefill of `chunks` meets against the serial prefill (kv-runahead.md checks 1 and 2):
+/// the whole prompt cached, every layer's keys and values within 1e-4, the logits within 1e-3, the same first
+/// token, and each process's bytes sent by the spec's formulas.
+func expectMatchesSerial(_ r: ParallelPrefill, method: ParallelPrefillMethod, chunks: [Int], model: LlamaModel,
+                         serial: (cache: KVCache, logits: [Float]), label: String) {
+  let layers = model.config.layerCount, tokens = chunks.reduce(0, +)
+  #expect(r.cache.count == tokens)
+  let worst = maxCacheDifference(r.cache, serial.cache, layers: layers)
+  #expect(worst <= 1e-4, "\(label): keys/values differ from serial by \(worst)")
+  let logitError = zip(r.logits, serial.logits).map { abs($0 - $1) }.max() ?? 0
+  #expect(logitError <= 1e-3, "\(label): logits differ by \(logitError)")
+  #expect(r.firstToken == Sampler.argmax(serial.logits))
+  let p = chunks.count, bkv = 2 * model.config.kvHeadCounts[0] * model.config.headDimension * 4
+  let ends = chunks.reduce(into: [Int]()) { $0.append(($0.last ?? 0) + $1) }
+  let expectedBytes = (0..<p).map { i in
+    p == 1 ? 0 : method == .runahead ? (i < p - 1 ? layers * bkv * ends[i] : 0) : layers * bkv * (p - 1) * chunks[i]
+  }
+  #expect(r.bytesSent == expectedBytes, "\(label)")
+  #expect(r.bytesSent.reduce(0, +) == PrefillPartition.bytesSent(method, chunks: chunks, config: model.config))
+}
