@@ -228,8 +228,11 @@ enum ModelBuiltins {
     }
     r.add("prefill", [ParameterSpec("m"), ParameterSpec("prompt"), ParameterSpec("technique", default: Value.none),
                       ParameterSpec("room", default: .int(256))],
-          doc: "Runs the prompt into a new KV cache (room: positions kept free for decoding); the cache value holds the first token and the time to first token. With runahead(...) or tsp(...) the prompt runs on worker processes, and the value also has chunks, perProc, bytesSent and attnMACs.",
+          doc: "Runs the prompt into a new KV cache (room: positions kept free for decoding); the cache value holds the first token and the time to first token. With runahead(...) or tsp(...) the prompt runs on worker processes, and the value also has chunks, perProc, bytesSent and attnMACs; with mode: \"simulate\" the cost model plays it out (the prompt may then be just a length) and the value has the counters but no cache.",
           example: "let kv = prefill(m, \"The capital of France is\")") { c in
+      if case .host(let h as PrefillStrategyValue) = c[2], h.mode == .simulate {
+        return try RunaheadBuiltins.simulatedPrefill(c, h)
+      }
       let (value, ids) = try modelAndPrompt(c, "prefill")
       let room = try c.int(3)
       guard room >= 0 else { throw LatheError("prefill: room must be >= 0, got \(room)") }
