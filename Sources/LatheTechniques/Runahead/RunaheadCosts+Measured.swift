@@ -36,25 +36,8 @@ extension RunaheadCosts {
     let threads = model.threads
     model.threads = 1
     defer { model.threads = threads }
-    struct Stop: Error {}
-    /// Seconds of each whole layer of a chunk forward of c tokens over S keys.
     func timeLayers(_ c: Int, _ s: Int) throws -> [Double] {
-      var marks: [UInt64] = [], returned: [UInt64] = []
-      let ids = (0..<c).map { ($0 * 7919 + 13) % config.vocabularySize }
-      do {
-        _ = try model.forwardChunk(ids, offset: s - c, logits: false) { l, k, v in
-          marks.append(DispatchTime.now().uptimeNanoseconds)
-          if l == layers { throw Stop() }
-          (keys + (s - c) * width).update(from: k, count: c * width)
-          (values + (s - c) * width).update(from: v, count: c * width)
-          returned.append(DispatchTime.now().uptimeNanoseconds)
-          return ChunkAttentionInput(keys: keys, values: values, length: s)
-        }
-      } catch let e {
-        if !(e is Stop) { throw e }
-      }
-      // From the end of layer l's exchange to layer l+1's: attention and post of l, pre of l+1 (the copy excluded).
-      return (1..<marks.count).map { Double(marks[$0] - returned[$0 - 1]) / 1e9 }
+      try RunaheadCosts.timeLayers(model, tokens: c, keys: s, layers: layers, keyBuffer: keys, valueBuffer: values, width: width)
     }
     _ = try timeLayers(tokens.min() ?? 1, tokens.min() ?? 1)        // warm the weights and buffers
     var samples: [LayerSample] = []
@@ -73,6 +56,31 @@ extension RunaheadCosts {
     let perToken = costs.prePerToken + costs.postPerToken
     costs.head = perToken > 0 ? 2 * d * Double(config.vocabularySize) / (linearFlopsPerToken / perToken) : 0
     return (costs, samples, RunaheadCosts.memcpyBandwidth())
+  }
+
+  /// Stops a chunk forward after the layers being timed.
+  private struct Stop: Error {}
+
+  /// Seconds of each whole layer of a chunk forward of `tokens` tokens over `keys` keys, for layers 1..<`layers`:
+  /// from the end of layer l's exchange to layer l+1's (attention and post of l, pre of l+1; the copy excluded).
+  private static func timeLayers(_ model: LlamaModel, tokens c: Int, keys s: Int, layers: Int,
+                                 keyBuffer: UnsafeMutablePointer<Float>, valueBuffer: UnsafeMutablePointer<Float>,
+                                 width: Int) throws -> [Double] {
+    var marks: [UInt64] = [], returned: [UInt64] = []
+    let ids = (0..<c).map { ($0 * 7919 + 13) % model.config.vocabularySize }
+    let exchange: (Int, UnsafePointer<Float>, UnsafePointer<Float>) throws -> ChunkAttentionInput = { l, k, v in
+      marks.append(DispatchTime.now().uptimeNanoseconds)
+      if l == layers { throw Stop() }
+      (keyBuffer + (s - c) * width).update(from: k, count: c * width)
+      (valueBuffer + (s - c) * width).update(from: v, count: c * width)
+      returned.append(DispatchTime.now().uptimeNanoseconds)
+      return ChunkAttentionInput(keys: keyBuffer, values: valueBuffer, length: s)
+    }
+    do {
+      _ = try model.forwardChunk(ids, offset: s - c, logits: false, exchange: exchange)
+    } catch is Stop {
+    }
+    return (1..<marks.count).map { Double(marks[$0] - returned[$0 - 1]) / 1e9 }
   }
 
   /// Bytes per second of a 32 MB memcpy, the best of 5.
