@@ -33,8 +33,8 @@ public final class PrefillStrategyValue: HostObject {
   /// Seconds per message in simulate mode.
   public let latency: Double
 
-  /// The most processes a strategy may name: real runs are bounded again by the worker pool.
-  static let maximumProcs = 1024
+  /// The most processes a simulated strategy may name, and a real one (each a worker process with the model mapped).
+  static let maximumProcs = 1024, maximumRealProcs = 64
 
   init(method: ParallelPrefillMethod, procs: Int, partition: Partition, mode: Mode = .real, bandwidth: Double? = nil,
        latency: Double = 0) throws {
@@ -59,8 +59,11 @@ public final class PrefillStrategyValue: HostObject {
       }
       guard !t.entries.isEmpty else { throw LatheError("\(name): the partition table is empty") }
     }
+    if mode == .real, procs > PrefillStrategyValue.maximumRealProcs {
+      throw LatheError("\(name): real runs start one worker process each, so procs must be at most \(PrefillStrategyValue.maximumRealProcs), got \(procs) (mode: \"simulate\" takes up to \(PrefillStrategyValue.maximumProcs))")
+    }
     if let bandwidth {
-      guard bandwidth.isFinite, bandwidth > 0 else { throw LatheError("\(name): bandwidth must be positive bytes per second or none, got \(bandwidth)") }
+      guard bandwidth.isFinite, bandwidth >= 1 else { throw LatheError("\(name): bandwidth must be at least 1 byte per second, or none, got \(bandwidth)") }
     }
     guard latency.isFinite, latency >= 0, latency <= 3600 else {
       throw LatheError("\(name): latency must be 0 to 3600 seconds, got \(latency)")

@@ -216,6 +216,9 @@ enum RunaheadBuiltins {
     return try RunaheadSimulator(costs: costs)
   }
 
+  /// 2^20 tokens: attention MACs (2·n_q·d_head·L·C²) stay far inside an Int.
+  static let maximumSimulatedLength = 1 << 20
+
   /// `prefill(m, prompt, t)` for a strategy in simulate mode; the prompt may be text, token ids or a length.
   static func simulatedPrefill(_ c: NativeCall, _ t: PrefillStrategyValue) throws -> Value {
     let value = try ModelBuiltins.model(c, 0, "prefill")
@@ -224,8 +227,8 @@ enum RunaheadBuiltins {
     guard length >= t.procs else {
       throw LatheError("prefill: \(t.procs) processes need a prompt of at least \(t.procs) tokens, got \(length)")
     }
-    guard length <= PartitionSearch.maximumLength else {
-      throw LatheError("prefill: a prompt of \(length) tokens is longer than \(PartitionSearch.maximumLength)")
+    guard length <= maximumSimulatedLength else {
+      throw LatheError("prefill: a simulated prompt may have at most \(maximumSimulatedLength) tokens, got \(length)")
     }
     do {
       let sim = try simulator(value.model, t, interpreter: c.interpreter)
