@@ -41,7 +41,8 @@ var targets: [Target] = [
           swiftSettings: interpreterSettings),
   .executableTarget(name: "lathe", dependencies: [
     "LatheCLI", "LatheParallel", "LatheTechniques", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-  .executableTarget(name: "lathe-bench", dependencies: ["LatheLang", "LatheTensor", "LatheNN", "LatheData", "LatheModels", "CBLAS", "LatheTechniques"],
+  .executableTarget(name: "lathe-bench", dependencies: ["LatheLang", "LatheTensor", "LatheNN", "LatheData", "LatheModels", "CBLAS", "LatheTechniques",
+                                                      "LatheParallel"],
                     swiftSettings: interpreterSettings),
   .target(name: "LatheTestSupport", dependencies: ["LatheLang"], path: "Tests/LatheTestSupport"),
   .testTarget(name: "LatheLangTests", dependencies: ["LatheLang", "LatheTestSupport"],

@@ -227,15 +227,24 @@ enum ModelBuiltins {
       return .host(GenerationValue(result))
     }
     r.add("prefill", [ParameterSpec("m"), ParameterSpec("prompt"), ParameterSpec("technique", default: Value.none),
-                      ParameterSpec("room", default: .int(256))],
-          doc: "Runs the prompt into a new KV cache (room: positions kept free for decoding); the cache value holds the first token and the time to first token. With runahead(...) or tsp(...) the prompt runs on worker processes, and the value also has chunks, perProc, bytesSent and attnMACs.",
+                      ParameterSpec("room", default: .int(256)), ParameterSpec("threads", default: Value.none)],
+          doc: "Runs the prompt into a new KV cache (room: positions kept free for decoding; threads: compute threads of a serial prefill, default the model's); the cache value holds the first token and the time to first token. With runahead(...) or tsp(...) the prompt runs on worker processes, and the value also has chunks, perProc, bytesSent and attnMACs; with mode: \"simulate\" the cost model plays it out (the prompt may then be just a length) and the value has the counters but no cache.",
           example: "let kv = prefill(m, \"The capital of France is\")") { c in
+      if case .host(let h as PrefillStrategyValue) = c[2], h.mode == .simulate {
+        return try RunaheadBuiltins.simulatedPrefill(c, h)
+      }
       let (value, ids) = try modelAndPrompt(c, "prefill")
       let room = try c.int(3)
       guard room >= 0 else { throw LatheError("prefill: room must be >= 0, got \(room)") }
       if !c.isNone(2) {
+        guard c.isNone(4) else { throw LatheError("prefill: threads is for a serial prefill (each worker process computes on one thread)") }
         return .host(try strategy(c, 2, "prefill").prefill(value, ids, room: room, interpreter: c.interpreter))
       }
+      let threads = c.isNone(4) ? value.model.threads : try c.int(4)
+      guard (1...256).contains(threads) else { throw LatheError("prefill: threads must be 1 to 256, got \(threads)") }
+      let before = value.model.threads
+      value.model.threads = threads
+      defer { value.model.threads = before }
       let started = DispatchTime.now().uptimeNanoseconds
       let (cache, logits) = try value.model.prefill(ids, extra: room)
       let first = Sampler.argmax(logits)

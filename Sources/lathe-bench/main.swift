@@ -1,6 +1,7 @@
 // lathe-bench: language-model figures beside llama.cpp's llama-bench (when on the PATH), interpreter figures beside
 // python3 running the same programs, then tensor-engine figures beside their references (raw cblas_sgemm, memcpy),
-// in one run. The filter "llm", "interpreter" or a case name's part ("prefill", "matmul", "fib") picks sections.
+// in one run. The filter "llm", "interpreter", "runahead" or a case name's part ("prefill", "matmul", "fib") picks
+// sections.
 //
 //   swift run -c release lathe-bench [filter] [--repeat N]
 
@@ -179,4 +180,5 @@ for c in selected {
 }
 do { try TensorBench.run(repeatCount: repeatCount, filter: filter) } catch { print("tensor bench: error: \(error)"); failed = true }
 do { try TechniqueBench.run(filter: filter) } catch { print("seedlm bench: error: \(error)"); failed = true }
+do { try RunaheadBench.run(repeatCount: repeatOption ?? 1, filter: filter) } catch { print("runahead bench: error: \(error)"); failed = true }
 exit(failed ? 1 : 0)

@@ -74,3 +74,24 @@ func calibrationRecoversTheCostsThatMadeTheSamples(skipsMaskedTiles: Bool) throw
   let decoded = try JSONDecoder().decode(RunaheadCosts.self, from: JSONEncoder().encode(costs))
   #expect(decoded == costs && decoded.bandwidth == nil)
 }
+
+@Test func wholeLayerSamplesFitTheThreeCosts() throws {
+  // seconds = 0.002 + 1e-4·c + 2e-8·c·S exactly: the fit recovers them and splits a and b by the pre share.
+  var samples: [RunaheadCosts.LayerSample] = []
+  for c in [64, 256, 512] {
+    for extra in [0, 1536, 3584] {
+      let tokens = Double(c), keys = Double(c + extra)
+      let seconds: Double = 0.002 + 1e-4 * tokens + 2e-8 * tokens * keys
+      samples.append((c, c + extra, seconds))
+    }
+  }
+  let costs = try RunaheadCosts(layers: 30, kvBytesPerToken: 1536).fittingLayers(samples, preShare: 0.25)
+  #expect(abs(costs.preConstant - 0.0005) < 1e-9 && abs(costs.postConstant - 0.0015) < 1e-9)
+  #expect(abs(costs.prePerToken - 2.5e-5) < 1e-11 && abs(costs.postPerToken - 7.5e-5) < 1e-11)
+  #expect(abs(costs.attentionPerEntry - 2e-8) < 1e-14 && costs.attentionConstant == 0)
+  // Samples that would fit a negative constant fit without it.
+  let noConstant = try RunaheadCosts(layers: 1, kvBytesPerToken: 1).fittingLayers([(10, 10, 0.5), (20, 20, 1.2), (40, 40, 2.6)])
+  #expect(noConstant.preConstant == 0 && noConstant.postConstant == 0)
+  #expect(throws: RunaheadError.self) { try RunaheadCosts(layers: 1, kvBytesPerToken: 1).fittingLayers([]) }
+  #expect(throws: RunaheadError.self) { try RunaheadCosts(layers: 1, kvBytesPerToken: 1).fittingLayers([(10, 5, 1)]) }
+}
