@@ -75,7 +75,7 @@ enum TechniqueBench {
     let load = ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "").split(separator: " ").first ?? "?"
     print("\nlathe-bench: whole SmolLM2 models, decode \(ModelBench.decodeLength) tokens, best of 3, load average \(load)")
     print("model".padding(toLength: 20, withPad: " ", startingAt: 0)
-          + "  linears bits/w  MB read/token  compress min   tok/s 1 thread  tok/s 2 threads")
+          + "  linears bits/w  MB read/token  compress min       tok/s 1 thread  tok/s 2 threads")
     for (name, model, minutes) in rows {
       var linearBytes = 0, linearWeights = 0
       for layer in model.layers { for (_, w) in layer.matrices { linearBytes += w.byteCount; linearWeights += w.count } }
@@ -93,7 +93,7 @@ enum TechniqueBench {
       }
       print(name.padding(toLength: 20, withPad: " ", startingAt: 0)
             + String(format: "  %14.3f  %13.1f  ", Double(linearBytes * 8) / Double(linearWeights), Double(model.bytesReadPerToken) / 1e6)
-            + minutes.padding(toLength: 12, withPad: " ", startingAt: 0)
+            + minutes.padding(toLength: 16, withPad: " ", startingAt: 0)
             + String(format: "  %15.1f  %15.1f", speeds[0], speeds[1]))
     }
   }

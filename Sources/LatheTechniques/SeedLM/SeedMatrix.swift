@@ -1,6 +1,6 @@
 // A matrix in SeedLM's packed form: per block of C weights a K-bit seed (the LFSR register state), a 4-bit
-// exponent and P 4-bit mantissas. The matrix-vector product regenerates each block's basis from its seed (through
-// the state → window table over the normalised cycle) and never builds the dense matrix.
+// exponent and P 4-bit mantissas. The matrix-vector product regenerates each block's basis from its seed (its window
+// of the normalised cycle) and never builds the dense matrix.
 
 import Foundation
 import LatheModels
@@ -11,8 +11,10 @@ public final class SeedMatrix: CompressedMatrix, @unchecked Sendable {
   public let shape: [Int]
   public let blockCount: Int
   let bases: SeedBases
-  /// The packed bitstream (`packed()`), followed by 8 zero bytes so a block's fields can be read as one
-  /// little-endian word: this is all the matrix holds, and all a matrix-vector product reads of it.
+  /// The packed bitstream (`packed()`) with one change: each block's K-bit field holds its window's offset instead
+  /// of the register state (the same K bits; `packed()` maps them back), so decoding needs no state → window
+  /// lookup. 8 zero bytes follow, so a block's fields can be read as one little-endian word. This is all the
+  /// matrix holds, and all a matrix-vector product reads of it.
   let stream: UnsafeMutableRawPointer
 
   public convenience init(technique: SeedLM, shape: [Int], seeds: [UInt16], exponents: [Int8], mantissas: [Int8]) throws {
@@ -51,12 +53,22 @@ public final class SeedMatrix: CompressedMatrix, @unchecked Sendable {
       guard s < bases.offsetForState.count, bases.offsetForState[s] >= 0 else {
         throw SeedLMError.invalid("packed", "block \(b): seed \(s) is not a state of the \(technique.lfsrBits)-bit LFSR")
       }
+      SeedMatrix.setSeedField(stream, block: b, bitsPerBlock: technique.bitsPerBlock, bits: technique.lfsrBits,
+                              to: UInt64(bases.offsetForState[s]))
     }
+  }
+
+  /// Writes the K-bit field of block b (read-modify-write of the 8 bytes it starts in).
+  static func setSeedField(_ p: UnsafeMutableRawPointer, block b: Int, bitsPerBlock: Int, bits: Int, to value: UInt64) {
+    let bit = b * bitsPerBlock, shift = UInt64(bit & 7), mask = ((UInt64(1) << UInt64(bits)) - 1) << shift
+    let word = p.loadUnaligned(fromByteOffset: bit >> 3, as: UInt64.self).littleEndian
+    p.storeBytes(of: ((word & ~mask) | (value << shift)).littleEndian, toByteOffset: bit >> 3, as: UInt64.self)
   }
 
   deinit { stream.deallocate() }
 
-  /// Block b's word, shifted so its seed starts at bit 0: seed (K bits), exponent (4), mantissas (4 each).
+  /// Block b's word, shifted so its first field starts at bit 0: the K-bit field (the register state while the
+  /// constructor checks it, the window offset after), exponent (4), mantissas (4 each).
   @inline(__always) func fields(_ b: Int) -> (seed: UInt64, word: UInt64) {
     let bit = b * config.bitsPerBlock
     let word = stream.loadUnaligned(fromByteOffset: bit >> 3, as: UInt64.self).littleEndian >> UInt64(bit & 7)
@@ -69,7 +81,7 @@ public final class SeedMatrix: CompressedMatrix, @unchecked Sendable {
   }
 
   /// Per block: the register state (the stored seed).
-  public var seeds: [UInt16] { (0..<blockCount).map { UInt16(fields($0).seed) } }
+  public var seeds: [UInt16] { (0..<blockCount).map { bases.stateForOffset[Int(fields($0).seed)] } }
   public var exponents: [Int8] { (0..<blockCount).map { Int8(SeedMatrix.signed4(fields($0).word, config.lfsrBits)) } }
   /// P per block, each in [−8, 7].
   public var mantissas: [Int8] {
@@ -87,7 +99,14 @@ public final class SeedMatrix: CompressedMatrix, @unchecked Sendable {
   /// The bitstream: per block, LSB first, the K-bit seed, the 4-bit exponent and the P 4-bit mantissas (two's
   /// complement), blocks back to back; (8, 3, 16) is 32 bits a block, (12, 4, 16) 36.
   public func packed() -> [UInt8] {
-    [UInt8](UnsafeRawBufferPointer(start: stream, count: byteCount))
+    var out = [UInt8](UnsafeRawBufferPointer(start: stream, count: byteCount + 8))
+    out.withUnsafeMutableBytes { p in
+      for b in 0..<blockCount {
+        SeedMatrix.setSeedField(p.baseAddress!, block: b, bitsPerBlock: config.bitsPerBlock, bits: config.lfsrBits,
+                                to: UInt64(bases.stateForOffset[Int(fields(b).seed)]))
+      }
+    }
+    return Array(out.prefix(byteCount))
   }
 
   /// Reads a bitstream written by `packed()` back (checking every seed is a state of the register).
@@ -105,9 +124,9 @@ public final class SeedMatrix: CompressedMatrix, @unchecked Sendable {
 
   /// Block b's window offset, exponent and mantissa k reader.
   @inline(__always) func block(_ b: Int) -> (offset: Int, scale: Float, word: UInt64) {
-    let (seed, word) = fields(b)
+    let (offset, word) = fields(b)
     let e = SeedMatrix.signed4(word, config.lfsrBits)
-    return (Int(bases.offsetForState[Int(seed)]), Float(sign: .plus, exponent: e, significand: 1), word)
+    return (Int(offset), Float(sign: .plus, exponent: e, significand: 1), word)
   }
 
   /// Block b's C weights: U(seed)·(q·2^e), with U regenerated from the seed's window of the cycle.
@@ -190,24 +209,45 @@ public final class SeedMatrix: CompressedMatrix, @unchecked Sendable {
 
   /// The SIMD path of `matvec` for C = 8 or 12: each block's fields come from the packed stream.
   func rowsVectorised(_ range: Range<Int>, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, perRow: Int) {
-    let c = config.block, p = config.coeffs, k0 = config.lfsrBits + 4
-    let columns = bases.strided
-    for r in range {
-      var acc8 = SIMD8<Float>(), acc4 = SIMD4<Float>()
-      for blockInRow in 0..<perRow {
-        let (j, scale, word) = block(r * perRow + blockInRow)
-        let xb = UnsafeRawPointer(x + blockInRow * c)
-        var w8 = SIMD8<Float>(), w4 = SIMD4<Float>()
-        for k in 0..<p {
-          let column = UnsafeRawPointer(columns[(j + k) % p] + (j + k) / p)
-          let t = SIMD8<Float>(repeating: Float(SeedMatrix.signed4(word, k0 + 4 * k)) * scale)
-          w8 = w8.addingProduct(t, column.loadUnaligned(as: SIMD8<Float>.self))
-          if c == 12 { w4 = w4.addingProduct(SIMD4(repeating: t[0]), column.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self)) }
+    let c = config.block, p = config.coeffs, k0 = UInt64(config.lfsrBits + 4), bitsPerBlock = config.bitsPerBlock
+    let seedMask = (UInt64(1) << UInt64(config.lfsrBits)) - 1, exponentShift = UInt64(config.lfsrBits)
+    let stream = UnsafeRawPointer(self.stream)
+    // (j + k) / P as a multiply and shift, exact for j + k < 2^33 / P² (windows are below 2^16): a division, or a
+    // branch stepping the residue, costs more than the block's arithmetic (the branch mispredicts on random windows).
+    let magic = ((UInt64(1) << 33) + UInt64(p) - 1) / UInt64(p)
+    do {
+      bases.strided.withUnsafeBufferPointer { columns in
+        // Two passes per row: first every block's word and window offset, then the arithmetic (the column loads of
+        // consecutive blocks are then independent, so their cache misses overlap).
+        withUnsafeTemporaryAllocation(of: (UInt64, Int).self, capacity: perRow) { blocks in
+        for r in range {
+          for blockInRow in 0..<perRow {
+            let bit = (r * perRow + blockInRow) * bitsPerBlock
+            let word = stream.loadUnaligned(fromByteOffset: bit >> 3, as: UInt64.self).littleEndian >> UInt64(bit & 7)
+            blocks[blockInRow] = (word, Int(word & seedMask))
+          }
+          var acc8 = SIMD8<Float>(), acc4 = SIMD4<Float>()
+          for blockInRow in 0..<perRow {
+            let (word, j) = blocks[blockInRow]
+            let e = Int32(truncatingIfNeeded: Int8(bitPattern: UInt8(truncatingIfNeeded: word >> exponentShift) << 4) >> 4)
+            let scale = Float(bitPattern: UInt32(127 + e) << 23)          // 2^e, e in -8...7
+            let xb = UnsafeRawPointer(x + blockInRow * c)
+            var w8 = SIMD8<Float>(), w4 = SIMD4<Float>()
+            for k in 0..<p {
+              let jk = j + k, run = Int((UInt64(jk) &* magic) >> 33), residue = jk - run * p
+              let column = UnsafeRawPointer(columns[residue] + run)
+              let q = Int8(bitPattern: UInt8(truncatingIfNeeded: word >> (k0 + 4 * UInt64(k))) << 4) >> 4
+              let t = SIMD8<Float>(repeating: Float(q) * scale)
+              w8 = w8.addingProduct(t, column.loadUnaligned(as: SIMD8<Float>.self))
+              if c == 12 { w4 = w4.addingProduct(SIMD4(repeating: t[0]), column.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self)) }
+            }
+            acc8 = acc8.addingProduct(w8, xb.loadUnaligned(as: SIMD8<Float>.self))
+            if c == 12 { acc4 = acc4.addingProduct(w4, xb.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self)) }
+          }
+          y[r] = acc8.sum() + acc4.sum()
         }
-        acc8 = acc8.addingProduct(w8, xb.loadUnaligned(as: SIMD8<Float>.self))
-        if c == 12 { acc4 = acc4.addingProduct(w4, xb.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self)) }
+        }
       }
-      y[r] = acc8.sum() + acc4.sum()
     }
   }
 }
