@@ -215,7 +215,6 @@ public final class SeedMatrix: CompressedMatrix, @unchecked Sendable {
     // (j + k) / P as a multiply and shift, exact for j + k < 2^33 / P² (windows are below 2^16): a division, or a
     // branch stepping the residue, costs more than the block's arithmetic (the branch mispredicts on random windows).
     let magic = ((UInt64(1) << 33) + UInt64(p) - 1) / UInt64(p)
-    do {
       bases.strided.withUnsafeBufferPointer { columns in
         // Two passes per row: first every block's word and window offset, then the arithmetic (the column loads of
         // consecutive blocks are then independent, so their cache misses overlap).
@@ -245,7 +244,6 @@ public final class SeedMatrix: CompressedMatrix, @unchecked Sendable {
             if c == 12 { acc4 = acc4.addingProduct(w4, xb.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self)) }
           }
           y[r] = acc8.sum() + acc4.sum()
-        }
         }
       }
     }
