@@ -30,8 +30,8 @@ var targets: [Target] = [
   .target(name: "LatheNN", dependencies: ["LatheTensor"], swiftSettings: kernelSettings),
   .target(name: "LatheData", dependencies: ["LatheTensor", "CZlib"], swiftSettings: kernelSettings),
   .target(name: "LatheModels", dependencies: ["LatheTensor", "LatheNN"], swiftSettings: kernelSettings),
-  .target(name: "LatheTechniques", dependencies: ["LatheTensor", "LatheModels", "CBLAS"], swiftSettings: kernelSettings),
   .target(name: "LatheParallel", dependencies: ["LatheTensor", "LatheModels", "CLinux"], swiftSettings: kernelSettings),
+  .target(name: "LatheTechniques", dependencies: ["LatheTensor", "LatheModels", "LatheParallel", "CBLAS"], swiftSettings: kernelSettings),
   .target(name: "LatheLang", swiftSettings: interpreterSettings),
   .target(name: "LatheBuiltins", dependencies: ["LatheLang", "LatheTensor", "LatheNN", "LatheData", "LatheModels", "LatheTechniques",
                                           "LatheParallel"],
@@ -73,7 +73,7 @@ if env["LATHE_FUZZ"] == "1" {
 if env["LATHE_MPI"] == "1" {
   targets += [
     .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
-    .target(name: "LatheMPI", dependencies: ["CMPI", "LatheParallel", "LatheModels"], swiftSettings: cpuSettings),
+    .target(name: "LatheMPI", dependencies: ["CMPI", "LatheParallel", "LatheModels", "LatheTechniques"], swiftSettings: cpuSettings),
     .executableTarget(name: "lathe-mpi", dependencies: ["LatheMPI"], swiftSettings: cpuSettings),
   ]
 }

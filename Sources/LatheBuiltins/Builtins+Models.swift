@@ -90,11 +90,14 @@ public final class KVCacheValue: HostObject {
   /// Logits after the last token in the cache, or nil when `pending` still has to be run.
   var logits: [Float]?
   var pending: Int?
+  /// Every token so far (the prompt, then what decode produced), for strategies that need the text (speculative).
+  var ids: [Int]
   public let firstToken: Int, firstText: String, prefillSeconds: Double, promptTokens: Int
   /// The processes' timelines and counters of a parallel prefill, and the strategy's description.
   public let parallel: ParallelPrefill?, strategy: String?
   init(model: LlamaModel, cache: KVCache, logits: [Float], firstToken: Int, firstText: String, prefillSeconds: Double, promptTokens: Int,
-       parallel: ParallelPrefill? = nil, strategy: String? = nil) {
+       parallel: ParallelPrefill? = nil, strategy: String? = nil, ids: [Int] = []) {
+    self.ids = ids
     self.model = model; self.cache = cache; self.logits = logits; self.firstToken = firstToken; self.firstText = firstText
     self.prefillSeconds = prefillSeconds; self.promptTokens = promptTokens; self.parallel = parallel; self.strategy = strategy
   }
@@ -122,11 +125,16 @@ public final class KVCacheValue: HostObject {
 /// What generate, chat and decode return: the text (what str() and print give), its tokens and timings.
 public final class GenerationValue: HostObject {
   public let result: Generation
-  init(_ result: Generation) { self.result = result }
+  /// A decoding strategy's counters (baseCalls, acceptance, tokensPerBaseCall, …).
+  let counters: [(String, TechniqueArgument)]
+  init(_ result: Generation, counters: [(String, TechniqueArgument)] = []) { self.result = result; self.counters = counters }
   public var typeName: String { "generation" }
   public var description: String { result.text }
-  public var memberNames: [String] { ["text", "tokens", "count", "stop", "prompttokens", "ttft", "decodeseconds", "tokenspersecond"] }
+  public var memberNames: [String] {
+    ["text", "tokens", "count", "stop", "prompttokens", "ttft", "decodeseconds", "tokenspersecond"] + counters.map(\.0)
+  }
   public func member(_ name: String) throws -> Value? {
+    if let c = counters.first(where: { $0.0 == name }) { return TechniqueBuiltins.value(c.1) }
     switch name {
     case "text": return .string(result.text)
     case "tokens": return .list(result.tokens.map { .int($0) })
@@ -146,10 +154,9 @@ enum ModelBuiltins {
   static let known: [String: String] = ["smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf"]
 
   static func register(into r: BuiltinRegistry) {
-    Techniques.registerFormats()
     r.addHostDecoder(kind: "model") { bytes in
       let started = DispatchTime.now().uptimeNanoseconds
-      let model = try LlamaModel(gguf: try GGUFFile(bytes: bytes, name: "<notebook>"))
+      let model = try LlamaModel(gguf: try GGUFFile(bytes: bytes, name: "<notebook>"), formats: Techniques.formats)
       return .host(LanguageModelValue.restored(model, path: "<notebook>", seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9))
     }
     let loadArtifact = r.lookup("load")
@@ -159,7 +166,7 @@ enum ModelBuiltins {
       let name = try c.string(0)
       if let path = try modelPath(name) {
         let started = DispatchTime.now().uptimeNanoseconds
-        let model = isHuggingFaceDirectory(path) ? try LlamaModel(huggingFaceDirectory: path) : try LlamaModel(path: path)
+        let model = isHuggingFaceDirectory(path) ? try LlamaModel(huggingFaceDirectory: path) : try LlamaModel(path: path, formats: Techniques.formats)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         c.interpreter.pendingInputs.append((role: "model", path: path))
         return .host(LanguageModelValue.restored(model, path: path, seconds: seconds))
@@ -190,25 +197,37 @@ enum ModelBuiltins {
                     ParameterSpec("topK", default: .int(0)), ParameterSpec("topP", default: .float(1)),
                     ParameterSpec("seed", default: .int(0)), ParameterSpec("stop", default: Value.none),
                     ParameterSpec("stream", default: .bool(true))]
-    r.add("generate", [ParameterSpec("m"), ParameterSpec("prompt"), ParameterSpec("technique", default: Value.none)] + sampling,
-          doc: "Continues the prompt (text or token ids), streaming the text as it comes; greedy at temperature 0, else seeded sampling with topK/topP; stops at the end token or a stop string. A prefill strategy (runahead(...), tsp(...)) runs the prompt on worker processes first.",
+    r.add("generate", [ParameterSpec("m"), ParameterSpec("prompt"), ParameterSpec("techniques", variadic: true)] + sampling,
+          doc: "Continues the prompt (text or token ids), streaming the text as it comes; greedy at temperature 0, else seeded sampling with topK/topP; stops at the end token or a stop string. Technique values after the prompt, at most one per role: a prefill strategy (runahead(...), tsp(...)) runs the prompt on worker processes first; a decoding strategy (speculative(...)) chooses the tokens, and its counters join the result.",
           example: "generate(m, \"Once upon a time\", tokens: 32, temperature: 0.8, seed: 1)") { c in
       let (value, ids) = try modelAndPrompt(c, "generate")
       var sampler = try makeSampler(c, from: 4)
       let tokens = try tokenCount(c, 3)
+      let (prefillStrategy, decoding) = try strategies(c, 2, "generate", accepts: [.prefillStrategy, .decodingStrategy])
       let result: Generation
-      if c.isNone(2) {
+      var counters: [(String, TechniqueArgument)] = []
+      if prefillStrategy == nil && decoding == nil {
         result = try value.model.generate(ids, maxTokens: tokens, sampler: &sampler, stop: try stops(c, 8), onToken: streamer(c, 9))
       } else {
-        let kv = try strategy(c, 2, "generate").prefill(value, ids, room: tokens, interpreter: c.interpreter)
-        var r = try value.model.decode(cache: kv.cache, logits: kv.logits ?? [], maxTokens: tokens, sampler: &sampler,
-                                       stop: try stops(c, 8), onToken: streamer(c, 9))
+        let kv = try prefill(value, ids, prefillStrategy, room: tokens, interpreter: c.interpreter)
+        var r: Generation
+        if let decoding {
+          do {
+            let d = try decoding.decode(value.model, context: ids, cache: kv.cache, logits: kv.logits, maxTokens: tokens, sampler: &sampler,
+                                        stop: try stops(c, 8), onToken: streamer(c, 9))
+            r = d.generation
+            counters = d.counters
+          } catch { throw TechniqueBuiltins.error(error) }
+        } else {
+          r = try value.model.decode(cache: kv.cache, logits: kv.logits ?? [], maxTokens: tokens, sampler: &sampler,
+                                     stop: try stops(c, 8), onToken: streamer(c, 9))
+        }
         r.promptTokens = ids.count
         r.prefillSeconds = kv.prefillSeconds
         result = r
       }
       if try c.bool(9) { c.interpreter.output(.stdout, "\n") }
-      return .host(GenerationValue(result))
+      return .host(GenerationValue(result, counters: counters))
     }
     r.add("chat", [ParameterSpec("m"), ParameterSpec("message"), ParameterSpec("system", default: Value.none)] + sampling.map {
             $0.name == "tokens" ? ParameterSpec("tokens", default: .int(128)) : $0 },
@@ -230,15 +249,37 @@ enum ModelBuiltins {
                       ParameterSpec("room", default: .int(256)), ParameterSpec("threads", default: Value.none)],
           doc: "Runs the prompt into a new KV cache (room: positions kept free for decoding; threads: compute threads of a serial prefill, default the model's); the cache value holds the first token and the time to first token. With runahead(...) or tsp(...) the prompt runs on worker processes, and the value also has chunks, perProc, bytesSent and attnMACs; with mode: \"simulate\" the cost model plays it out (the prompt may then be just a length) and the value has the counters but no cache.",
           example: "let kv = prefill(m, \"The capital of France is\")") { c in
-      if case .host(let h as PrefillStrategyValue) = c[2], h.mode == .simulate {
-        return try RunaheadBuiltins.simulatedPrefill(c, h)
+      if !c.isNone(2) {
+        let (strategy, _) = try strategies(c, 2, "prefill", accepts: [.prefillStrategy])
+        guard let strategy else { throw LatheError("prefill: 'technique' must be a prefill strategy") }
+        guard c.isNone(4) else { throw LatheError("prefill: threads is for a serial prefill (each worker process computes on one thread)") }
+        if strategy.simulates {
+          let value = try model(c, 0, "prefill")
+          let length: Int
+          if case .int(let n) = c[1] { length = n } else { length = try modelAndPrompt(c, "prefill").1.count }
+          guard length <= KVRunahead.maximumSimulatedLength else {
+            throw LatheError("prefill: a simulated prompt may have at most \(KVRunahead.maximumSimulatedLength) tokens, got \(length)")
+          }
+          guard length >= strategy.minimumPromptTokens else {
+            throw LatheError("prefill: \(strategy.description) needs a prompt of at least \(strategy.minimumPromptTokens) tokens, got \(length)")
+          }
+          do {
+            let interpreter = c.interpreter
+            if case .simulated(let result, let costs) = try strategy.prefill(value.model, [Int](repeating: 0, count: length), room: 0,
+                                                                             interrupt: { try interpreter.checkInterrupt() }),
+               let runahead = strategy as? KVRunahead {
+              return .host(SimulatedPrefillValue(result, strategy: runahead, config: value.model.config, costs: costs))
+            }
+          } catch { throw TechniqueBuiltins.error(error) }
+          throw LatheError("prefill: \(strategy.description) gave no simulated prefill")
+        }
       }
       let (value, ids) = try modelAndPrompt(c, "prefill")
       let room = try c.int(3)
       guard room >= 0 else { throw LatheError("prefill: room must be >= 0, got \(room)") }
       if !c.isNone(2) {
-        guard c.isNone(4) else { throw LatheError("prefill: threads is for a serial prefill (each worker process computes on one thread)") }
-        return .host(try strategy(c, 2, "prefill").prefill(value, ids, room: room, interpreter: c.interpreter))
+        let (strategy, _) = try strategies(c, 2, "prefill", accepts: [.prefillStrategy])
+        return .host(try prefill(value, ids, strategy, room: room, interpreter: c.interpreter))
       }
       let threads = c.isNone(4) ? value.model.threads : try c.int(4)
       guard (1...256).contains(threads) else { throw LatheError("prefill: threads must be 1 to 256, got \(threads)") }
@@ -251,28 +292,46 @@ enum ModelBuiltins {
       let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
       let text = (try? value.model.tokenizer?.decode([first])) ?? nil
       return .host(KVCacheValue(model: value.model, cache: cache, logits: logits, firstToken: first, firstText: text ?? "",
-                                prefillSeconds: seconds, promptTokens: ids.count))
+                                prefillSeconds: seconds, promptTokens: ids.count, ids: ids))
     }
-    r.add("decode", [ParameterSpec("m"), ParameterSpec("kv")] + sampling.filter { $0.name != "stop" && $0.name != "stream" }
+    r.add("decode", [ParameterSpec("m"), ParameterSpec("kv"), ParameterSpec("techniques", variadic: true)]
+            + sampling.filter { $0.name != "stop" && $0.name != "stream" }
             + [ParameterSpec("stop", default: Value.none), ParameterSpec("stream", default: .bool(true))],
-          doc: "Continues from a prefilled KV cache for `tokens` tokens (the cache advances, so decode can be called again).",
+          doc: "Continues from a prefilled KV cache for `tokens` tokens (the cache advances, so decode can be called again). A decoding strategy after the cache (speculative(...)) chooses the tokens.",
           example: "decode(m, kv, tokens: 32)") { c in
       let value = try model(c, 0, "decode")
       guard case .host(let h) = c[1], let kv = h as? KVCacheValue else {
         throw LatheError("decode: 'kv' must be a KV cache from prefill, got \(c[1].typeName)", kind: .type)
       }
       guard kv.model === value.model else { throw LatheError("decode: this KV cache was prefilled by another model") }
+      let (_, decoding) = try strategies(c, 2, "decode", accepts: [.decodingStrategy])
       if let pending = kv.pending {
         kv.logits = try value.model.forward([pending], cache: kv.cache)
         kv.pending = nil
       }
       guard let logits = kv.logits else { throw LatheError("decode: the KV cache has no logits") }
-      var sampler = try makeSampler(c, from: 3)
-      let result = try value.model.decode(cache: kv.cache, logits: logits, maxTokens: try tokenCount(c, 2), sampler: &sampler,
-                                          stop: try stops(c, 7), onToken: streamer(c, 8))
-      if try c.bool(8) { c.interpreter.output(.stdout, "\n") }
+      var sampler = try makeSampler(c, from: 4)
+      let result: Generation
+      var counters: [(String, TechniqueArgument)] = []
+      if let decoding {
+        guard kv.ids.count == kv.cache.count else {
+          throw LatheError("decode: \(decoding.name) needs the tokens of the cache, which this KV cache does not keep (prefill it with prefill(m, prompt))")
+        }
+        do {
+          let d = try decoding.decode(value.model, context: kv.ids, cache: kv.cache, logits: logits, maxTokens: try tokenCount(c, 3),
+                                      sampler: &sampler, stop: try stops(c, 8), onToken: streamer(c, 9))
+          result = d.generation
+          counters = d.counters
+        } catch { throw TechniqueBuiltins.error(error) }
+      } else {
+        result = try value.model.decode(cache: kv.cache, logits: logits, maxTokens: try tokenCount(c, 3), sampler: &sampler,
+                                        stop: try stops(c, 8), onToken: streamer(c, 9))
+      }
+      if try c.bool(9) { c.interpreter.output(.stdout, "\n") }
+      // Every token but the last is in the cache now; the last is pending (unless it ended the text).
+      if !kv.ids.isEmpty { kv.ids += result.tokens }
       if let last = result.tokens.last, result.stopReason != "eos" { kv.pending = last; kv.logits = nil }
-      return .host(GenerationValue(result))
+      return .host(GenerationValue(result, counters: counters))
     }
     r.add("savegguf", [ParameterSpec("m"), ParameterSpec("path"), ParameterSpec("type", default: Value.none),
                        ParameterSpec("packed", default: Value.none)],
@@ -379,12 +438,60 @@ enum ModelBuiltins {
     return (m, prompt)
   }
 
-  /// Argument i as a prefill strategy.
-  static func strategy(_ c: NativeCall, _ i: Int, _ op: String) throws -> any PrefillTechniqueValue {
-    guard case .host(let h) = c[i], let strategy = h as? any PrefillTechniqueValue else {
-      throw LatheError("\(op): 'technique' must be a prefill strategy such as runahead(procs: 2) or tsp(procs: 2), got \(c[i].typeName)", kind: .type)
+  /// The technique values at argument i (a variadic list, or one value), at most one per role, each playing one of
+  /// `accepts`: the prefill strategy and the decoding strategy among them.
+  static func strategies(_ c: NativeCall, _ i: Int, _ op: String, accepts: [Role]) throws
+    -> (prefill: (any PrefillStrategy)?, decoding: (any DecodingStrategy)?) {
+    let items: [Value]
+    if case .list(let xs) = c[i], c.function.parameters[i].variadic { items = xs } else if case .none = c[i] { items = [] } else { items = [c[i]] }
+    var prefill: (any PrefillStrategy)?, decoding: (any DecodingStrategy)?
+    let wanted = TechniqueBuiltins.roleNames(accepts)
+    for v in items {
+      guard case .host(let h) = v, let t = (h as? TechniqueValue)?.technique else {
+        throw LatheError("\(op): a technique must be a \(wanted), got \(v.typeName)", kind: .type)
+      }
+      var used = false
+      if accepts.contains(.prefillStrategy), let p = t as? any PrefillStrategy {
+        guard prefill == nil else { throw LatheError("\(op): two prefill strategies given; give one") }
+        prefill = p; used = true
+      }
+      if !used, accepts.contains(.decodingStrategy), let d = t as? any DecodingStrategy {
+        guard decoding == nil else { throw LatheError("\(op): two decoding strategies given; give one") }
+        decoding = d; used = true
+      }
+      guard used else {
+        throw LatheError("\(op): \(t.name) is a \(TechniqueBuiltins.roleNames(t.roles)); \(op) takes a \(wanted)", kind: .type)
+      }
     }
-    return strategy
+    return (prefill, decoding)
+  }
+
+  /// Runs `ids` into a new KV cache: serially, or through a prefill strategy (which must run for real).
+  static func prefill(_ value: LanguageModelValue, _ ids: [Int], _ strategy: (any PrefillStrategy)?, room: Int,
+                      interpreter: Interpreter) throws -> KVCacheValue {
+    guard let strategy else {
+      let started = DispatchTime.now().uptimeNanoseconds
+      let (cache, logits) = try value.model.prefill(ids, extra: room)
+      let first = Sampler.argmax(logits)
+      let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+      let text = (try? value.model.tokenizer?.decode([first])) ?? nil
+      return KVCacheValue(model: value.model, cache: cache, logits: logits, firstToken: first, firstText: text ?? "",
+                          prefillSeconds: seconds, promptTokens: ids.count, ids: ids)
+    }
+    guard !strategy.simulates else {
+      throw LatheError("prefill: \(strategy.description) simulates, so it has no KV cache to decode from; use prefill(m, prompt, t) for its timings")
+    }
+    guard ids.count >= strategy.minimumPromptTokens else {
+      throw LatheError("prefill: \(strategy.description) needs a prompt of at least \(strategy.minimumPromptTokens) tokens, got \(ids.count)")
+    }
+    do {
+      guard case .real(let r) = try strategy.prefill(value.model, ids, room: room, interrupt: { try interpreter.checkInterrupt() }) else {
+        throw LatheError("prefill: \(strategy.description) gave no KV cache")
+      }
+      let text = (try? value.model.tokenizer?.decode([r.firstToken])) ?? nil
+      return KVCacheValue(model: value.model, cache: r.cache, logits: r.logits, firstToken: r.firstToken, firstText: text ?? "",
+                          prefillSeconds: r.ttft, promptTokens: ids.count, parallel: r, strategy: strategy.description, ids: ids)
+    } catch { throw TechniqueBuiltins.error(error) }
   }
 
   static func tokenCount(_ c: NativeCall, _ i: Int) throws -> Int {

@@ -12,8 +12,8 @@ import LatheTechniques
 public final class PartitionTableValue: HostObject {
   public let table: PartitionTable
   /// How the entries were scored: "real" runs or the "simulate" cost model.
-  public let mode: PrefillStrategyValue.Mode
-  init(_ table: PartitionTable, mode: PrefillStrategyValue.Mode) { self.table = table; self.mode = mode }
+  public let mode: KVRunahead.Mode
+  init(_ table: PartitionTable, mode: KVRunahead.Mode) { self.table = table; self.mode = mode }
 
   public var typeName: String { "partitionTable" }
   public var description: String {
@@ -42,7 +42,7 @@ public final class PartitionTableValue: HostObject {
   static func deserialize(_ bytes: [UInt8]) throws -> Value {
     do {
       let stored = try JSONDecoder().decode(Stored.self, from: Data(bytes))
-      return .host(PartitionTableValue(stored.table, mode: PrefillStrategyValue.Mode(rawValue: stored.mode) ?? .simulate))
+      return .host(PartitionTableValue(stored.table, mode: KVRunahead.Mode(rawValue: stored.mode) ?? .simulate))
     } catch {
       throw LatheError("load: a saved partition table is not readable: \(error)")
     }
@@ -52,11 +52,11 @@ public final class PartitionTableValue: HostObject {
 /// A prefill played out on the cost model: the same counters as a real parallel prefill, and no KV cache.
 public final class SimulatedPrefillValue: HostObject {
   let result: SimulatedPrefill
-  let strategy: PrefillStrategyValue
+  let strategy: KVRunahead
   let attentionMACs: Int
   let bytesPerProcess: [Int]
   let costs: RunaheadCosts
-  init(_ result: SimulatedPrefill, strategy: PrefillStrategyValue, config: LlamaConfig, costs: RunaheadCosts) {
+  init(_ result: SimulatedPrefill, strategy: KVRunahead, config: LlamaConfig, costs: RunaheadCosts) {
     self.result = result; self.strategy = strategy; self.costs = costs
     attentionMACs = PrefillPartition.attentionMACs(strategy.method, chunks: result.chunks, config: config)
     let ends = RunaheadCounts.prefixEnds(result.chunks), p = result.chunks.count
@@ -116,7 +116,7 @@ enum RunaheadBuiltins {
           doc: "Searches KV-Runahead partitions for each prompt length (the paper's hierarchical grid search) and returns a partition table, which runahead(partition: tab) interpolates and save/load keep. mode \"simulate\" scores partitions with the simulator (granularity 16 tokens); mode \"real\" with the median of `runs` real prefills (granularity 64) of the first tokens of `prompt` (text or ids; default: a fixed token sequence, since timing does not depend on the tokens).",
           example: "let tab = search(m, runahead(procs: 4, mode: \"simulate\"), lengths: [1024, 2048, 4096])") { c in
       let value = try ModelBuiltins.model(c, 0, "search")
-      guard case .host(let h) = c[1], let t = h as? PrefillStrategyValue, t.method == .runahead else {
+      guard case .host(let h) = c[1], let t = (h as? TechniqueValue)?.technique as? KVRunahead, t.method == .runahead else {
         throw LatheError("search: 'technique' must be runahead(procs:, mode:), got \(c[1].typeName)", kind: .type)
       }
       let lengths = try c.list(2).map { v -> Int in
@@ -135,15 +135,17 @@ enum RunaheadBuiltins {
         let search = try PartitionSearch(processes: t.procs, granularity: granularity)
         switch t.mode {
         case .simulate:
-          let sim = try simulator(value.model, t, interpreter: c.interpreter)
+          let sim: RunaheadSimulator
+          do { sim = try t.simulator(value.model) } catch { throw TechniqueBuiltins.error(error) }
           return .host(PartitionTableValue(try PartitionTable(searching: lengths, with: search) { _, chunks in
             try c.interpreter.checkInterrupt()
             return try sim.runaheadTTFT(chunks: chunks)
           }, mode: .simulate))
         case .real:
+          let interpreter = c.interpreter
           let ids = try searchPrompt(c, 5, model: value.model, length: lengths.max() ?? 1)
           return .host(PartitionTableValue(try PartitionTable(searching: lengths, with: search) { length, chunks in
-            try measure(value.model, Array(ids.prefix(length)), chunks, runs: runs, interpreter: c.interpreter)
+            try KVRunahead.measure(value.model, Array(ids.prefix(length)), chunks, runs: runs, interrupt: { try interpreter.checkInterrupt() })
           }, mode: .real))
         }
       } catch let e as RunaheadError {
@@ -184,97 +186,6 @@ enum RunaheadBuiltins {
     default:
       throw LatheError("timeline: 'prefill' must be a prefill value from prefill(m, prompt, t), got \(v.typeName)", kind: .type)
     }
-  }
-
-  // MARK: simulate mode
-
-  /// Costs measured on each model (by identity) this session; the model is held weakly.
-  nonisolated(unsafe) private static var measured: [ObjectIdentifier: (model: Weak, costs: RunaheadCosts)] = [:]
-  final class Weak { weak var model: LlamaModel?; init(_ m: LlamaModel) { model = m } }
-
-  /// The model's measured costs (`RunaheadCosts.measured`), once per model and session; shared-memory links get
-  /// the measured memcpy rate.
-  static func costs(for model: LlamaModel, interpreter: Interpreter) throws -> RunaheadCosts {
-    measured = measured.filter { $0.value.model.model != nil }
-    if let known = measured[ObjectIdentifier(model)], known.model.model === model { return known.costs }
-    do {
-      let (costs, _, memcpy) = try RunaheadCosts.measured(on: model)
-      var out = costs
-      out.bandwidth = memcpy
-      measured[ObjectIdentifier(model)] = (Weak(model), out)
-      return out
-    } catch let e as RunaheadError {
-      throw LatheError("prefill: \(e.message)")
-    }
-  }
-
-  /// The simulator for a strategy's link on this model.
-  static func simulator(_ model: LlamaModel, _ t: PrefillStrategyValue, interpreter: Interpreter) throws -> RunaheadSimulator {
-    var costs = try costs(for: model, interpreter: interpreter)
-    if let bandwidth = t.bandwidth { costs.bandwidth = bandwidth }
-    costs.latency = t.latency
-    return try RunaheadSimulator(costs: costs)
-  }
-
-  /// 2^20 tokens: attention MACs (2·n_q·d_head·L·C²) stay far inside an Int.
-  static let maximumSimulatedLength = 1 << 20
-
-  /// `prefill(m, prompt, t)` for a strategy in simulate mode; the prompt may be text, token ids or a length.
-  static func simulatedPrefill(_ c: NativeCall, _ t: PrefillStrategyValue) throws -> Value {
-    let value = try ModelBuiltins.model(c, 0, "prefill")
-    let length: Int
-    if case .int(let n) = c[1] { length = n } else { length = try ModelBuiltins.modelAndPrompt(c, "prefill").1.count }
-    guard length >= t.procs else {
-      throw LatheError("prefill: \(t.procs) processes need a prompt of at least \(t.procs) tokens, got \(length)")
-    }
-    guard length <= maximumSimulatedLength else {
-      throw LatheError("prefill: a simulated prompt may have at most \(maximumSimulatedLength) tokens, got \(length)")
-    }
-    do {
-      let sim = try simulator(value.model, t, interpreter: c.interpreter)
-      let result: SimulatedPrefill
-      switch (t.method, t.partition) {
-      case (.tsp, _): result = try sim.tsp(length: length, processes: t.procs)
-      case (.runahead, .even): result = try sim.prefill(length: length, processes: t.procs, partition: .even)
-      case (.runahead, .searched): result = try sim.prefill(length: length, processes: t.procs, partition: .searched)
-      case (.runahead, .table(let table)): result = try sim.prefill(length: length, processes: t.procs, partition: .table(table))
-      case (.runahead, .fractions(let r)): result = try sim.prefill(length: length, processes: t.procs, partition: .fractions(r))
-      case (.runahead, .sizes(let sizes)):
-        guard sizes.reduce(0, +) == length else {
-          throw LatheError("prefill: chunk sizes \(sizes) sum to \(sizes.reduce(0, +)), the prompt has \(length) tokens")
-        }
-        result = try sim.runahead(chunks: sizes)
-      }
-      return .host(SimulatedPrefillValue(result, strategy: t, config: value.model.config, costs: sim.costs))
-    } catch let e as RunaheadError {
-      throw LatheError("prefill: \(e.message)")
-    }
-  }
-
-  // MARK: real mode
-
-  /// Searched chunks for a real prefill, cached per (model, procs, length) this session: the hierarchical search
-  /// scored by the median of 3 real prefills of this prompt, at a granularity of 64 tokens.
-  nonisolated(unsafe) private static var searched: [String: [Int]] = [:]
-  static func searchedChunks(_ model: LlamaModel, _ ids: [Int], procs: Int, interpreter: Interpreter) throws -> [Int] {
-    let key = "\(ObjectIdentifier(model).hashValue) \(procs) \(ids.count)"
-    if let known = searched[key] { return known }
-    do {
-      let search = try PartitionSearch(processes: procs, granularity: 64)
-      let best = try search.search(length: ids.count) { try measure(model, ids, $0, runs: 3, interpreter: interpreter) }
-      searched[key] = best.chunks
-      return best.chunks
-    } catch let e as RunaheadError {
-      throw LatheError("prefill: \(e.message)")
-    }
-  }
-
-  /// The median time to first token of `runs` real runahead prefills of `ids` split into `chunks`.
-  static func measure(_ model: LlamaModel, _ ids: [Int], _ chunks: [Int], runs: Int, interpreter: Interpreter) throws -> Double {
-    try PartitionSearch.median(of: runs) { chunks in
-      try model.parallelPrefill(ids, method: .runahead, chunks: chunks, extra: 0,
-                                interrupt: { try interpreter.checkInterrupt() }).ttft
-    }(chunks)
   }
 
   /// The token ids a real search times: `prompt:` (text or ids) or a fixed sequence, at least `length` long.

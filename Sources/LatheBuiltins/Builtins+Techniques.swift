@@ -5,25 +5,40 @@
 import Foundation
 import LatheLang
 import LatheModels
+import LatheParallel
 import LatheTechniques
 import LatheTensor
 
-/// A compressor value: its description is the full constructor call.
+/// A technique value, whatever its roles: its description is the full constructor call, its fields are the
+/// technique's own (`t.bits`, `t.procs`), and `t.role` / `t.roles` say which verbs take it.
 public final class TechniqueValue: HostObject {
-  public let compressor: any MatrixCompressor
-  init(_ compressor: any MatrixCompressor) { self.compressor = compressor }
+  public let technique: any Technique
+  init(_ technique: any Technique) { self.technique = technique }
   public var typeName: String { "technique" }
-  public var description: String { compressor.description }
-  public var memberNames: [String] { ["bits", "role"] }
+  public var description: String { technique.description }
+  public var memberNames: [String] {
+    ["name", "role", "roles"] + technique.fields.map(\.0) + (technique is any MatrixCompressor && !technique.fields.contains { $0.0 == "bits" } ? ["bits"] : [])
+  }
   public func member(_ name: String) throws -> Value? {
     switch name {
-    case "bits": return .float(compressor.bitsPerWeight)
-    case "role": return .string("compressor")
-    default: return nil
+    case "name": return .string(technique.name)
+    case "role": return .string(technique.roles.first?.description ?? "")
+    case "roles": return .list(technique.roles.map { .string($0.description) })
+    default:
+      if let field = technique.fields.first(where: { $0.0 == name }) { return TechniqueBuiltins.value(field.1) }
+      if name == "bits", let c = technique as? any MatrixCompressor { return .float(c.bitsPerWeight) }
+      return nil
     }
   }
-  public func isEqual(to other: any HostObject) -> Bool { (other as? TechniqueValue)?.description == description }
-  public func serialized() throws -> (kind: String, bytes: [UInt8])? { ("technique", Array(description.utf8)) }
+  public func isEqual(to other: any HostObject) -> Bool {
+    guard let o = other as? TechniqueValue else { return false }
+    if o === self { return true }
+    guard o.description == description, let a = try? Techniques.encode(technique), let b = try? Techniques.encode(o.technique) else { return false }
+    return a == b
+  }
+  public func serialized() throws -> (kind: String, bytes: [UInt8])? {
+    do { return try Techniques.encode(technique).map { ("technique", $0) } } catch { throw TechniqueBuiltins.error(error) }
+  }
 }
 
 /// One compressed matrix: `compress(tensor, technique)`. `decompress` gives the dense tensor back, `pack` the exact
@@ -65,80 +80,92 @@ public final class CompressedTensorValue: HostObject {
     let shape = (0..<2).map { d in (0..<8).reduce(0) { $0 | Int(bytes[zero + 1 + d * 8 + $1]) << (8 * $1) } }
     guard shape.allSatisfy({ $0 > 0 && $0 < 1 << 31 }) else { throw LatheError("load: saved compressed matrix has shape \(shape)") }
     do {
-      return .host(CompressedTensorValue(try Techniques.parse(technique).unpack(Array(bytes[(zero + 17)...]), shape: shape)))
+      guard let compressor = try Techniques.parse(technique) as? any MatrixCompressor else {
+        throw LatheError("load: \(Value.quote(technique)) is not a compressor")
+      }
+      return .host(CompressedTensorValue(try compressor.unpack(Array(bytes[(zero + 17)...]), shape: shape)))
     } catch { throw LatheError("load: \(error)") }
   }
 }
 
 enum TechniqueBuiltins {
   static func register(into r: BuiltinRegistry) {
-    r.addHostDecoder(kind: "technique") { bytes in .host(TechniqueValue(try decode(String(decoding: bytes, as: UTF8.self)))) }
+    r.addHostDecoder(kind: "technique") { bytes in
+      do { return .host(TechniqueValue(try Techniques.decode(bytes))) } catch { throw LatheError("load: \(TechniqueBuiltins.error(error).message)") }
+    }
+    // Notebooks written before the table kept runahead(...) and tsp(...) under their own kind.
+    r.addHostDecoder(kind: "prefillStrategy") { bytes in
+      do { return .host(TechniqueValue(try KVRunahead.decode(bytes: bytes))) } catch { throw LatheError("load: \(TechniqueBuiltins.error(error).message)") }
+    }
     r.addHostDecoder(kind: "compressed", CompressedTensorValue.deserialize)
-    r.add("seedlm", [ParameterSpec("bits", default: .int(4)), ParameterSpec("block", default: Value.none),
-                     ParameterSpec("coeffs", default: Value.none), ParameterSpec("lfsr", default: .int(16)),
-                     ParameterSpec("exponent", default: .string("range")), ParameterSpec("seeds", default: Value.none)],
-          doc: "SeedLM: each block of weights as an LFSR seed, a 4-bit exponent and 4-bit coefficients; bits 4 is (block 8, coeffs 3), bits 3 is (12, 4). seeds: restricts the search (an ablation).",
-          example: "seedlm(bits: 4)") { c in
-      guard let rule = SeedLM.ExponentRule(rawValue: try c.string(4)) else {
-        throw LatheError("seedlm: exponent must be \"range\" or \"paper\", got \(Value.quote(try c.string(4)))")
+    // One row per technique of the table: arguments are read by label.
+    for entry in Techniques.all {
+      let parameters = entry.parameters.map { p in p.defaultValue.map { ParameterSpec(p.label, default: value($0)) } ?? ParameterSpec(p.label) }
+      r.add(entry.name, parameters, doc: docText(entry), example: entry.example) { c in
+        var given: [String: TechniqueArgument] = [:]
+        for (i, p) in entry.parameters.enumerated() { given[p.label] = argument(c[i]) }
+        do { return .host(TechniqueValue(try entry.make(given))) } catch { throw self.error(error) }
       }
-      do {
-        return .host(TechniqueValue(try SeedLM(bits: try c.int(0), block: c.isNone(1) ? nil : try c.int(1),
-                                               coeffs: c.isNone(2) ? nil : try c.int(2), lfsr: try c.int(3), exponent: rule,
-                                               seeds: c.isNone(5) ? nil : try c.int(5))))
-      } catch let e as SeedLMError { throw LatheError(e.description) }
     }
-    r.add("rtn", [ParameterSpec("bits", default: .int(4)), ParameterSpec("group", default: .int(128)),
-                  ParameterSpec("symmetric", default: .bool(false))],
-          doc: "Round-to-nearest per group of weights in a row: an f16 scale and minimum per group (symmetric: one f16 scale), codes of `bits` bits.",
-          example: "rtn(bits: 4, group: 128)") { c in
-      .host(TechniqueValue(try technique { try RTN(bits: try c.int(0), group: try c.int(1), symmetric: try c.bool(2)) }))
-    }
-    r.add("kmeans", [ParameterSpec("bits", default: .int(4)), ParameterSpec("groups", default: .int(1))],
-          doc: "Palettisation: a table of 2^bits f16 values fitted by k-means (one per group of rows; 1 = per tensor) and an index per weight.",
-          example: "kmeans(bits: 4)") { c in
-      .host(TechniqueValue(try technique { try KMeans(bits: try c.int(0), groups: try c.int(1)) }))
-    }
-    r.add("compress", [ParameterSpec("m"), ParameterSpec("technique"), ParameterSpec("layers", default: .string("all")),
-                       ParameterSpec("matrices", default: .string("all")), ParameterSpec("embeddings", default: .bool(false))],
-          doc: "A new model whose decoder linears (all seven per layer by default; layers: a list of layer numbers, matrices: a list of names such as \"ffn_down\") are stored and run in the technique's packed form; embeddings: true compresses the token embedding too (and so a tied output head). Given a matrix (a 2-D tensor) instead of a model, the compressed matrix.",
+    r.add("compress", [ParameterSpec("m"), ParameterSpec("data"), ParameterSpec("technique", default: Value.none),
+                       ParameterSpec("layers", default: .string("all")), ParameterSpec("matrices", default: .string("all")),
+                       ParameterSpec("embeddings", default: .bool(false))],
+          doc: "A cheaper model. With a compressor (rtn, kmeans, seedlm), a new model whose decoder linears (all seven per layer by default; layers: a list of layer numbers, matrices: a list of names such as \"ffn_down\") are stored and run in the technique's packed form; embeddings: true compresses the token embedding too (and so a tied output head). With a model transform (droplayers), the transformed model; compress(m, data, t) gives it data (calibration text). Given a matrix (a 2-D tensor) instead of a model, the compressed matrix.",
           example: "let q = compress(m, seedlm(bits: 4), layers: [0])") { c in
-      guard case .host(let h) = c[1], let t = h as? TechniqueValue else {
-        throw LatheError("compress: 'technique' must be a compressor such as seedlm(bits: 4), got \(c[1].typeName)", kind: .type)
+      // compress(m, t) or compress(m, data, t).
+      let (data, techniqueValue): (Value, Value) = c.isNone(2) ? (Value.none, c[1]) : (c[1], c[2])
+      guard case .host(let h) = techniqueValue, let t = h as? TechniqueValue else {
+        throw LatheError("compress: 'technique' must be a \(roleNames([.compressor, .modelTransform])), got \(techniqueValue.typeName)", kind: .type)
       }
+      if let transform = t.technique as? any ModelTransform {
+        let value = try ModelBuiltins.model(c, 0, "compress")
+        let text: String?
+        switch data {
+        case .none: text = nil
+        case .string(let s): text = s
+        default: throw LatheError("compress: 'data' must be text, got \(data.typeName)", kind: .type)
+        }
+        if transform.needsData && text == nil { throw LatheError("compress: \(transform.name) needs data: compress(m, text, \(transform.name)(...))") }
+        do { return .host(LanguageModelValue(try transform.transform(value.model, data: text), path: value.path, loadSeconds: 0)) }
+        catch { throw self.error(error) }
+      }
+      guard let compressor = t.technique as? any MatrixCompressor else {
+        throw LatheError("compress: \(t.technique.name) is a \(t.technique.roles.map(\.description).joined(separator: " and ")); compress takes a \(roleNames([.compressor, .modelTransform]))", kind: .type)
+      }
+      guard case .none = data else { throw LatheError("compress: \(compressor.name) takes no data") }
       if case .host(let x) = c[0], let tensor = x as? TensorValue {
         // One matrix: the technique's packed form, as a value.
         guard tensor.tensor.rank == 2 else { throw LatheError("compress: a tensor must be a matrix [rows, cols], got shape \(tensor.tensor.shape)") }
         let bar = Progress(c.interpreter, total: 100, label: "compress")
         var shown = 0
         do {
-          let m = try t.compressor.compress(tensor.tensor) { done, total in
+          let m = try compressor.compress(tensor.tensor) { done, total in
             let percent = total == 0 ? 100 : done * 100 / total
             if percent > shown { try bar.advance(by: percent - shown); shown = percent } else { try c.interpreter.checkInterrupt() }
           }
           bar.finish()
           return .host(CompressedTensorValue(m))
-        } catch let e as TensorError { throw LatheError(e.description) } catch let e as SeedLMError { throw LatheError(e.description) }
+        } catch let e as LatheError { throw e } catch { throw self.error(error) }
       }
       let value = try ModelBuiltins.model(c, 0, "compress")
-      let layers: [Int]? = try names(c, 2, "layers") { v in
+      let layers: [Int]? = try names(c, 3, "layers") { v in
         guard case .int(let i) = v else { throw LatheError("compress: layers must be \"all\" or a list of ints", kind: .type) }
         return i
       }
-      let matrices: [String] = try names(c, 3, "matrices") { v in
+      let matrices: [String] = try names(c, 4, "matrices") { v in
         guard case .string(let s) = v else { throw LatheError("compress: matrices must be \"all\" or a list of names", kind: .type) }
         return s
       } ?? LlamaLayer.matrixNames
       let bar = Progress(c.interpreter, total: 100, label: "compress")
       var shown = 0
       do {
-        let (model, report) = try value.model.compressed(with: t.compressor, layers: layers, matrices: matrices, embeddings: try c.bool(4)) { done, total in
+        let (model, report) = try value.model.compressed(with: compressor, layers: layers, matrices: matrices, embeddings: try c.bool(5)) { done, total in
           let percent = total == 0 ? 100 : done * 100 / total
           if percent > shown { try bar.advance(by: percent - shown); shown = percent } else { try c.interpreter.checkInterrupt() }
         }
         bar.finish()
         return .host(LanguageModelValue(model, path: value.path, loadSeconds: 0, compression: report))
-      } catch let e as TensorError { throw LatheError(e.description) }
+      } catch let e as LatheError { throw e } catch { throw self.error(error) }
     }
     r.add("decompress", [ParameterSpec("x")],
           doc: "The dense f32 form: of a compressed matrix (a tensor), or of a compressed model (every matrix decoded; the model runs dense).",
@@ -211,15 +238,59 @@ enum TechniqueBuiltins {
     }
   }
 
-  /// A technique from its description (`seedlm(bits: 4, block: 8, coeffs: 3, lfsr: 16, exponent: "range")`), as
-  /// saved in a notebook.
-  static func decode(_ text: String) throws -> any MatrixCompressor {
-    do { return try Techniques.parse(text) } catch { throw LatheError("load: \(error)") }
+  /// The doc line of a technique's row: its doc, its roles and the verbs that take it, and each parameter.
+  static func docText(_ entry: TechniqueEntry) -> String {
+    let roles = entry.roles.map { "\($0) (\($0.verbs.joined(separator: ", ")))" }.joined(separator: "; ")
+    let params = entry.parameters.map { p in "\(p.label): \(p.doc)" }.joined(separator: "; ")
+    return entry.doc + " Role: " + roles + "." + (params.isEmpty ? "" : " Parameters: " + params + ".")
   }
 
-  /// Builds a technique, turning its errors into the language's (they already name the builtin and parameter).
-  static func technique(_ make: () throws -> any MatrixCompressor) throws -> any MatrixCompressor {
-    do { return try make() } catch let e as LatheError { throw e } catch { throw LatheError("\(error)") }
+  /// "compressor or model transform", for errors that name what a verb takes.
+  static func roleNames(_ roles: [Role]) -> String { roles.map(\.description).joined(separator: " or ") }
+
+  /// A language value as a technique argument: engine objects (models, tables, techniques) by their engine value.
+  static func argument(_ v: Value) -> TechniqueArgument {
+    switch v {
+    case .none: return .none
+    case .bool(let b): return .bool(b)
+    case .int(let i): return .int(i)
+    case .float(let x): return .float(x)
+    case .string(let s): return .string(s)
+    case .list(let items): return .list(items.map(argument))
+    case .host(let m as LanguageModelValue): return .object(m.model)
+    case .host(let t as PartitionTableValue): return .object(t.table)
+    case .host(let t as TechniqueValue): return .object(t.technique)
+    default: return .object(ForeignValue(typeName: v.typeName))
+    }
+  }
+
+  /// A technique argument or field as a language value.
+  static func value(_ a: TechniqueArgument) -> Value {
+    switch a {
+    case .none: return .none
+    case .bool(let b): return .bool(b)
+    case .int(let i): return .int(i)
+    case .float(let x): return .float(x)
+    case .string(let s): return .string(s)
+    case .list(let items): return .list(items.map(value))
+    case .object(let m as LlamaModel): return .host(LanguageModelValue(m, path: m.ggufPath ?? "", loadSeconds: 0))
+    case .object(let t as PartitionTable): return .host(PartitionTableValue(t, mode: .simulate))
+    case .object(let t as any Technique): return .host(TechniqueValue(t))
+    case .object: return .none
+    }
+  }
+
+  /// Any engine error as the language's, with its message (they already name the technique and parameter).
+  static func error(_ error: Error) -> LatheError {
+    switch error {
+    case let e as LatheError: return e
+    case let e as TechniqueError: return LatheError(e.message)
+    case let e as TensorError: return LatheError(e.description)
+    case let e as SeedLMError: return LatheError(e.description)
+    case let e as RunaheadError: return LatheError(e.description)
+    case let e as ParallelError: return LatheError(e.description.replacingOccurrences(of: "parallel prefill: ", with: ""))
+    default: return LatheError("\(error)")
+    }
   }
 
   /// nil for "all", else the list's items converted.

@@ -15,7 +15,6 @@ public enum Builtins {
     ModelBuiltins.register(into: r)
     TechniqueBuiltins.register(into: r)
     ParallelBuiltins.register(into: r)
-    MPIBuiltins.register(into: r)
     return r
   }
 }

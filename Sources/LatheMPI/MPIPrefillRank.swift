@@ -8,6 +8,7 @@ import CMPI
 import Foundation
 import LatheModels
 import LatheParallel
+import LatheTechniques
 
 public enum MPIPrefillRank {
   /// Runs one rank of the job in `arguments`; returns the exit status. On an error the rank says so on standard
@@ -26,7 +27,7 @@ public enum MPIPrefillRank {
       guard Int(size) == job.chunks.count else {
         throw ParallelError.invalidPlan("lathe-mpi: \(size) ranks for \(job.chunks.count) chunks")
       }
-      let model = try LlamaModel(path: job.modelPath)
+      let model = try LlamaModel(path: job.modelPath, formats: Techniques.formats)
       model.threads = 1
       var run = try MPIChunkRun(job: job, rank: Int(rank), config: model.config)
       defer { run.release() }

@@ -50,28 +50,32 @@ public struct ParallelPrefill {
   public var bytesSent: [Int] { processes.map(\.bytesSent) }
 }
 
+/// The one partition rule of every parallel prefill, real, simulated or over MPI: KVRunahead's partitions, the
+/// simulator and the MPI ranks all take their chunks from here.
 public enum PrefillPartition {
-  /// C/p tokens each, the first C mod p chunks one more.
+  /// C/p tokens each, the first C mod p chunks one more (an even split gives its extra tokens to the earliest chunks).
   public static func even(tokens: Int, procs: Int) throws -> [Int] {
     try checkProcs(procs, tokens: tokens)
     return (0..<procs).map { tokens / procs + ($0 < tokens % procs ? 1 : 0) }
   }
 
-  /// Chunk sizes from fractions of the prompt (positive, summing to 1): each boundary S_i = round(C·(r_0+…+r_i)),
-  /// kept so that every chunk has at least one token.
+  /// Chunk sizes from fractions of the prompt (finite, non-negative, not all zero; scaled to sum to 1): chunk i
+  /// ends at S_i = round(C·(r_0+…+r_i)), rounding half to even, kept so that every chunk has at least one token.
+  ///
+  ///     try PrefillPartition.sizes(fractions: [1.0 / 3, 1.0 / 3, 1.0 / 3], tokens: 10) == [3, 4, 3]
   public static func sizes(fractions: [Double], tokens: Int) throws -> [Int] {
     let p = fractions.count
     try checkProcs(p, tokens: tokens)
-    guard fractions.allSatisfy({ $0 > 0 && $0.isFinite }) else {
-      throw ParallelError.invalidPlan("partition fractions must be positive, got \(fractions)")
-    }
     let sum = fractions.reduce(0, +)
-    guard abs(sum - 1) <= 1e-6 else { throw ParallelError.invalidPlan("partition fractions must sum to 1, got \(sum)") }
+    guard fractions.allSatisfy({ $0 >= 0 && $0.isFinite }), sum > 0, sum.isFinite else {
+      throw ParallelError.invalidPlan("partition fractions must be finite, non-negative and not all zero, got \(fractions)")
+    }
     var ends: [Int] = [], running = 0.0
     for (i, r) in fractions.enumerated() {
       running += r
       let lowest = (ends.last ?? 0) + 1, highest = tokens - (p - 1 - i)
-      ends.append(i == p - 1 ? tokens : Swift.min(highest, Swift.max(lowest, Int((running * Double(tokens)).rounded()))))
+      let end = (running / sum * Double(tokens)).rounded(.toNearestOrEven)
+      ends.append(i == p - 1 ? tokens : Swift.min(highest, Swift.max(lowest, Int(Swift.min(end, Double(tokens))))))
     }
     return ends.enumerated().map { i, e in e - (i == 0 ? 0 : ends[i - 1]) }
   }

@@ -12,8 +12,9 @@ public enum ParallelWorker {
   static let waitLimitSeconds = 600
 
   /// Serves requests on the control socket `fd` until the parent closes it; returns the exit status. The worker
-  /// dies with `parent` (PR_SET_PDEATHSIG), and exits at once when `parent` is already gone.
-  public static func run(fd: Int32, parent: Int32) -> Int32 {
+  /// dies with `parent` (PR_SET_PDEATHSIG), and exits at once when `parent` is already gone. `formats` reads a
+  /// compressed model's packed matrices (a compressed model reaches the workers as a packed GGUF file).
+  public static func run(fd: Int32, parent: Int32, formats: CompressedFormats = .none) -> Int32 {
     _ = lathe_set_parent_death_signal(SIGKILL)
     guard getppid() == parent else { return 1 }
     let channel = Channel(fd: fd)
@@ -31,7 +32,7 @@ public enum ParallelWorker {
           let path = try r.string("path")
           try r.finish("a load request")
           model = nil
-          let m = try LlamaModel(path: path)
+          let m = try LlamaModel(path: path, formats: formats)
           m.threads = 1
           model = m
           var w = FrameWriter()

@@ -44,7 +44,6 @@ enum TechniqueBench {
   /// Decode speed (128 greedy one-token steps from an empty cache, best of 3 after a warm-up) of the model as
   /// loaded, its f32 twin and the SeedLM models, with bytes read per step and compression time.
   static func wholeModel(compressNow: Bool) throws {
-    Techniques.registerFormats()
     let path: String
     do { path = try ModelBench.modelPath() } catch { print("seedlm models: skipped: \(error)"); return }
     let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
@@ -67,7 +66,7 @@ enum TechniqueBench {
         print("seedlm(bits: \(bits)): no \(p); run notebooks/seedlm.lathe or `lathe-bench seedlm-compress` to make it")
         continue
       }
-      let model = try LlamaModel(path: p)
+      let model = try LlamaModel(path: p, formats: Techniques.formats)
       let report = model.ggufMetadata.first { $0.0 == CompressionReport.metadataKey }?.1.string.flatMap(CompressionReport.init(json:))
       let minutes = report.map { String(format: "%.1f (%.0f s)", $0.seconds / 60, $0.seconds) } ?? "?"
       rows.append(("seedlm(bits: \(bits))", model, minutes))

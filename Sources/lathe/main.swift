@@ -100,8 +100,7 @@ struct Worker: ParsableCommand {
   @Option(help: "The parent's process id: the worker exits when it is gone.") var parent: Int32
 
   func run() throws {
-    Techniques.registerFormats()      // a compressed model reaches the workers as a packed GGUF file
-    throw ExitCode(ParallelWorker.run(fd: 3, parent: parent))
+    throw ExitCode(ParallelWorker.run(fd: 3, parent: parent, formats: Techniques.formats))
   }
 }
 

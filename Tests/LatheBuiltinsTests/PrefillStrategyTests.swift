@@ -1,5 +1,5 @@
-// Prefill strategy values (runahead, tsp) print every parameter and come back from their description, as a notebook
-// stores them.
+// Prefill strategy values (runahead, tsp) print every parameter and come back from their description and their saved
+// form, as a notebook stores them, including the forms notebooks kept before the technique table.
 
 import Testing
 @testable import LatheBuiltins
@@ -12,17 +12,18 @@ import LatheTechniques
   "runahead(procs: 2, partition: [70, 30])", "tsp(procs: 4)",
 ])
 func prefillStrategiesRoundTripThroughTheirDescription(_ text: String) throws {
-  let value = try PrefillStrategyValue.decode(text)
+  let value = try Techniques.parse(text)
   #expect(value.description == text)
-  #expect(try value.serialized()?.kind == "prefillStrategy")
+  #expect(value is KVRunahead)
+  #expect(try TechniqueValue(value).serialized()?.kind == "technique")
 }
 
 @Test func prefillStrategiesMapToChunkSizes() throws {
-  #expect(try PrefillStrategyValue(method: .runahead, procs: 2, partition: .fractions([0.7, 0.3])).chunks(tokens: 100) == [70, 30])
-  #expect(try PrefillStrategyValue(method: .tsp, procs: 3, partition: .even).chunks(tokens: 10) == [4, 3, 3])
-  #expect(throws: (any Error).self) { try PrefillStrategyValue(method: .runahead, procs: 2, partition: .sizes([5, 5])).chunks(tokens: 9) }
-  #expect(throws: (any Error).self) { try PrefillStrategyValue.decode("runahead(procs: x)") }
-  #expect(throws: (any Error).self) { try PrefillStrategyValue(method: .runahead, procs: 2, partition: .sizes([2, 0])) }
+  #expect(try KVRunahead(method: .runahead, procs: 2, partition: .fractions([0.7, 0.3])).chunks(tokens: 100) == [70, 30])
+  #expect(try KVRunahead(method: .tsp, procs: 3, partition: .even).chunks(tokens: 10) == [4, 3, 3])
+  #expect(throws: (any Error).self) { try KVRunahead(method: .runahead, procs: 2, partition: .sizes([5, 5])).chunks(tokens: 9) }
+  #expect(throws: (any Error).self) { try Techniques.parse("runahead(procs: x)") }
+  #expect(throws: (any Error).self) { try KVRunahead(method: .runahead, procs: 2, partition: .sizes([2, 0])) }
 }
 
 @Test func strategiesAndTablesRoundTripThroughTheNotebookCodec() throws {
@@ -32,9 +33,9 @@ func prefillStrategiesRoundTripThroughTheirDescription(_ text: String) throws {
   try table.insert(length: 4096, fractions: [0.6, 0.4])
   let values: [Value] = [
     .host(PartitionTableValue(table, mode: .simulate)),
-    .host(try PrefillStrategyValue(method: .runahead, procs: 2, partition: .table(table))),
-    .host(try PrefillStrategyValue(method: .runahead, procs: 8, partition: .searched, mode: .simulate, bandwidth: 1e9, latency: 5e-6)),
-    .host(try PrefillStrategyValue(method: .tsp, procs: 4, partition: .even, mode: .simulate)),
+    .host(TechniqueValue(try KVRunahead(method: .runahead, procs: 2, partition: .table(table)))),
+    .host(TechniqueValue(try KVRunahead(method: .runahead, procs: 8, partition: .searched, mode: .simulate, bandwidth: 1e9, latency: 5e-6))),
+    .host(TechniqueValue(try KVRunahead(method: .tsp, procs: 4, partition: .even, mode: .simulate))),
   ]
   for v in values {
     let back = try ValueCodec.decode(try ValueCodec.encode(v), registry: registry)
@@ -42,7 +43,18 @@ func prefillStrategiesRoundTripThroughTheirDescription(_ text: String) throws {
     #expect(a.isEqual(to: b), "\(v)")
     #expect(back.description == v.description)
   }
-  // A strategy saved by the earlier version as its description still loads.
-  #expect(try PrefillStrategyValue.decode(bytes: Array("runahead(procs: 2, partition: [0.7, 0.3])".utf8)).chunks(tokens: 10) == [7, 3])
-  #expect(throws: (any Error).self) { try PrefillStrategyValue.decode(bytes: Array("{\"method\": 1}".utf8)) }
+  // Saved forms of the earlier versions still load: a strategy under its own kind, as JSON or as its description,
+  // and a compressor as its bare description.
+  let old = try #require(registry.hostDecoders["prefillStrategy"])
+  let json = #"{"method":"runahead","procs":2,"mode":"real","latency":0,"partition":"fractions","fractions":[0.7,0.3]}"#
+  for bytes in [Array(json.utf8), Array("runahead(procs: 2, partition: [0.7, 0.3])".utf8)] {
+    guard case .host(let h as TechniqueValue) = try old(bytes), let r = h.technique as? KVRunahead else {
+      Issue.record("not a runahead value"); continue
+    }
+    #expect(try r.chunks(tokens: 10) == [7, 3])
+  }
+  #expect(throws: (any Error).self) { try old(Array("{\"method\": 1}".utf8)) }
+  let technique = try #require(registry.hostDecoders["technique"])
+  guard case .host(let h as TechniqueValue) = try technique(Array("rtn(bits: 3, group: 64)".utf8)) else { Issue.record("no technique"); return }
+  #expect(h.description == "rtn(bits: 3, group: 64)")
 }

@@ -70,7 +70,12 @@ import Testing
   #expect(try PrefillPartition.even(tokens: 10, procs: 3) == [4, 3, 3])
   #expect(try PrefillPartition.sizes(fractions: [0.7, 0.3], tokens: 100) == [70, 30])
   #expect(try PrefillPartition.sizes(fractions: [0.98, 0.01, 0.01], tokens: 10) == [8, 1, 1])
-  #expect(throws: ParallelError.self) { try PrefillPartition.sizes(fractions: [0.5, 0.4], tokens: 10) }
+  // One rounding rule: chunk i ends at round(C·(f_0+…+f_i)), half to even; fractions are scaled to sum to 1.
+  #expect(try PrefillPartition.sizes(fractions: [1.0 / 3, 1.0 / 3, 1.0 / 3], tokens: 10) == [3, 4, 3])
+  #expect(try PrefillPartition.sizes(fractions: [0.25, 0.25, 0.25, 0.25], tokens: 10) == [2, 3, 3, 2])
+  #expect(try PrefillPartition.sizes(fractions: [5, 5], tokens: 9) == [4, 5])
+  #expect(throws: ParallelError.self) { try PrefillPartition.sizes(fractions: [0.5, -0.1], tokens: 10) }
+  #expect(throws: ParallelError.self) { try PrefillPartition.sizes(fractions: [0, 0], tokens: 10) }
   #expect(throws: ParallelError.self) { try PrefillPartition.even(tokens: 2, procs: 3) }
   #expect(throws: ParallelError.self) { try PrefillPartition.even(tokens: 2, procs: 0) }
   #expect(throws: ParallelError.self) { try PrefillPartition.check([5, 0, 5], tokens: 10) }

@@ -193,7 +193,6 @@ func matvecFromSeedsEqualsTheDecodedProduct(bits: Int) throws {
   @Test func compressedModelSavesAndLoadsBitExactly() throws {
     // SeedLM, RTN and k-means matrices in one model, written packed, read back from the file and from memory:
     // the same packed bytes, techniques and logits; the dense form (packed: false) loads with plain tensors.
-    Techniques.registerFormats()
     let path = TestPaths.packageRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
     var (model, _) = try LlamaModel(path: path).compressed(with: try SeedLM(bits: 4), layers: [0], matrices: ["attn_k"])
     (model, _) = try model.compressed(with: try RTN(bits: 3, group: 64), layers: [1], matrices: ["attn_v"])
@@ -212,8 +211,8 @@ func matvecFromSeedsEqualsTheDecodedProduct(bits: Int) throws {
     let file = FileManager.default.temporaryDirectory.appendingPathComponent("lathe-packed-\(getpid()).gguf").path
     defer { try? FileManager.default.removeItem(atPath: file) }
     try model.writeGGUF(to: file, packed: true)
-    let fromFile = try LlamaModel(path: file)
-    let fromBytes = try LlamaModel(gguf: try GGUFFile(bytes: try model.ggufWriter(packed: true).bytes()))
+    let fromFile = try LlamaModel(path: file, formats: Techniques.formats)
+    let fromBytes = try LlamaModel(gguf: try GGUFFile(bytes: try model.ggufWriter(packed: true).bytes()), formats: Techniques.formats)
     let prompt = [504, 2365, 6354, 16438, 27003, 690, 260, 23790]
     let expected = try model.forward(prompt, cache: try model.makeCache(capacity: 8))
     for back in [fromFile, fromBytes] {
@@ -233,6 +232,8 @@ func matvecFromSeedsEqualsTheDecodedProduct(bits: Int) throws {
     // A damaged technique key is an error that names the key.
     var writer = try model.ggufWriter(packed: true)
     writer.set("lathe.compressed.blk.0.attn_k.weight.technique", .string("seedlm(bits: 4, block: 12, coeffs: 3, lfsr: 16)"))
-    #expect(throws: ModelFormatError.self) { try LlamaModel(gguf: try GGUFFile(bytes: try writer.bytes())) }
+    #expect(throws: ModelFormatError.self) { try LlamaModel(gguf: try GGUFFile(bytes: try writer.bytes()), formats: Techniques.formats) }
+    // Without the techniques' decoders a packed file is refused with the tensor's key.
+    #expect(throws: ModelFormatError.self) { try LlamaModel(gguf: try GGUFFile(bytes: try model.ggufWriter(packed: true).bytes())) }
   }
 }

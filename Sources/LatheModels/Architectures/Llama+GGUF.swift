@@ -42,8 +42,9 @@ extension LlamaConfig {
 }
 
 extension LlamaModel {
-  /// Loads the model (weights keep their file dtypes) and its tokenizer from a GGUF file.
-  public convenience init(gguf file: GGUFFile, name: String? = nil) throws {
+  /// Loads the model (weights keep their file dtypes) and its tokenizer from a GGUF file; `formats` rebuilds the
+  /// matrices a technique packed (`Techniques.formats` knows every technique's).
+  public convenience init(gguf file: GGUFFile, name: String? = nil, formats: CompressedFormats = .none) throws {
     let config = try LlamaConfig(gguf: file)
     // Every weight goes into one storage (huge pages, see Tensor.packed): the dtypes the kernels read (f32, q4_1,
     // q8_0) as raw bytes, any other decoded to f32.
@@ -53,7 +54,7 @@ extension LlamaModel {
     }
     // Matrices a technique compressed (a file Lathe wrote with `packed: true`) are rebuilt by its decoder.
     var compressed: [String: any CompressedMatrix] = [:]
-    for name in names { if let m = try CompressedFormats.matrix(name, in: file) { compressed[name] = m } }
+    for name in names { if let m = try formats.matrix(name, in: file) { compressed[name] = m } }
     names.removeAll { compressed[$0] != nil }
     let infos = try names.map { name in
       guard let info = file.tensorInfo(named: name) else {
@@ -110,8 +111,8 @@ extension LlamaModel {
   }
 
   /// Loads a GGUF file by path.
-  public convenience init(path: String) throws {
-    try self.init(gguf: try GGUFFile(path: path))
+  public convenience init(path: String, formats: CompressedFormats = .none) throws {
+    try self.init(gguf: try GGUFFile(path: path), formats: formats)
   }
 }
 

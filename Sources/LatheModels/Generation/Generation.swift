@@ -12,6 +12,7 @@ public struct Generation: Sendable {
   public var promptTokens = 0
   public var prefillSeconds = 0.0, decodeSeconds = 0.0
   public var decodeTokensPerSecond: Double { tokens.count > 1 ? Double(tokens.count - 1) / decodeSeconds : 0 }
+  public init() {}
 }
 
 public struct Perplexity: Sendable {

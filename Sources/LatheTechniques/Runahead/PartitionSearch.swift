@@ -1,3 +1,4 @@
+import LatheParallel
 // PartitionSearch: the paper's offline hierarchical grid search for KV-Runahead's chunk sizes (kv-runahead.md,
 // "Partition search"), scored by any closure: the simulator, or the median of measured runs.
 
@@ -88,9 +89,9 @@ public struct PartitionSearch: Sendable {
                   finestStep: step)
   }
 
-  /// Integer chunks for a prompt of `length` tokens: fractions are scaled to sum to 1, c_i = round(r_i · C) but at
-  /// least 1 for i < p − 1, and the last chunk takes the rest; if that leaves it under 1 token, the largest earlier
-  /// chunks give one token each until it has one. Throws when C < p or a fraction is negative or not finite.
+  /// Integer chunks for a prompt of `length` tokens by the one rule of `PrefillPartition.sizes`: fractions scaled to
+  /// sum to 1, chunk i ends at round(C·(r_0+…+r_i)) (half to even), each at least 1 token. Throws when C < p or a
+  /// fraction is negative or not finite.
   ///
   ///     try PartitionSearch.chunks(fractions: [0.618, 0.382], length: 1000) == [618, 382]
   public static func chunks(fractions: [Double], length: Int) throws -> [Int] {
@@ -98,17 +99,8 @@ public struct PartitionSearch: Sendable {
     guard p >= 1 else { throw RunaheadError("a partition needs at least one fraction") }
     guard length >= p else { throw RunaheadError("\(length) tokens cannot fill \(p) chunks of at least one token each") }
     guard length <= maximumLength else { throw RunaheadError("a prompt of \(length) tokens is longer than \(maximumLength)") }
-    let total = fractions.reduce(0, +)
-    guard fractions.allSatisfy({ $0.isFinite && $0 >= 0 }), total > 0, total.isFinite else {
-      throw RunaheadError("partition fractions must be finite, non-negative and not all zero, got \(fractions)")
-    }
-    var chunks = fractions.dropLast().map { max(1, min(length, Int(($0 / total * Double(length)).rounded()))) }
-    var rest = length - chunks.reduce(0, +)
-    while rest < 1, let j = chunks.indices.max(by: { chunks[$0] < chunks[$1] }) {   // at most a few tokens of rounding
-      let give = min(chunks[j] - 1, 1 - rest)
-      chunks[j] -= give; rest += give
-    }
-    return chunks + [rest]
+    do { return try PrefillPartition.sizes(fractions: fractions, tokens: length) }
+    catch let e as ParallelError { throw RunaheadError(e.description.replacingOccurrences(of: "parallel prefill: ", with: "")) }
   }
 
   /// The longest prompt a partition splits (2³²), so that token and byte counts stay far from overflow.
@@ -191,7 +183,10 @@ public struct PartitionSearch: Sendable {
       -> (fractions: [Double], chunks: [Int], seconds: Double) {
       var best: (fractions: [Double], chunks: [Int], seconds: Double)? = nil
       for r in candidates {
-        let chunks = try PartitionSearch.chunks(fractions: r, length: length)
+        // The even candidate is KVR-E's own split (extra tokens to the earliest chunks), so a search is never worse
+        // than `partition: "even"` under its score.
+        let chunks = r.allSatisfy({ $0 == r[0] }) && length >= r.count
+          ? RunaheadPartition.evenChunks(length: length, processes: r.count) : try PartitionSearch.chunks(fractions: r, length: length)
         let seconds: Double
         if let known = seen[chunks] { seconds = known } else {
           seconds = try score(chunks)

@@ -11,6 +11,8 @@ public enum RunaheadPartition: Sendable, Equatable {
   case table(PartitionTable)
   /// Fixed fractions, one per process, scaled to sum to 1.
   case fractions([Double])
+  /// Token counts, one per process (the prompt must have exactly their sum).
+  case sizes([Int])
 
   /// The chunks for a prompt of `length` tokens on `processes` processes; a search (for `.searched`) runs `search`
   /// with `score`, which the other cases never call.
@@ -43,12 +45,19 @@ public enum RunaheadPartition: Sendable, Equatable {
         throw RunaheadError("\(processes) processes need \(processes) fractions, got \(fractions.count)")
       }
       return try PartitionSearch.chunks(fractions: fractions, length: length)
+    case .sizes(let sizes):
+      guard sizes.count == processes else { throw RunaheadError("\(processes) processes need \(processes) chunk sizes, got \(sizes.count)") }
+      guard sizes.allSatisfy({ $0 >= 1 }), sizes.reduce(0, +) == length else {
+        throw RunaheadError("chunk sizes \(sizes) sum to \(sizes.reduce(0, +)), the prompt has \(length) tokens")
+      }
+      return sizes
     }
   }
 
-  /// ⌊C/p⌋ or ⌈C/p⌉ tokens each, the larger ones last: c_i = ⌊C(i+1)/p⌋ − ⌊Ci/p⌋.
+  /// ⌊C/p⌋ or ⌈C/p⌉ tokens each, the larger ones first: the rule of `PrefillPartition.even`, which real and MPI
+  /// runs use too.
   static func evenChunks(length: Int, processes: Int) -> [Int] {
-    (0..<processes).map { (length * ($0 + 1)) / processes - (length * $0) / processes }
+    (0..<processes).map { length / processes + ($0 < length % processes ? 1 : 0) }
   }
 }
 

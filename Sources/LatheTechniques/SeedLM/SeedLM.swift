@@ -102,3 +102,36 @@ public enum SeedQuantizer {
     return (t.map { Int8(Swift.min(7, Swift.max(-8, ($0 * scale).rounded(.toNearestOrEven)))) }, e)
   }
 }
+
+extension SeedLM {
+  public var entry: TechniqueEntry { SeedLM.entry }
+  public var fields: [(String, TechniqueArgument)] {
+    [("bits", .float(bitsPerWeight)), ("block", .int(block)), ("coeffs", .int(coeffs)), ("lfsr", .int(lfsrBits)),
+     ("exponent", .string(exponent.rawValue)), ("seeds", seeds.map { .int($0) } ?? .none)]
+  }
+
+  public static let entry = TechniqueEntry(
+    name: "seedlm", roles: [.compressor],
+    parameters: [TechniqueParameter("bits", .int(4), "4 is (block 8, coeffs 3), 3 is (12, 4); ignored when block and coeffs are both given"),
+                 TechniqueParameter("block", TechniqueArgument.none, "weights per block (C)"),
+                 TechniqueParameter("coeffs", TechniqueArgument.none, "4-bit coefficients per block (P)"),
+                 TechniqueParameter("lfsr", .int(16), "seed bits (K)"),
+                 TechniqueParameter("exponent", .string("range"), "\"range\" (the spec's rule) or \"paper\""),
+                 TechniqueParameter("seeds", TechniqueArgument.none, "restricts the search to the first seeds (an ablation)")],
+    doc: "SeedLM: each block of weights as an LFSR seed, a 4-bit exponent and 4-bit coefficients; bits 4 is (block 8, coeffs 3), bits 3 is (12, 4). seeds: restricts the search (an ablation).",
+    example: "seedlm(bits: 4)",
+    make: { a in
+      let text = try a.string("exponent")
+      guard let rule = ExponentRule(rawValue: text) else {
+        throw TechniqueError("seedlm: exponent must be \"range\" or \"paper\", got \"\(text)\"")
+      }
+      let block = try a.optionalInt("block"), coeffs = try a.optionalInt("coeffs")
+      // A description prints the bits a (block, coeffs) pair gives, which may be fractional: they decide then.
+      let bits: Int?
+      if block != nil, coeffs != nil, case .float(let x) = a["bits"], x != x.rounded() { bits = nil } else { bits = try a.int("bits") }
+      do {
+        return try SeedLM(bits: block != nil && coeffs != nil && bits != 3 && bits != 4 ? nil : bits, block: block, coeffs: coeffs,
+                          lfsr: try a.int("lfsr"), exponent: rule, seeds: try a.optionalInt("seeds"))
+      } catch let e as SeedLMError { throw TechniqueError(e.description) }
+    })
+}

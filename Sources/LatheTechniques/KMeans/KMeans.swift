@@ -283,3 +283,16 @@ enum KMeansKernels {
     QuantKernels.touchedSink = touched
   }
 }
+
+extension KMeans {
+  public var entry: TechniqueEntry { KMeans.entry }
+  public var fields: [(String, TechniqueArgument)] { [("bits", .int(bits)), ("groups", .int(groups))] }
+
+  public static let entry = TechniqueEntry(
+    name: "kmeans", roles: [.compressor],
+    parameters: [TechniqueParameter("bits", .int(4), "index width: a table of 2^bits values"),
+                 TechniqueParameter("groups", .int(1), "tables per matrix, each for an equal run of rows (1: per tensor)")],
+    doc: "Palettisation: a table of 2^bits f16 values fitted by k-means (one per group of rows; 1 = per tensor) and an index per weight.",
+    example: "kmeans(bits: 4)",
+    make: { a in try KMeans(bits: try a.int("bits"), groups: try a.int("groups")) })
+}

@@ -293,3 +293,17 @@ enum RTNKernels {
     QuantKernels.touchedSink = touched
   }
 }
+
+extension RTN {
+  public var entry: TechniqueEntry { RTN.entry }
+  public var fields: [(String, TechniqueArgument)] { [("bits", .int(bits)), ("group", .int(group)), ("symmetric", .bool(symmetric))] }
+
+  public static let entry = TechniqueEntry(
+    name: "rtn", roles: [.compressor],
+    parameters: [TechniqueParameter("bits", .int(4), "code width, 2 to 8"),
+                 TechniqueParameter("group", .int(128), "weights of a row that share a scale (must divide the row)"),
+                 TechniqueParameter("symmetric", .bool(false), "one f16 scale per group and codes centred on 2^(bits-1), instead of a scale and a minimum")],
+    doc: "Round-to-nearest per group of weights in a row: an f16 scale and minimum per group (symmetric: one f16 scale), codes of `bits` bits.",
+    example: "rtn(bits: 4, group: 128)",
+    make: { a in try RTN(bits: try a.int("bits"), group: try a.int("group"), symmetric: try a.bool("symmetric")) })
+}
