@@ -25,15 +25,22 @@ enum DataBuiltins {
     // `split` on a string stays the core row; on a dataset it is a seeded train/test split.
     let splitString = r.lookup("split")
     r.add("split", [ParameterSpec("x"), ParameterSpec("sep", default: Value.none),
-                    ParameterSpec("fraction", default: .float(0.8)), ParameterSpec("seed", default: .int(0))],
-          doc: "A dataset cut in two after a seeded shuffle: {train, test}, fraction going to train. (On a string: splits on sep.)",
+                    ParameterSpec("fraction", default: .float(0.8)), ParameterSpec("seed", default: .int(0)),
+                    ParameterSpec("test", default: Value.none)],
+          doc: "A dataset cut in two after a seeded shuffle: {train, test}, fraction going to train, or exactly `test` items to test (split(digits(), test: 360) gives 1437 and 360). (On a string: splits on sep.)",
           example: "split(digits(), fraction: 0.75, seed: 1).test.count") { c in
       guard case .host(let h) = c[0], let d = h as? DatasetValue else {
         if case .string = c[0], let splitString { return try c.interpreter.call(.function(splitString), [c[0], c[1]]) }
         throw LatheError("split: 'x' must be a dataset or a string, got \(c[0].typeName)", kind: .type)
       }
-      let fraction = try c.isNone(1) ? c.double(2) : c.double(1)   // split(d, 0.8) puts it in `sep`'s place
-      let (train, test) = try d.dataset.split(fraction: fraction, seed: try seed(c, 3))
+      let (train, test): (Dataset, Dataset)
+      if !c.isNone(4) {
+        guard case .int(let n) = c[4] else { throw LatheError("split: test must be a count of items, got \(c[4].typeName)", kind: .type) }
+        (train, test) = try d.dataset.split(test: n, seed: try seed(c, 3))
+      } else {
+        let fraction = try c.isNone(1) ? c.double(2) : c.double(1)   // split(d, 0.8) puts it in `sep`'s place
+        (train, test) = try d.dataset.split(fraction: fraction, seed: try seed(c, 3))
+      }
       return .record(Record([("train", wrap(train)), ("test", wrap(test))]))
     }
     r.add("shuffle", [ParameterSpec("d"), ParameterSpec("seed", default: .int(0))],

@@ -5,6 +5,7 @@
 import Foundation
 import LatheLang
 import LatheModels
+import LatheNN
 import LatheParallel
 import LatheTechniques
 import LatheTensor
@@ -258,6 +259,7 @@ enum TechniqueBuiltins {
     case .string(let s): return .string(s)
     case .list(let items): return .list(items.map(argument))
     case .host(let m as LanguageModelValue): return .object(m.model)
+    case .host(let m as ModuleValue): return .object(m.module)
     case .host(let t as PartitionTableValue): return .object(t.table)
     case .host(let t as TechniqueValue): return .object(t.technique)
     default: return .object(ForeignValue(typeName: v.typeName))
@@ -275,6 +277,7 @@ enum TechniqueBuiltins {
     case .list(let items): return .list(items.map(value))
     case .object(let m as LlamaModel): return .host(LanguageModelValue(m, path: m.ggufPath ?? "", loadSeconds: 0))
     case .object(let t as PartitionTable): return .host(PartitionTableValue(t, mode: .simulate))
+    case .object(let m as Module): return .host(ModuleValue(m))
     case .object(let t as any Technique): return .host(TechniqueValue(t))
     case .object: return .none
     }

@@ -2,6 +2,7 @@
 
 import LatheLang
 import LatheNN
+import LatheTechniques
 import LatheTensor
 
 /// A model (a module with parameters) as a value: `m.forward(x)`, `params(m)`, `train(m, data, recipe(...))`.
@@ -266,21 +267,41 @@ enum NNBuiltins {
           example: "cosineloss(tensor([[1, 0]]), tensor([[0, 1]]))") { c in
       TensorBuiltins.wrap(try Loss.cosine(try TensorBuiltins.variable(c[0], "cosineloss: a"), try TensorBuiltins.variable(c[1], "cosineloss: b")))
     }
-    r.add("train", [ParameterSpec("model"), ParameterSpec("data"), ParameterSpec("recipe", default: Value.none)],
-          doc: "Trains a model in place on a dataset (or {images, labels}) with cross-entropy; returns the run record.",
+    r.add("train", [ParameterSpec("model"), ParameterSpec("data"), ParameterSpec("methods", variadic: true),
+                    ParameterSpec("recipe", default: Value.none)],
+          doc: "Trains a model in place on a dataset (or {images, labels}) with cross-entropy; returns the run record. Training methods (kd(...)) after the data change the loop, in order; the recipe comes last (positional or recipe:).",
           example: "train(mlp([64, 32, 10]), digits(), recipe(epochs: 2))") { c in
       let model = try module(c[0], "train")
       let (images, labels) = try data(c[1], "train")
-      let recipe = try c.isNone(2) ? Recipe() : parse(c[2])
+      // After the data: training methods, then at most one recipe (a record from recipe(...)).
+      var recipeValue = c[3], methods: [TrainingMethod] = []
+      if case .list(let items) = c[2] {
+        for v in items {
+          switch v {
+          case .record:
+            guard case .none = recipeValue else { throw LatheError("train: two recipes given; give one") }
+            recipeValue = v
+          case .host(let t as TechniqueValue):
+            guard let m = t.technique as? any TrainingTechnique else {
+              throw LatheError("train: \(t.technique.name) is a \(TechniqueBuiltins.roleNames(t.technique.roles)); train takes a training method", kind: .type)
+            }
+            methods.append(m)
+          default:
+            throw LatheError("train: after the data come training methods and a recipe, got \(v.typeName)", kind: .type)
+          }
+        }
+      }
+      let recipe: Recipe
+      if case .none = recipeValue { recipe = Recipe() } else { recipe = try parse(recipeValue) }
       let bar = Progress(c.interpreter, total: (images.shape[0] + recipe.batch - 1) / recipe.batch * recipe.epochs, label: "train")
       var metrics: [(key: String, step: Int, value: Double)] = []
-      let record = try Trainer.train(model, images: images, labels: labels, recipe: recipe) { step, _, loss in
+      let record = try Trainer.train(model, images: images, labels: labels, recipe: recipe, methods: methods) { step, _, loss in
         metrics.append(("loss", step, Double(loss)))
         try bar.advance()
       }
       bar.finish()
       c.interpreter.pendingMetrics += metrics
-      c.interpreter.pendingParams += [("recipe", c[2].repr)]
+      c.interpreter.pendingParams += [("recipe", recipeValue.repr)] + methods.compactMap { ($0 as? any Technique).map { ("method", $0.description) } }
       return .record(Record([("loss", .list(record.losses.map { .float(Double($0)) })), ("steps", .int(record.steps)),
                              ("seconds", .float(record.seconds)),
                              ("examplesPerSecond", .float(record.examplesPerSecond)),

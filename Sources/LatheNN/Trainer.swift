@@ -30,9 +30,9 @@ public struct TrainRecord {
 }
 
 public enum Trainer {
-  /// Trains `model` on (images, labels) with cross-entropy. `onStep(step, total, loss)` may throw to stop
-  /// (Ctrl-C), and reports progress.
-  public static func train(_ model: Module, images: Tensor, labels: Tensor, recipe: Recipe,
+  /// Trains `model` on (images, labels) with cross-entropy, changed by `methods` in order (their hooks: see
+  /// TrainingMethod). `onStep(step, total, loss)` may throw to stop (Ctrl-C), and reports progress.
+  public static func train(_ model: Module, images: Tensor, labels: Tensor, recipe: Recipe, methods: [TrainingMethod] = [],
                            onStep: (Int, Int, Float) throws -> Void = { _, _, _ in }) throws -> TrainRecord {
     let n = images.shape.first ?? 0
     guard n > 0, labels.shape == [n] else {
@@ -46,7 +46,9 @@ public enum Trainer {
     let total = stepsPerEpoch * recipe.epochs
     var record = TrainRecord()
     let start = DispatchTime.now().uptimeNanoseconds
-    let parameters = model.parameters.filter(\.requiresGrad)
+    for m in methods { try m.prepare(model) }
+    var parameters = model.parameters.filter(\.requiresGrad)
+    for m in methods { if let chosen = try m.trainableParameters(of: model, parameters) { parameters = chosen } }
     guard !parameters.isEmpty else {
       throw TensorError.invalidArgument(op: "train", reason: "the model has no trainable parameters (all frozen?)")
     }
@@ -60,16 +62,22 @@ public enum Trainer {
       for b in 0..<stepsPerEpoch {
         let rows = Array(order[(b * recipe.batch)..<Swift.min(n, (b + 1) * recipe.batch)])
         let batchImages = try images.gatheredRows(rows), y = try labels.gatheredRows(rows)
-        let loss: Variable
-        if recipe.augmentation.isIdentity {
-          loss = try Loss.crossEntropy(try model.forward(Variable(batchImages)), labels: y, smoothing: recipe.labelSmoothing)
-        } else {
-          let (augmented, targets) = try recipe.augmentation.apply(images: batchImages, labels: y, samples: rows, epoch: epoch,
-                                                                   classes: classes)
-          let smoothed = recipe.labelSmoothing == 0 ? targets : try targets.binary(.multiply, scalar: 1 - recipe.labelSmoothing)
-            .binary(.add, scalar: recipe.labelSmoothing / Float(targets.shape.last ?? 1))
-          loss = try Loss.softCrossEntropy(try model.forward(Variable(augmented)), targets: smoothed)
+        // What the model sees this step, and the soft targets of mixing augmentations (nil: the labels).
+        var inputs = batchImages, soft: Tensor? = nil
+        if !recipe.augmentation.isIdentity {
+          (inputs, soft) = try recipe.augmentation.apply(images: batchImages, labels: y, samples: rows, epoch: epoch, classes: classes)
         }
+        for m in methods { if let t = try m.targets(inputs: inputs, labels: y) { soft = t } }
+        let logits = try model.forward(Variable(inputs))
+        var loss: Variable
+        if let soft {
+          let smoothed = recipe.labelSmoothing == 0 ? soft : try soft.binary(.multiply, scalar: 1 - recipe.labelSmoothing)
+            .binary(.add, scalar: recipe.labelSmoothing / Float(soft.shape.last ?? 1))
+          loss = try Loss.softCrossEntropy(logits, targets: smoothed)
+        } else {
+          loss = try Loss.crossEntropy(logits, labels: y, smoothing: recipe.labelSmoothing)
+        }
+        for m in methods { loss = try m.loss(loss, logits: logits, inputs: inputs, labels: y) }
         try loss.backward()
         if let clip = recipe.clipNorm { try GradientClipping.clip(parameters, maxNorm: clip) }
         let lr = recipe.schedule.rate(base: recipe.lr, step: record.steps, total: total)
@@ -78,6 +86,7 @@ public enum Trainer {
         let value = loss.value.scalars.first ?? .nan
         record.losses.append(value)
         record.steps += 1
+        for m in methods { try m.afterStep(model, step: record.steps) }
         record.examples += rows.count
         try onStep(record.steps, total, value)
       }

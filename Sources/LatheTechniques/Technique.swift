@@ -9,6 +9,7 @@
 
 import Foundation
 import LatheModels
+import LatheNN
 import LatheParallel
 import LatheTensor
 
@@ -132,6 +133,9 @@ public struct DecodingResult {
   public var counters: [(String, TechniqueArgument)]
   public init(generation: Generation, counters: [(String, TechniqueArgument)]) { self.generation = generation; self.counters = counters }
 }
+
+/// Training method: a technique that `train(m, data, t…, recipe)` hands its hooks (LatheNN's TrainingMethod).
+public protocol TrainingTechnique: Technique, TrainingMethod {}
 
 // MARK: arguments
 
@@ -303,6 +307,7 @@ public enum Techniques {
     MPIPrefill.entry,
     DropLayers.entry,
     Speculative.entry,
+    KnowledgeDistillation.entry,
   ]
 
   public static func entry(named name: String) -> TechniqueEntry? { all.first { $0.name == name } }

@@ -18,12 +18,15 @@ public final class Speculative: DecodingStrategy {
     public var baseCalls = 0, draftCalls = 0
     /// Draft tokens proposed and accepted.
     public var proposed = 0, accepted = 0
-    /// Tokens produced.
-    public var tokens = 0
+    /// Tokens produced, and decodes run (each began from a prefill's logits: one base call more per decode).
+    public var tokens = 0, decodes = 0
     public var acceptance: Double { proposed == 0 ? 0 : Double(accepted) / Double(proposed) }
-    public var tokensPerBaseCall: Double { baseCalls == 0 ? 0 : Double(tokens) / Double(baseCalls) }
+    /// Tokens per base forward call, counting the call that gave the first token (the prefill): 1 when the draft is
+    /// never right, lookahead + 1 when it always is.
+    public var tokensPerBaseCall: Double { baseCalls + decodes == 0 ? 0 : Double(tokens) / Double(baseCalls + decodes) }
     mutating func add(_ o: Counters) {
       baseCalls += o.baseCalls; draftCalls += o.draftCalls; proposed += o.proposed; accepted += o.accepted; tokens += o.tokens
+      decodes += o.decodes
     }
     var fields: [(String, TechniqueArgument)] {
       [("baseCalls", .int(baseCalls)), ("draftCalls", .int(draftCalls)), ("proposed", .int(proposed)), ("accepted", .int(accepted)),
@@ -64,6 +67,7 @@ public final class Speculative: DecodingStrategy {
       throw TechniqueError("speculative: the KV cache holds \(cache.count) positions for \(context.count) tokens of context")
     }
     var counters = Counters()
+    counters.decodes = 1
     var result = Generation()
     var stream = model.tokenizer?.streamDecoder()
     let eos = model.tokenizer?.eos
