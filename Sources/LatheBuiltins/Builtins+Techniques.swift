@@ -148,7 +148,6 @@ enum TechniqueBuiltins {
           return .host(CompressedTensorValue(m))
         } catch let e as LatheError { throw e } catch { throw self.error(error) }
       }
-      let value = try ModelBuiltins.model(c, 0, "compress")
       let layers: [Int]? = try names(c, 3, "layers") { v in
         guard case .int(let i) = v else { throw LatheError("compress: layers must be \"all\" or a list of ints", kind: .type) }
         return i
@@ -157,6 +156,20 @@ enum TechniqueBuiltins {
         guard case .string(let s) = v else { throw LatheError("compress: matrices must be \"all\" or a list of names", kind: .type) }
         return s
       } ?? LlamaLayer.matrixNames
+      if case .host(let h as ModuleValue) = c[0] {
+        // An nn model: its Linear layers run the packed form (PackedLinear).
+        guard let sequential = h.module as? Sequential else {
+          throw LatheError("compress: an nn model is compressed layer by layer, so it must be a sequential(...) or mlp(...), got \(h.module.summary)")
+        }
+        guard case .string("all") = c[4] else { throw LatheError("compress: matrices: is for language models; an nn model takes layers:") }
+        let bar = Progress(c.interpreter, total: sequential.layers.count, label: "compress")
+        do {
+          let (model, report) = try sequential.compressed(with: compressor, layers: layers) { _, _ in try bar.advance() }
+          bar.finish()
+          return .host(ModuleValue(model, compression: report))
+        } catch let e as LatheError { throw e } catch { throw self.error(error) }
+      }
+      let value = try ModelBuiltins.model(c, 0, "compress")
       let bar = Progress(c.interpreter, total: 100, label: "compress")
       var shown = 0
       do {
@@ -219,24 +232,125 @@ enum TechniqueBuiltins {
       } catch let e as TensorError { throw LatheError(e.description) }
     }
     r.add("report", [ParameterSpec("x")],
-          doc: "What compress did to a model: technique, bits per weight, bytes, seconds and each matrix's relative error.",
+          doc: "What a model is made of, layer by layer (layers: a table of parameters, bytes, bits per weight and technique per layer), for language models and nn models; for a compressed model also the technique, bits per weight and each matrix's relative error (entries).",
           example: "report(q).bitsPerWeight") { c in
-      guard case .host(let h) = c[0], let m = h as? LanguageModelValue else {
-        throw LatheError("report: 'x' must be a model, got \(c[0].typeName)", kind: .type)
+      switch c[0] {
+      case .host(let m as LanguageModelValue): return languageModelReport(m)
+      case .host(let m as ModuleValue): return try moduleReport(m)
+      default: throw LatheError("report: 'x' must be a model, got \(c[0].typeName)", kind: .type)
       }
-      guard let r = m.compression else {
-        return .record(Record([("technique", Value.none), ("bytes", .int(m.model.byteCount)), ("params", .int(m.model.parameterCount))]))
-      }
-      let entries: [Value] = r.entries.map { e in
-        .record(Record([("layer", .int(e.layer)), ("matrix", .string(e.matrix)), ("shape", .list(e.shape.map { .int($0) })),
-                        ("relativeError", .float(e.relativeError)), ("bitsPerWeight", .float(e.bitsPerWeight)),
-                        ("bytes", .int(e.bytes)), ("seconds", .float(e.seconds))]))
-      }
-      let meanError = r.entries.isEmpty ? 0 : r.entries.reduce(0) { $0 + $1.relativeError } / Double(r.entries.count)
-      return .record(Record([("technique", .string(r.technique)), ("bitsPerWeight", .float(r.bitsPerWeight)),
-                             ("bytes", .int(m.model.byteCount)), ("matrices", .int(r.entries.count)),
-                             ("meanRelativeError", .float(meanError)), ("seconds", .float(r.seconds)), ("entries", .list(entries))]))
     }
+    r.add("flops", [ParameterSpec("m"), ParameterSpec("input", default: Value.none), ParameterSpec("length", default: Value.none)],
+          doc: "Multiply-accumulates and FLOPs (2 × MACs), per layer and in total: per example for an nn model (input: a shape such as [64] or [1, 28, 28], a tensor or a dataset), per token for a language model (length: the positions the token attends to, default 1). Norms, activations and softmax are not counted; layers whose MACs are not counted yet say so.",
+          example: "flops(mlp([64, 32, 10]), [64]).macs") { c in
+      switch c[0] {
+      case .host(let m as ModuleValue): return try moduleFlops(m.module, c)
+      case .host(let m as LanguageModelValue):
+        var length = 1
+        if !c.isNone(2) { length = try c.int(2) } else if case .int(let n) = c[1] { length = n } else if !c.isNone(1) {
+          throw LatheError("flops: a language model counts per token: give length: n", kind: .type)
+        }
+        guard length >= 1, length <= 1 << 24 else { throw LatheError("flops: length must be 1 to 16777216 positions, got \(length)") }
+        let counts = m.model.config.tokenMACs(length: length)
+        var rows: [[Value]] = counts.layers.enumerated().map { l, c in
+          [.string("\(l)"), .int(c.projections), .int(c.attention), .int(c.ffn), .int(c.projections + c.attention + c.ffn)]
+        }
+        rows.append([.string("head"), .int(0), .int(0), .int(0), .int(counts.head)])
+        let total = counts.layers.reduce(counts.head) { $0 + $1.projections + $1.attention + $1.ffn }
+        return .record(Record([("macs", .int(total)), ("flops", .int(2 * total)), ("length", .int(length)),
+                               ("layers", .host(TableValue(columns: ["layer", "projections", "attention", "ffn", "macs"], rows: rows)))]))
+      default: throw LatheError("flops: 'm' must be a model, got \(c[0].typeName)", kind: .type)
+      }
+    }
+  }
+
+  /// report(m) of a language model: its layers, and what compress did when it made it.
+  static func languageModelReport(_ m: LanguageModelValue) -> Value {
+    let model = m.model
+    var rows: [[Value]] = []
+    func row(_ name: String, _ weights: [LinearWeight], extra: Int) {
+      let params = weights.reduce(extra) { $0 + $1.count }, bytes = weights.reduce(extra * 4) { $0 + $1.byteCount }
+      let kinds = Array(Set(weights.map(\.kind))).sorted().joined(separator: ", ")
+      rows.append([.string(name), .int(params), .int(bytes), .float(params == 0 ? 0 : Double(bytes * 8) / Double(params)), .string(kinds)])
+    }
+    row("token_embd", [model.tokenEmbedding], extra: 0)
+    for (l, layer) in model.layers.enumerated() {
+      row("\(l)", layer.matrices.map(\.1), extra: layer.attentionNorm.count + layer.ffnNorm.count)
+    }
+    row("output_norm", [], extra: model.outputNorm.count)
+    if let head = model.outputWeight { row("output", [.tensor(head)], extra: 0) }
+    let layers = Value.host(TableValue(columns: ["layer", "params", "bytes", "bitsPerWeight", "technique"], rows: rows))
+    guard let r = m.compression else {
+      return .record(Record([("technique", Value.none), ("bytes", .int(model.byteCount)), ("params", .int(model.parameterCount)),
+                             ("bitsPerWeight", .float(Double(model.byteCount * 8) / Double(Swift.max(1, model.parameterCount)))),
+                             ("layers", layers)]))
+    }
+    return compressionRecord(r, bytes: model.byteCount, params: model.parameterCount, layers: layers)
+  }
+
+  /// report(m) of an nn model: its layers (packed ones by their technique), and what compress did when it made it.
+  static func moduleReport(_ m: ModuleValue) throws -> Value {
+    var rows: [[Value]] = []
+    func walk(_ module: Module, _ path: String) {
+      if let s = module as? Sequential {
+        for (i, layer) in s.layers.enumerated() { walk(layer, path.isEmpty ? "\(i)" : "\(path).\(i)") }
+        return
+      }
+      let packed = module as? PackedLinear
+      let params = module.parameterCount + (packed.map { $0.weight.rows * $0.weight.cols + ($0.bias?.count ?? 0) } ?? 0)
+      let bytes = module.byteCount
+      let technique = packed?.weight.technique ?? (params == 0 ? "" : "f32")
+      rows.append([.string(path.isEmpty ? "0" : path), .string(module.summary), .int(params), .int(bytes),
+                   .float(params == 0 ? 0 : Double(bytes * 8) / Double(params)), .string(technique)])
+    }
+    walk(m.module, "")
+    let params = rows.reduce(0) { if case .int(let p) = $1[2] { return $0 + p } else { return $0 } }
+    let bytes = m.module.byteCount
+    let layers = Value.host(TableValue(columns: ["layer", "summary", "params", "bytes", "bitsPerWeight", "technique"], rows: rows))
+    guard let r = m.compression else {
+      return .record(Record([("technique", Value.none), ("bytes", .int(bytes)), ("params", .int(params)),
+                             ("bitsPerWeight", .float(params == 0 ? 0 : Double(bytes * 8) / Double(params))), ("layers", layers)]))
+    }
+    return compressionRecord(r, bytes: bytes, params: params, layers: layers)
+  }
+
+  /// The fields a compressed model's report adds: technique, bits per weight over the compressed matrices, each
+  /// matrix's relative error.
+  static func compressionRecord(_ r: CompressionReport, bytes: Int, params: Int, layers: Value) -> Value {
+    let entries: [Value] = r.entries.map { e in
+      .record(Record([("layer", .int(e.layer)), ("matrix", .string(e.matrix)), ("shape", .list(e.shape.map { .int($0) })),
+                      ("relativeError", .float(e.relativeError)), ("bitsPerWeight", .float(e.bitsPerWeight)),
+                      ("bytes", .int(e.bytes)), ("seconds", .float(e.seconds))]))
+    }
+    let meanError = r.entries.isEmpty ? 0 : r.entries.reduce(0) { $0 + $1.relativeError } / Double(r.entries.count)
+    return .record(Record([("technique", .string(r.technique)), ("bitsPerWeight", .float(r.bitsPerWeight)),
+                           ("bytes", .int(bytes)), ("params", .int(params)), ("matrices", .int(r.entries.count)),
+                           ("meanRelativeError", .float(meanError)), ("seconds", .float(r.seconds)), ("entries", .list(entries)),
+                           ("layers", layers)]))
+  }
+
+  /// flops(m, input) of an nn model: per example of the input's shape.
+  static func moduleFlops(_ module: Module, _ c: NativeCall) throws -> Value {
+    let shape: [Int]
+    switch c[1] {
+    case .list(let items):
+      shape = try items.map { v -> Int in
+        guard case .int(let n) = v else { throw LatheError("flops: input shape holds ints, got \(v.typeName)", kind: .type) }
+        return n
+      }
+    case .host(let t as TensorValue): shape = Array(t.tensor.shape.dropFirst())
+    case .host(let d as DatasetValue): shape = d.dataset.imageShape
+    default: throw LatheError("flops: 'input' must be one example's shape ([64], [1, 28, 28]), a batch tensor or a dataset, got \(c[1].typeName)", kind: .type)
+    }
+    let counts: [LayerCount]
+    do { counts = try module.layerCounts(input: shape) } catch { throw self.error(error) }
+    let rows: [[Value]] = counts.map { l in
+      [.string(l.path), .string(l.summary), .int(l.macs), .int(2 * l.macs), .list(l.outputShape.map { .int($0) }), .bool(l.counted)]
+    }
+    let total = counts.reduce(0) { $0 + $1.macs }
+    return .record(Record([("macs", .int(total)), ("flops", .int(2 * total)), ("input", .list(shape.map { .int($0) })),
+                           ("counted", .bool(counts.allSatisfy(\.counted))),
+                           ("layers", .host(TableValue(columns: ["layer", "summary", "macs", "flops", "output", "counted"], rows: rows)))]))
   }
 
   /// The doc line of a technique's row: its doc, its roles and the verbs that take it, and each parameter.

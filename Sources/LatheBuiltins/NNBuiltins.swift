@@ -8,7 +8,9 @@ import LatheTensor
 /// A model (a module with parameters) as a value: `m.forward(x)`, `params(m)`, `train(m, data, recipe(...))`.
 public final class ModuleValue: HostObject {
   public let module: Module
-  public init(_ module: Module) { self.module = module }
+  /// What compress did, for a model it made.
+  public let compression: CompressionReport?
+  public init(_ module: Module, compression: CompressionReport? = nil) { self.module = module; self.compression = compression }
   public var typeName: String { "model" }
   public var description: String { module.summary }
   public var memberNames: [String] { ["forward", "parameters", "params"] }

@@ -3,6 +3,7 @@
 
 import Foundation
 import LatheModels
+import LatheNN
 import LatheTensor
 
 public struct CompressionReport: Sendable, Codable {
@@ -79,6 +80,55 @@ extension LlamaModel {
       if l < 0 { model.tokenEmbedding = .compressed(packed) } else { model.layers[l].setMatrix(name, .compressed(packed)) }
       done += weight.count
       try progress(done, total)
+    }
+    report.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+    return (model, report)
+  }
+}
+
+extension Sequential {
+  /// A copy whose Linear layers (all, or those at the top-level positions `layers`; nested Sequentials are opened)
+  /// are replaced by PackedLinear layers holding `technique`'s packed form, which the copy then runs as they are.
+  /// Other layers are shared with this model. The report names each matrix by its path ("0", "2.1").
+  ///
+  ///     let (q, report) = try Sequential.mlp([64, 32, 10], seed: 0).compressed(with: try RTN(bits: 4, group: 32))
+  public func compressed(with technique: any MatrixCompressor, layers chosen: [Int]? = nil,
+                         progress: (Int, Int) throws -> Void = { _, _ in }) throws -> (Sequential, CompressionReport) {
+    for l in chosen ?? [] where l < 0 || l >= layers.count {
+      throw TensorError.invalidArgument(op: "compress", reason: "layer \(l) is not one of 0..<\(layers.count)")
+    }
+    var report = CompressionReport(technique: technique.description)
+    let started = DispatchTime.now().uptimeNanoseconds
+    let total = layers.count
+    func rebuild(_ s: Sequential, prefix: String, top: Bool) throws -> Sequential {
+      var out: [Module] = []
+      for (i, layer) in s.layers.enumerated() {
+        let path = prefix.isEmpty ? "\(i)" : "\(prefix).\(i)"
+        if top, let chosen, !chosen.contains(i) { out.append(layer); continue }
+        switch layer {
+        case let nested as Sequential:
+          out.append(try rebuild(nested, prefix: path, top: false))
+        case let linear as Linear:
+          let t0 = DispatchTime.now().uptimeNanoseconds
+          let dense = linear.weight.value
+          let packed = try technique.compress(dense) { _, _ in }
+          let decoded = try packed.dequantized().scalars, original = try dense.copied(as: .f32).scalars
+          var err = 0.0, norm = 0.0
+          for j in original.indices { let d = Double(decoded[j] - original[j]); err += d * d; norm += Double(original[j]) * Double(original[j]) }
+          report.entries.append(.init(layer: Int(path.prefix { $0 != "." }) ?? i, matrix: path, shape: dense.shape,
+                                      relativeError: norm > 0 ? (err / norm).squareRoot() : 0, bitsPerWeight: packed.bitsPerWeight,
+                                      bytes: packed.byteCount, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
+          out.append(try PackedLinear(weight: packed, bias: linear.bias?.value))
+        default:
+          out.append(layer)
+        }
+        if top { try progress(i + 1, total) }
+      }
+      return Sequential(out)
+    }
+    let model = try rebuild(self, prefix: "", top: true)
+    guard !report.entries.isEmpty else {
+      throw TensorError.invalidArgument(op: "compress", reason: "the model has no Linear layer to compress\(chosen == nil ? "" : " among layers \(chosen!)")")
     }
     report.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
     return (model, report)

@@ -5,6 +5,7 @@
 // can run). The decoders live with the techniques: a loader is handed them as a `CompressedFormats` value.
 
 import Foundation
+import LatheTensor
 
 public struct CompressedFormats: @unchecked Sendable {
   /// Rebuilds a matrix from its technique's description, its shape and its packed bytes; throws if they disagree.

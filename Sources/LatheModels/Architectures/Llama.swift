@@ -611,3 +611,16 @@ struct ForwardPass {
     for i in 0..<count { let g = gate[i]; gate[i] = g / (1 + Foundation.exp(-g)) * up[i] }
   }
 }
+
+extension LlamaConfig {
+  /// Multiply-accumulates of one token that attends to `length` positions (itself and the length − 1 before it), per
+  /// decoder layer: the four attention projections, the scores and the weighted sum (2·n_q·d_head·length), the
+  /// SwiGLU feed-forward (3·d·ffn); and the output head (d·vocab), once. Norms, RoPE and softmax are not counted.
+  public func tokenMACs(length: Int) -> (layers: [(projections: Int, attention: Int, ffn: Int)], head: Int) {
+    let layers = (0..<layerCount).map { l -> (projections: Int, attention: Int, ffn: Int) in
+      let q = headCounts[l] * headDimension, kv = kvHeadCounts[l] * headDimension
+      return (dimension * q + 2 * dimension * kv + q * dimension, 2 * q * length, 3 * dimension * ffnWidths[l])
+    }
+    return (layers, dimension * vocabularySize)
+  }
+}

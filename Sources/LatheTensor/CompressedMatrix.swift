@@ -1,7 +1,8 @@
-// A weight matrix held in a compression technique's own packed form, which the model runs as it is: the
+// A weight matrix held in a compression technique's own packed form, which a model runs as it is (an nn layer or a
+// decoder linear; it lives here, below both): the
 // technique's matrix-vector product reads the packed bytes (decoding), and prefill dequantises slices of rows.
 
-import LatheTensor
+
 
 public protocol CompressedMatrix: AnyObject {
   /// [rows, cols], as the dense matrix it stands for.
