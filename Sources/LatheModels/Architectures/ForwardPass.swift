@@ -16,12 +16,60 @@ public struct ChunkAttentionInput {
   }
 }
 
+/// What a technique can plug into a forward pass. Every hook is off by default, and a pass with none set runs the
+/// same code as before they existed.
+public struct ForwardHooks {
+  /// Where `observe` sees a layer's activations.
+  public enum Point: String, Sendable, CaseIterable {
+    /// The normalised input of attention, [T, d].
+    case attentionInput
+    /// The normalised input of the feed-forward, [T, d].
+    case ffnInput
+    /// act(gate)·up, the input of the down projection, [T, ffn]: where relufied models are sparse.
+    case ffnHidden
+    /// The residual stream after the layer, [T, d].
+    case layerOutput
+  }
+  /// One observation: rows × width floats, row-major, valid only during the call.
+  public struct Activation {
+    public let layer: Int, point: Point
+    public let values: UnsafePointer<Float>
+    public let rows: Int, width: Int
+  }
+
+  /// Sees each layer's activations at every point (sparsity statistics, calibration, distillation targets).
+  public var observe: ((Activation) throws -> Void)?
+  /// Receives each layer's keys and values before RoPE ([T, kvHeads·headDimension] each), as KV prediction trains on.
+  public var preRopeKeysValues: ((_ layer: Int, _ keys: UnsafePointer<Float>, _ values: UnsafePointer<Float>, _ rows: Int, _ width: Int) throws -> Void)?
+  /// The tokens' positions for RoPE (default: the cache rows they are written to, start..<start+T): tree drafts and
+  /// streams give several tokens one position.
+  public var positions: [Int]?
+  /// An additive attention mask [T, start + T] over every cached row (0 to see a row, −∞ to hide it), in place of
+  /// the causal one.
+  public var mask: [Float]?
+  /// The decoder layers to run, in order (default: all).
+  public var layers: [Int]?
+  /// Runs even a few rows' projections through sgemm (k query rows in one step), not one matrix-vector product per
+  /// row; for more than ForwardPass.matvecTokens rows that is the path anyway.
+  public var batchedRows = false
+
+  public init(observe: ((Activation) throws -> Void)? = nil, positions: [Int]? = nil, mask: [Float]? = nil, layers: [Int]? = nil,
+              batchedRows: Bool = false) {
+    self.observe = observe; self.positions = positions; self.mask = mask; self.layers = layers; self.batchedRows = batchedRows
+  }
+
+  var isEmpty: Bool {
+    observe == nil && preRopeKeysValues == nil && positions == nil && mask == nil && layers == nil && !batchedRows
+  }
+}
+
 /// The buffers and steps of one forward call over T tokens.
 struct ForwardPass {
   typealias Exchange = (Int, UnsafePointer<Float>, UnsafePointer<Float>) throws -> ChunkAttentionInput
   /// nil for a chunk forward, whose keys and values come from its exchange.
   let model: LlamaModel, config: LlamaConfig, cache: KVCache?, tokens: [Int]
   let T: Int, start: Int, threads: Int
+  let hooks: ForwardHooks
   var buffers: [UnsafeMutablePointer<Float>] = []
   let x, h, q, k, v, attention, projected, gate, up: UnsafeMutablePointer<Float>
   let cosines, sines: UnsafeMutablePointer<Float>
@@ -33,8 +81,8 @@ struct ForwardPass {
   /// included, against about 6 ms a token through the kernels).
   static let matvecTokens = 6
 
-  init(model: LlamaModel, tokens: [Int], cache: KVCache?, start: Int) throws {
-    self.model = model; config = model.config; self.cache = cache; self.tokens = tokens
+  init(model: LlamaModel, tokens: [Int], cache: KVCache?, start: Int, hooks: ForwardHooks = ForwardHooks()) throws {
+    self.model = model; config = model.config; self.cache = cache; self.tokens = tokens; self.hooks = hooks
     T = tokens.count; self.start = start; threads = Swift.max(1, model.threads)
     let d = config.dimension, hd = config.headDimension
     let maxHeads = config.headCounts.max()!, maxKV = config.kvHeadCounts.max()!, maxFFN = config.ffnWidths.max()!
@@ -51,7 +99,7 @@ struct ForwardPass {
     k = make(T * maxKV * hd); v = make(T * maxKV * hd)
     gate = make(T * maxFFN); up = make(T * maxFFN)
     cosines = make(T * hd / 2); sines = make(T * hd / 2)
-    weightSliceCount = T > ForwardPass.matvecTokens ? Swift.max(1 << 20, 32 * Swift.max(d, maxFFN, maxHeads * hd)) : 0
+    weightSliceCount = T > ForwardPass.matvecTokens || hooks.batchedRows ? Swift.max(1 << 20, 32 * Swift.max(d, maxFFN, maxHeads * hd)) : 0
     weightSlice = make(weightSliceCount)
     buffers = list
   }
@@ -63,15 +111,18 @@ struct ForwardPass {
     for (t, id) in tokens.enumerated() { try model.tokenEmbedding.dequantizeRows(id..<(id + 1), into: x + t * d) }
     // Rotary angles pos·base^(-2i/hd) for each new position, in double precision.
     for t in 0..<T {
+      let position = hooks.positions?[t] ?? start + t
       for i in 0..<(hd / 2) {
-        let angle = Double(start + t) * pow(config.ropeBase, -2 * Double(i) / Double(hd))
+        let angle = Double(position) * pow(config.ropeBase, -2 * Double(i) / Double(hd))
         cosines[t * hd / 2 + i] = Float(cos(angle)); sines[t * hd / 2 + i] = Float(sin(angle))
       }
     }
-    for l in 0..<config.layerCount {
+    let observe = hooks.observe
+    for l in hooks.layers ?? Array(0..<config.layerCount) {
       let layer = model.layers[l]
       let heads = config.headCounts[l], kvHeads = config.kvHeadCounts[l], ffn = config.ffnWidths[l]
       try rmsNorm(x, layer.attentionNorm, into: h)
+      if let observe { try observe(.init(layer: l, point: .attentionInput, values: h, rows: T, width: d)) }
       try project(layer.query, h, into: q)
       try project(layer.key, h, into: k)
       try project(layer.value, h, into: v)
@@ -79,6 +130,7 @@ struct ForwardPass {
         try headNorm(q, qn, heads: heads)
         try headNorm(k, kn, heads: kvHeads)
       }
+      if let write = hooks.preRopeKeysValues { try write(l, k, v, T, kvHeads * hd) }
       rotate(q, heads: heads)
       rotate(k, heads: kvHeads)
       let keys: UnsafePointer<Float>, values: UnsafePointer<Float>, length: Int
@@ -101,11 +153,14 @@ struct ForwardPass {
       try project(layer.output, attention, into: projected)
       add(projected, into: x, count: T * d)
       try rmsNorm(x, layer.ffnNorm, into: h)
+      if let observe { try observe(.init(layer: l, point: .ffnInput, values: h, rows: T, width: d)) }
       try project(layer.gate, h, into: gate)
       try project(layer.up, h, into: up)
-      swiglu(count: T * ffn)
+      gatedActivation(layer.activation, count: T * ffn)
+      if let observe { try observe(.init(layer: l, point: .ffnHidden, values: gate, rows: T, width: ffn)) }
       try project(layer.down, gate, into: projected)
       add(projected, into: x, count: T * d)
+      if let observe { try observe(.init(layer: l, point: .layerOutput, values: x, rows: T, width: d)) }
     }
     cache?.count = start + T
     guard wantLogits || allLogits else { return [] }
@@ -139,7 +194,7 @@ struct ForwardPass {
   /// otherwise sgemm over W dequantised a slice of rows at a time.
   func project(_ weight: LinearWeight, _ input: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>) throws {
     let rows = weight.shape[0], cols = weight.shape[1]
-    if T <= ForwardPass.matvecTokens {
+    if T <= ForwardPass.matvecTokens && !hooks.batchedRows {
       for t in 0..<T { try weight.matvec(input + t * cols, into: out + t * rows, threads: threads) }
       return
     }
@@ -215,12 +270,27 @@ struct ForwardPass {
     let scale = 1 / Float(hd).squareRoot()
     let scoreCount = T * length
     let (q, attention, T, start, threads) = (self.q, self.attention, self.T, self.start, self.threads)
+    let mask = hooks.mask
     let body: (Int) -> Void = { head in
       let kvHead = head / group
       let scores = UnsafeMutablePointer<Float>.allocate(capacity: scoreCount)
       defer { scores.deallocate() }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(length), Int32(hd), scale, q + head * hd, Int32(qStride),
                   keys + kvHead * hd, Int32(kvStride), 0, scores, Int32(length))
+      if let mask {
+        // The caller's additive mask over every row in place of the causal cut (validated: [T, length]).
+        mask.withUnsafeBufferPointer { m in
+          for t in 0..<T {
+            let row = scores + t * length, add = m.baseAddress! + t * length
+            var top = -Float.infinity
+            for j in 0..<length { row[j] += add[j]; top = Swift.max(top, row[j]) }
+            var sum: Float = 0
+            for j in 0..<length { let e = top == -.infinity ? 0 : Foundation.exp(row[j] - top); row[j] = e; sum += e }
+            let inv = sum > 0 ? 1 / sum : 0
+            for j in 0..<length { row[j] *= inv }
+          }
+        }
+      } else {
       for t in 0..<T {
         let row = scores + t * length, visible = start + t + 1
         var m = -Float.infinity
@@ -230,6 +300,7 @@ struct ForwardPass {
         let inv = 1 / sum
         for j in 0..<visible { row[j] *= inv }
         for j in visible..<length { row[j] = 0 }
+      }
       }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(hd), Int32(length), 1, scores, Int32(length),
                   values + kvHead * hd, Int32(kvStride), 0, attention + head * hd, Int32(qStride))
@@ -241,8 +312,16 @@ struct ForwardPass {
     for i in 0..<count { x[i] += a[i] }
   }
 
-  /// gate ← silu(gate)·up.
-  func swiglu(count: Int) {
-    for i in 0..<count { let g = gate[i]; gate[i] = g / (1 + Foundation.exp(-g)) * up[i] }
+  /// gate ← act(gate)·up.
+  func gatedActivation(_ activation: FFNActivation, count: Int) {
+    switch activation {
+    case .silu: for i in 0..<count { let g = gate[i]; gate[i] = g / (1 + Foundation.exp(-g)) * up[i] }
+    case .relu: for i in 0..<count { gate[i] = Swift.max(gate[i], 0) * up[i] }
+    case .gelu:
+      for i in 0..<count {
+        let g = gate[i]
+        gate[i] = 0.5 * g * (1 + Foundation.tanh(0.7978845608 * (g + 0.044715 * g * g * g))) * up[i]
+      }
+    }
   }
 }

@@ -105,7 +105,20 @@ extension LlamaModel {
                   outputNorm: try weight("output_norm.weight"),
                   outputWeight: config.tiedEmbeddings ? nil : try weight("output.weight"),
                   tokenizer: tokenizer, name: name ?? file.metadata["general.name"]?.string ?? fileName)
-    ggufMetadata = file.metadataKeys.filter { !$0.hasPrefix(CompressedFormats.prefix) }.compactMap { key in file.metadata[key].map { (key, $0) } }
+    ggufMetadata = file.metadataKeys.filter { !$0.hasPrefix(CompressedFormats.prefix) && $0 != LlamaModel.activationKey }
+      .compactMap { key in file.metadata[key].map { (key, $0) } }
+    // A model whose feed-forward activations were changed (relufied) says so in a key of Lathe's own.
+    if let value = file.metadata[LlamaModel.activationKey] {
+      guard let names = value.strings, names.count == layers.count else {
+        throw ModelFormatError.malformed(path: file.path, field: LlamaModel.activationKey, reason: "needs one activation name per layer (\(layers.count))")
+      }
+      for (l, name) in names.enumerated() {
+        guard let a = FFNActivation(rawValue: name) else {
+          throw ModelFormatError.malformed(path: file.path, field: LlamaModel.activationKey, reason: "'\(name)' is not one of \(FFNActivation.allCases.map(\.rawValue))")
+        }
+        self.layers[l].activation = a
+      }
+    }
     // Worker processes map the same file (an image read from memory, such as a notebook's, has none).
     ggufPath = FileManager.default.fileExists(atPath: file.path) ? file.path : nil
   }
@@ -117,6 +130,9 @@ extension LlamaModel {
 }
 
 extension LlamaModel {
+  /// The metadata key of each layer's feed-forward activation, written when one is not SiLU.
+  public static let activationKey = "lathe.ffn_activation"
+
   /// The GGUF type a tensor of `dtype` is written as when kept as it is.
   static func ggmlType(_ dtype: DType) -> GGMLType? {
     switch dtype {
@@ -142,7 +158,10 @@ extension LlamaModel {
       throw TensorError.invalidArgument(op: "gguf", reason: "cannot write matrices as \(type); use one of \(GGUFWriter.writableTypes)")
     }
     var w = GGUFWriter()
-    for (key, value) in ggufMetadata { w.set(key, value) }
+    for (key, value) in ggufMetadata where key != LlamaModel.activationKey { w.set(key, value) }
+    if layers.contains(where: { $0.activation != .silu }) {
+      w.set(LlamaModel.activationKey, .array(layers.map { .string($0.activation.rawValue) }))
+    }
     let arch = "llama"
     w.set("general.architecture", .string(arch))
     w.set("general.name", .string(name))

@@ -154,7 +154,7 @@ public final class LlamaModel: @unchecked Sendable {
 
   /// Runs `tokens` at the cache's next positions, appending their keys and values. Returns the logits of the last
   /// token ([vocab]) or, with `allLogits`, of every token ([tokens.count × vocab], row-major).
-  public func forward(_ tokens: [Int], cache: KVCache, allLogits: Bool = false) throws -> [Float] {
+  public func forward(_ tokens: [Int], cache: KVCache, allLogits: Bool = false, hooks: ForwardHooks = ForwardHooks()) throws -> [Float] {
     guard !tokens.isEmpty else { throw TensorError.invalidArgument(op: "forward", reason: "no tokens") }
     for t in tokens where t < 0 || t >= config.vocabularySize {
       throw TensorError.invalidArgument(op: "forward", reason: "token id \(t) is outside the vocabulary 0..<\(config.vocabularySize)")
@@ -163,9 +163,29 @@ public final class LlamaModel: @unchecked Sendable {
       throw TensorError.invalidArgument(op: "forward", reason: "the KV cache belongs to a model of another shape")
     }
     try cache.reserve(cache.count + tokens.count, limit: config.contextLength)
-    var run = try ForwardPass(model: self, tokens: tokens, cache: cache, start: cache.count)
+    if !hooks.isEmpty { try check(hooks, tokens: tokens.count, length: cache.count + tokens.count) }
+    var run = try ForwardPass(model: self, tokens: tokens, cache: cache, start: cache.count, hooks: hooks)
     defer { run.release() }
     return try run.compute(allLogits: allLogits)
+  }
+
+  /// The hooks fit this call: one position per token inside the context, a mask of [tokens, length], known layers.
+  func check(_ hooks: ForwardHooks, tokens: Int, length: Int) throws {
+    func fail(_ reason: String) -> Error { TensorError.invalidArgument(op: "forward", reason: reason) }
+    if let p = hooks.positions {
+      guard p.count == tokens else { throw fail("\(p.count) positions for \(tokens) tokens") }
+      if let bad = p.first(where: { $0 < 0 || $0 >= config.contextLength }) {
+        throw fail("position \(bad) is outside the context 0..<\(config.contextLength)")
+      }
+    }
+    if let m = hooks.mask {
+      guard m.count == tokens * length else { throw fail("the mask has \(m.count) entries, not \(tokens) × \(length)") }
+      guard !m.contains(where: { $0.isNaN || $0 == .infinity }) else { throw fail("the mask holds NaN or +inf") }
+    }
+    if let l = hooks.layers {
+      if let bad = l.first(where: { $0 < 0 || $0 >= config.layerCount }) { throw fail("layer \(bad) is not one of 0..<\(config.layerCount)") }
+      guard Set(l).count == l.count else { throw fail("layers names a layer twice: \(l)") }
+    }
   }
 
   /// Runs `tokens` as positions offset..<offset+tokens.count of a longer sequence (RoPE at those absolute positions),

@@ -11,6 +11,8 @@ public struct LlamaLayer {
   public var gate: LinearWeight, up: LinearWeight, down: LinearWeight
   /// [headDimension] each, when the configuration has queryKeyNorm.
   public var queryNorm: Tensor?, keyNorm: Tensor?
+  /// The feed-forward's gate activation: act(gate)·up (SiLU as trained; ReLU for a relufied model).
+  public var activation: FFNActivation = .silu
   public init(attentionNorm: Tensor, query: Tensor, key: Tensor, value: Tensor, output: Tensor,
               ffnNorm: Tensor, gate: Tensor, up: Tensor, down: Tensor, queryNorm: Tensor? = nil, keyNorm: Tensor? = nil) {
     self.attentionNorm = attentionNorm; self.query = .tensor(query); self.key = .tensor(key); self.value = .tensor(value)
@@ -37,4 +39,14 @@ public struct LlamaLayer {
     default: down = weight
     }
   }
+}
+
+/// The activation of a decoder layer's gated feed-forward, act(x·W_gateᵀ) ⊙ (x·W_upᵀ).
+public enum FFNActivation: String, Sendable, CaseIterable {
+  /// x·σ(x): SwiGLU, as Llama models are trained.
+  case silu
+  /// max(x, 0): exact zeros, for relufied models (ReLU strikes back).
+  case relu
+  /// x·Φ(x) (tanh approximation): GeGLU.
+  case gelu
 }
