@@ -36,7 +36,7 @@ var targets: [Target] = [
   .target(name: "LatheBuiltins", dependencies: ["LatheLang", "LatheTensor", "LatheNN", "LatheData", "LatheModels", "LatheTechniques",
                                           "LatheParallel"],
           swiftSettings: interpreterSettings),
-  .target(name: "LatheNotebook", dependencies: ["CSQLite"], swiftSettings: cpuSettings),
+  .target(name: "LatheNotebook", dependencies: ["CSQLite", "LatheLang"], swiftSettings: cpuSettings),
   .target(name: "LatheCLI", dependencies: ["LatheLang", "LatheBuiltins", "LatheNotebook", "CReadline", "CBLAS"],
           swiftSettings: interpreterSettings),
   .executableTarget(name: "lathe", dependencies: [

@@ -1,5 +1,6 @@
 // Export+HTML: a session as one self-contained HTML page (escaped text, inline SVG, a small stylesheet).
 import Foundation
+import LatheLang
 
 extension NotebookRenderer {
   func renderHTML(session: SessionRecord?, items: [RenderItem]) -> String {
@@ -82,21 +83,7 @@ enum HTML {
     table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccd;padding:.1rem .5rem;text-align:right}
     """
 
-  static func escape(_ text: String) -> String {
-    var out = ""
-    out.reserveCapacity(text.utf8.count)
-    for character in text.unicodeScalars {
-      switch character {
-      case "&": out += "&amp;"
-      case "<": out += "&lt;"
-      case ">": out += "&gt;"
-      case "\"": out += "&quot;"
-      case "'": out += "&#39;"
-      default: out.unicodeScalars.append(character)
-      }
-    }
-    return out
-  }
+  static func escape(_ text: String) -> String { Markup.escape(text) }
 
   /// An SVG output inline, when it is plainly a static picture; otherwise as an `<img>` data URI, where a browser
   /// runs no script. Notebooks travel, so their SVG is not trusted to be script-free.

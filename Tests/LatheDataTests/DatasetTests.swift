@@ -5,8 +5,8 @@ import LatheData
 import LatheTensor
 import Testing
 
-@Test func mnist5kHas5000ImagesAnd500PerClass() throws {
-  guard RealFiles.haveCSVs else { print("skipped: data/mnist_5k.csv.gz is missing (run scripts/setup)"); return }
+@Test(.enabled(if: RealFiles.haveCSVs, "data/mnist_5k.csv.gz or digits.csv.gz is missing (run scripts/setup)"))
+func mnist5kHas5000ImagesAnd500PerClass() throws {
   let d = try timed("Datasets.mnist5k()") { try Datasets.mnist5k() }
   #expect(d.count == 5000 && d.imageShape == [1, 28, 28] && d.classCount == 10)
   #expect(d.labelCounts() == Array(repeating: 500, count: 10))
@@ -16,8 +16,8 @@ import Testing
   #expect(pixels.min() == 0 && pixels.max() == 1)
 }
 
-@Test func digitsHas1797ImagesWithLabels0To9() throws {
-  guard RealFiles.haveCSVs else { print("skipped: data/digits.csv.gz is missing (run scripts/setup)"); return }
+@Test(.enabled(if: RealFiles.haveCSVs, "data/mnist_5k.csv.gz or digits.csv.gz is missing (run scripts/setup)"))
+func digitsHas1797ImagesWithLabels0To9() throws {
   let d = try timed("Datasets.digits()") { try Datasets.digits() }
   #expect(d.count == 1797 && d.imageShape == [1, 8, 8] && d.name == "digits")
   #expect(d.labelCounts() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180])

@@ -6,8 +6,8 @@ import LatheTensor
 import LatheTestSupport
 import Testing
 
-@Test func fashionMNISTTrainHas60000ImagesAnd6000PerClass() throws {
-  guard RealFiles.haveFashionMNIST else { print("skipped: Fashion-MNIST is missing (run scripts/setup)"); return }
+@Test(.enabled(if: RealFiles.haveFashionMNIST, "Fashion-MNIST is missing (run scripts/setup)"))
+func fashionMNISTTrainHas60000ImagesAnd6000PerClass() throws {
   let train = try timed("Datasets.fashionMNIST(split: train)") { try Datasets.fashionMNIST(split: "train") }
   #expect(train.count == 60000)
   #expect(train.images.shape == [60000, 1, 28, 28])
@@ -21,8 +21,8 @@ import Testing
   #expect(first.labels.scalars == [9])                          // the first training image is an ankle boot
 }
 
-@Test func fashionMNISTTestHas10000Images() throws {
-  guard RealFiles.haveFashionMNIST else { print("skipped: Fashion-MNIST is missing (run scripts/setup)"); return }
+@Test(.enabled(if: RealFiles.haveFashionMNIST, "Fashion-MNIST is missing (run scripts/setup)"))
+func fashionMNISTTestHas10000Images() throws {
   let test = try timed("Datasets.fashionMNIST(split: test)") { try Datasets.fashionMNIST(split: "test") }
   #expect(test.count == 10000)
   #expect(test.imageShape == [1, 28, 28])

@@ -55,29 +55,6 @@ struct MPIPrefillReleaseTests {
     #expect(try model.decode(cache: r.cache, logits: r.logits, maxTokens: 6, sampler: &s).tokens == serial.tokens)
   }
 
-  /// Prints TTFT over MPI (TCP and Open MPI's own choice) next to the shared-memory workers, best of 2 (no timed
-  /// assertion: the machine is shared). LATHE_PARALLEL_LENGTHS="512,1024" sets the prompt lengths.
-  @Test func mpiTimeToFirstTokenIsPrinted() throws {
-    let model = try SmolLM2Parallel.model()
-    let lengths = (ProcessInfo.processInfo.environment["LATHE_PARALLEL_LENGTHS"] ?? "256").split(separator: ",").compactMap { Int($0) }
-    for n in lengths {
-      guard let prompt = try SmolLM2Parallel.corpusPrompt(n) else { print("no corpus text for \(n) tokens: skipped"); continue }
-      let even = [n / 2, n - n / 2]
-      func best(_ body: () throws -> ParallelPrefill) rethrows -> ParallelPrefill {
-        let a = try body(), b = try body()
-        return a.ttft <= b.ttft ? a : b
-      }
-      for method in [ParallelPrefillMethod.runahead, .tsp] {
-        _ = try model.parallelPrefill(prompt, method: method, chunks: even)      // warm the workers
-        let shared = try best { try model.parallelPrefill(prompt, method: method, chunks: even) }
-        let tcp = try best { try model.parallelPrefill(prompt, method: method, chunks: even, mpi: MPILaunch()) }
-        let any = try best { try model.parallelPrefill(prompt, method: method, chunks: even, mpi: MPILaunch(tcpOnly: false)) }
-        print(String(format: "TTFT %d tokens, %@ 2 procs: workers %.3f s, MPI tcp %.3f s (last rank waits %.3f s, launch %.2f s), MPI default %.3f s",
-                     n, method.rawValue, shared.ttft, tcp.ttft, tcp.processes[1].wait, tcp.startSeconds, any.ttft))
-      }
-    }
-  }
-
   /// A rank that fails (here: the model file is gone by the time the ranks open it) aborts the job, and the error
   /// carries what the rank said.
   @Test func aFailingRankAbortsTheJobWithItsMessage() throws {

@@ -67,26 +67,4 @@ let prefillCases: [PrefillCase] = {
       #expect(continued.tokens == serial.tokens, "\(method)")
     }
   }
-
-  /// Prints TTFT of serial prefill on one thread against runahead and tsp on two processes (no timed assertion:
-  /// the machine is shared). LATHE_PARALLEL_LENGTHS="512,2048" sets the prompt lengths.
-  @Test func timeToFirstTokenIsPrinted() throws {
-    let model = try SmolLM2Parallel.model()
-    let lengths = (ProcessInfo.processInfo.environment["LATHE_PARALLEL_LENGTHS"] ?? "256").split(separator: ",").compactMap { Int($0) }
-    let threads = model.threads
-    defer { model.threads = threads }
-    for n in lengths {
-      guard let prompt = try SmolLM2Parallel.corpusPrompt(n) else { print("no corpus text for \(n) tokens: skipped"); continue }
-      model.threads = 1
-      func best(_ body: () throws -> Double) rethrows -> Double { var t = Double.infinity; for _ in 0..<3 { t = min(t, try body()) }; return t }
-      let serial = try best { try model.parallelPrefill(prompt, method: .runahead, chunks: [n]).ttft }
-      _ = try model.parallelPrefill(prompt, method: .runahead, chunks: [n / 2, n - n / 2])    // warm the workers
-      let kvr = try best { try model.parallelPrefill(prompt, method: .runahead, chunks: [n / 2, n - n / 2]).ttft }
-      let front = try PrefillPartition.sizes(fractions: [0.6, 0.4], tokens: n)
-      let kvrFront = try best { try model.parallelPrefill(prompt, method: .runahead, chunks: front).ttft }
-      let tsp = try best { try model.parallelPrefill(prompt, method: .tsp, chunks: [n / 2, n - n / 2]).ttft }
-      print(String(format: "TTFT %d tokens: serial 1 thread %.3f s, runahead 2 procs even %.3f s, 0.6/0.4 %.3f s, tsp 2 procs %.3f s",
-                   n, serial, kvr, kvrFront, tsp))
-    }
-  }
 }

@@ -1,6 +1,7 @@
 // Figure+SVG: a figure as a standalone, static SVG document (no scripts, styles or links; escaped text).
 
 import Foundation
+import LatheLang
 
 extension Figure {
   /// Series colours, in order (matplotlib's tab10).
@@ -245,26 +246,8 @@ struct SVGWriter {
     return String(format: "%.1f", r)
   }
 
-  /// Text for XML: the five special characters as entities, and characters XML 1.0 forbids (most control
-  /// characters, lone surrogates cannot occur in a Swift string) replaced by U+FFFD.
-  static func escape(_ s: String) -> String {
-    var out = ""
-    out.reserveCapacity(s.utf8.count)
-    for scalar in s.unicodeScalars {
-      switch scalar {
-      case "&": out += "&amp;"
-      case "<": out += "&lt;"
-      case ">": out += "&gt;"
-      case "\"": out += "&quot;"
-      case "'": out += "&apos;"
-      case "\t", "\n", "\r": out += " "
-      default:
-        let v = scalar.value
-        if v < 0x20 || v == 0xFFFE || v == 0xFFFF { out += "\u{FFFD}" } else { out.unicodeScalars.append(scalar) }
-      }
-    }
-    return out
-  }
+  /// Text for one line of SVG: Markup.escape with tabs and line breaks as spaces.
+  static func escape(_ s: String) -> String { Markup.escape(s, flattenWhitespace: true) }
 
   /// `s` shortened with "…" so that it takes at most `width` pixels at `characterWidth` per character.
   static func fit(_ s: String, width: Double, characterWidth: Double) -> String {
