@@ -59,13 +59,8 @@ public final class SimulatedPrefillValue: HostObject {
   init(_ result: SimulatedPrefill, strategy: KVRunahead, config: LlamaConfig, costs: RunaheadCosts) {
     self.result = result; self.strategy = strategy; self.costs = costs
     attentionMACs = PrefillPartition.attentionMACs(strategy.method, chunks: result.chunks, config: config)
-    let ends = RunaheadCounts.prefixEnds(result.chunks), p = result.chunks.count
-    bytesPerProcess = result.chunks.indices.map { i in
-      switch strategy.method {
-      case .runahead: return i < p - 1 ? ends[i] * costs.kvBytesPerToken * costs.layers : 0
-      case .tsp: return (p - 1) * result.chunks[i] * costs.kvBytesPerToken * costs.layers
-      }
-    }
+    bytesPerProcess = PrefillPartition.bytesPerProcess(strategy.method, chunks: result.chunks,
+                                                       bytesPerToken: costs.kvBytesPerToken * costs.layers)
   }
   public var typeName: String { "prefill" }
   public var length: Int { result.chunks.reduce(0, +) }

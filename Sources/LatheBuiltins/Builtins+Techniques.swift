@@ -108,11 +108,27 @@ enum TechniqueBuiltins {
         do { return .host(TechniqueValue(try entry.make(given))) } catch { throw self.error(error) }
       }
     }
-    r.add("compress", [ParameterSpec("m"), ParameterSpec("data"), ParameterSpec("technique", default: Value.none),
+    r.add("compress", [ParameterSpec("m"), ParameterSpec("data", default: Value.none), ParameterSpec("technique", default: Value.none),
                        ParameterSpec("layers", default: .string("all")), ParameterSpec("matrices", default: .string("all")),
                        ParameterSpec("embeddings", default: .bool(false))],
           doc: "A cheaper model. With a compressor (rtn, kmeans, seedlm), a new model whose decoder linears (all seven per layer by default; layers: a list of layer numbers, matrices: a list of names such as \"ffn_down\") are stored and run in the technique's packed form; embeddings: true compresses the token embedding too (and so a tied output head). With a model transform (droplayers), the transformed model; compress(m, data, t) gives it data (calibration text). Given a matrix (a 2-D tensor) instead of a model, the compressed matrix.",
           example: "let q = compress(m, seedlm(bits: 4), layers: [0])") { c in
+      // compress(m): the deployable form of the training methods m was trained with.
+      if c.isNone(1) && c.isNone(2) {
+        guard case .host(let value as ModuleValue) = c[0] else {
+          throw LatheError("compress: give a technique: compress(m, t); compress(m) alone finishes an nn model trained with a training method")
+        }
+        let finalizing = value.trainedWith.compactMap { $0 as? any FinalizingTechnique }
+        guard !finalizing.isEmpty else {
+          let names = value.trainedWith.map(\.name)
+          throw LatheError("compress: the model was trained with \(names.isEmpty ? "no training method" : names.joined(separator: ", ")), none of which has a deployable form; give a technique: compress(m, t)")
+        }
+        do {
+          var module = value.module
+          for method in finalizing { module = try method.finalize(module) }
+          return .host(ModuleValue(module))
+        } catch { throw self.error(error) }
+      }
       // compress(m, t) or compress(m, data, t).
       let (data, techniqueValue): (Value, Value) = c.isNone(2) ? (Value.none, c[1]) : (c[1], c[2])
       guard case .host(let h) = techniqueValue, let t = h as? TechniqueValue else {
@@ -309,7 +325,8 @@ enum TechniqueBuiltins {
     let layers = Value.host(TableValue(columns: ["layer", "summary", "params", "bytes", "bitsPerWeight", "technique"], rows: rows))
     guard let r = m.compression else {
       return .record(Record([("technique", Value.none), ("bytes", .int(bytes)), ("params", .int(params)),
-                             ("bitsPerWeight", .float(params == 0 ? 0 : Double(bytes * 8) / Double(params))), ("layers", layers)]))
+                             ("bitsPerWeight", .float(params == 0 ? 0 : Double(bytes * 8) / Double(params))), ("layers", layers),
+                             ("trainedWith", .list(m.trainedWith.map { .string($0.description) }))]))
     }
     return compressionRecord(r, bytes: bytes, params: params, layers: layers)
   }

@@ -10,6 +10,9 @@ public final class ModuleValue: HostObject {
   public let module: Module
   /// What compress did, for a model it made.
   public let compression: CompressionReport?
+  /// The training methods `train` ran on this model, in order: `compress(m)` makes the deployable form of those that
+  /// have one.
+  public internal(set) var trainedWith: [any TrainingTechnique] = []
   public init(_ module: Module, compression: CompressionReport? = nil) { self.module = module; self.compression = compression }
   public var typeName: String { "model" }
   public var description: String { module.summary }
@@ -297,6 +300,9 @@ enum NNBuiltins {
       if case .none = recipeValue { recipe = Recipe() } else { recipe = try parse(recipeValue) }
       let bar = Progress(c.interpreter, total: (images.shape[0] + recipe.batch - 1) / recipe.batch * recipe.epochs, label: "train")
       var metrics: [(key: String, step: Int, value: Double)] = []
+      if case .host(let value as ModuleValue) = c[0] {
+        value.trainedWith += methods.compactMap { $0 as? any TrainingTechnique }
+      }
       let record = try Trainer.train(model, images: images, labels: labels, recipe: recipe, methods: methods) { step, _, loss in
         metrics.append(("loss", step, Double(loss)))
         try bar.advance()

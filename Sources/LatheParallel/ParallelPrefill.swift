@@ -104,14 +104,32 @@ public enum PrefillPartition {
     return config.headCounts.reduce(0) { $0 + 2 * $1 * config.headDimension * perHead }
   }
 
+  /// Bytes each process sends, the one formula every prefill value reports (real, simulated, MPI), for keys and
+  /// values of `bytesPerToken` bytes a token over all layers: runahead process i < p−1 sends its whole prefix, S_i
+  /// tokens, the last nothing; tsp process i sends its c_i tokens to each of the p−1 others.
+  ///
+  ///     PrefillPartition.bytesPerProcess(.runahead, chunks: [3, 2, 5], bytesPerToken: 10) == [30, 50, 0]
+  public static func bytesPerProcess(_ method: ParallelPrefillMethod, chunks: [Int], bytesPerToken: Int) -> [Int] {
+    let p = chunks.count
+    var end = 0
+    return chunks.enumerated().map { i, c in
+      end += c
+      switch method {
+      case .runahead: return i < p - 1 ? end * bytesPerToken : 0
+      case .tsp: return (p - 1) * c * bytesPerToken
+      }
+    }
+  }
+
+  /// Keys and values of one token over every layer, f32: Σ_l 2·n_kv(l)·d_head·4 bytes.
+  public static func kvBytesPerToken(_ config: LlamaConfig) -> Int {
+    config.kvHeadCounts.reduce(0) { $0 + 2 * $1 * config.headDimension * 4 }
+  }
+
   /// Bytes all processes send, by the spec's formulas (check 2): runahead Σ_l B_kv(l)·Σ_{i<p-1} S_i, tsp
   /// Σ_l B_kv(l)·(p-1)·C, with B_kv(l) = 2·n_kv(l)·d_head·4 (f32).
   public static func bytesSent(_ method: ParallelPrefillMethod, chunks: [Int], config: LlamaConfig) -> Int {
-    let p = chunks.count, total = chunks.reduce(0, +)
-    var prefixes = 0, end = 0
-    for c in chunks.dropLast() { end += c; prefixes += end }
-    let rows = method == .runahead ? prefixes : (p - 1) * total
-    return config.kvHeadCounts.reduce(0) { $0 + 2 * $1 * config.headDimension * 4 * rows }
+    bytesPerProcess(method, chunks: chunks, bytesPerToken: kvBytesPerToken(config)).reduce(0, +)
   }
 }
 

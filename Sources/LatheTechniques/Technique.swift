@@ -137,6 +137,12 @@ public struct DecodingResult {
 /// Training method: a technique that `train(m, data, t…, recipe)` hands its hooks (LatheNN's TrainingMethod).
 public protocol TrainingTechnique: Technique, TrainingMethod {}
 
+/// A training method whose trained model has a deployable form (hard look-up tables, packed bits, fixed masks):
+/// `compress(m)` finds the methods `m` was trained with and asks each that has one to make it.
+public protocol FinalizingTechnique: TrainingTechnique {
+  func finalize(_ model: Module) throws -> Module
+}
+
 // MARK: arguments
 
 /// An argument of a technique constructor, as the table reads it: the language's plain values, and engine objects

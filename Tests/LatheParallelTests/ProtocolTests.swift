@@ -80,6 +80,9 @@ import Testing
   #expect(throws: ParallelError.self) { try PrefillPartition.even(tokens: 2, procs: 0) }
   #expect(throws: ParallelError.self) { try PrefillPartition.check([5, 0, 5], tokens: 10) }
   #expect(throws: ParallelError.self) { try PrefillPartition.check([5, 4], tokens: 10) }
+  // Bytes per process, one formula for every prefill value: a prefix each for runahead, p−1 copies of a chunk for tsp.
+  #expect(PrefillPartition.bytesPerProcess(.runahead, chunks: [3, 2, 5], bytesPerToken: 10) == [30, 50, 0])
+  #expect(PrefillPartition.bytesPerProcess(.tsp, chunks: [3, 2, 5], bytesPerToken: 10) == [60, 40, 100])
 }
 
 @Test func runaheadMovesHalfTheBytesOfTSPOnEvenChunksAndFewerMACs() throws {

@@ -25,7 +25,7 @@ public final class KnowledgeDistillation: TrainingTechnique {
 
   public var entry: TechniqueEntry { KnowledgeDistillation.entry }
   public var description: String {
-    "kd(teacher: \(teacher.summary.split(separator: "\n").first ?? ""), temperature: \(TechniqueArgument.number(temperature)), alpha: \(TechniqueArgument.number(alpha)))"
+    "kd(teacher: \(String(describing: type(of: teacher))) of \(teacher.parameterCount) parameters, temperature: \(TechniqueArgument.number(temperature)), alpha: \(TechniqueArgument.number(alpha)))"
   }
   public var fields: [(String, TechniqueArgument)] {
     [("temperature", .float(temperature)), ("alpha", .float(alpha)), ("teacherForwards", .int(teacherForwards)),

@@ -1,6 +1,8 @@
 // RunaheadCounts: the analytic bytes moved and attention multiply-adds of KV-Runahead and of the TSP baseline
 // (kv-runahead.md, checks 2 and 3).
 
+import LatheParallel
+
 /// Closed forms for what a prefill moves and computes, per whole model (all L layers). S_i = c_0 + ... + c_i.
 ///
 ///     RunaheadCounts.runaheadBytes(chunks: [2, 2], layers: 1, kvBytesPerToken: 10) == 20   // S_0 = 2 tokens sent
@@ -8,7 +10,7 @@ public enum RunaheadCounts {
   /// KV-Runahead: process i < p−1 sends the keys and values of its whole prefix, S_i tokens, each layer:
   /// L · B_kv · Σ_{i<p−1} S_i bytes.
   public static func runaheadBytes(chunks: [Int], layers: Int, kvBytesPerToken: Int) -> Int {
-    layers * kvBytesPerToken * prefixEnds(chunks).dropLast().reduce(0, +)
+    PrefillPartition.bytesPerProcess(.runahead, chunks: chunks, bytesPerToken: layers * kvBytesPerToken).reduce(0, +)
   }
 
   /// TSP: each process receives the C − c_i tokens it lacks in every layer's all-gather: L · B_kv · (p−1) · C bytes.
