@@ -28,7 +28,9 @@ extension Module {
   ///
   ///     try Sequential.mlp([64, 32, 10], seed: 0).layerCounts(input: [64]).map(\.macs) == [2048, 0, 320]
   public func layerCounts(input: [Int]) throws -> [LayerCount] {
-    guard !input.isEmpty, input.allSatisfy({ $0 > 0 }), input.reduce(1, *) <= 1 << 26 else {
+    var elements = 1, overflow = false
+    for n in input where !overflow { (elements, overflow) = elements.multipliedReportingOverflow(by: Swift.max(n, 0)) }
+    guard !input.isEmpty, input.allSatisfy({ $0 > 0 }), !overflow, elements <= 1 << 26 else {
       throw TensorError.invalidArgument(op: "flops", reason: "input must be a positive shape of one example, got \(input)")
     }
     var out: [LayerCount] = []

@@ -394,7 +394,9 @@ enum DescriptionParser {
     return parts
   }
 
-  static func value(_ text: String) -> TechniqueArgument? {
+  /// The value `text` writes, lists nested at most 16 deep (a saved form is data from a file).
+  static func value(_ text: String, depth: Int = 0) -> TechniqueArgument? {
+    guard depth <= 16 else { return nil }
     if text == "none" { return TechniqueArgument.none }
     if text == "true" { return .bool(true) }
     if text == "false" { return .bool(false) }
@@ -410,7 +412,7 @@ enum DescriptionParser {
     if text.hasPrefix("["), text.hasSuffix("]") {
       guard let parts = try? split(text.dropFirst().dropLast()) else { return nil }
       var items: [TechniqueArgument] = []
-      for p in parts { guard let v = value(p) else { return nil }; items.append(v) }
+      for p in parts { guard let v = value(p, depth: depth + 1) else { return nil }; items.append(v) }
       return .list(items)
     }
     return nil

@@ -13,3 +13,13 @@ import LatheTensor
     #expect(throws: (any Error).self, "\(bad)") { try Techniques.parse(bad) }
   }
 }
+
+@Test func descriptionsFromFilesFailCleanly() {
+  // A saved form is data from a file: deep nesting, stray brackets and unknown names are errors, not crashes.
+  let deep = "runahead(procs: 2, partition: " + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000) + ")"
+  for bad in [deep, "rtn(bits: [1, 2", "rtn(bits: \"4)", "nosuch(bits: 4)", "rtn(4)", "", "(", "rtn(bits: 4, bits: 5, nope: 1)"] {
+    #expect(throws: (any Error).self, "\(bad.prefix(40))") { try Techniques.parse(bad) }
+  }
+  #expect(throws: (any Error).self) { try Techniques.decode(Array("nosuch".utf8) + [0, 1, 2]) }
+  #expect(throws: (any Error).self) { try Techniques.decode(Array("runahead".utf8) + [0] + Array("{\"method\": 1}".utf8)) }
+}

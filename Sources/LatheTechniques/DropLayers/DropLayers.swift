@@ -32,7 +32,7 @@ public struct DropLayers: ModelTransform, Equatable {
   public func kept(of count: Int) throws -> [Int] {
     switch keep {
     case .fraction(let f):
-      let k = Swift.max(1, Int((1 / f).rounded()))
+      let k = Swift.max(1, Int(Swift.min((1 / f).rounded(), 1e9)))
       return Array(stride(from: 0, to: count, by: k))
     case .layers(let l):
       if let bad = l.first(where: { $0 >= count }) {

@@ -40,6 +40,9 @@ public struct KVRunahead: PrefillStrategy, Equatable {
     case .sizes(let c):
       guard c.count == procs else { throw fail("partition has \(c.count) chunk sizes for \(procs) processes") }
       guard c.allSatisfy({ $0 >= 1 }) else { throw fail("every chunk needs at least 1 token, got \(c)") }
+      guard c.allSatisfy({ $0 <= PartitionSearch.maximumLength }) else {
+        throw fail("a chunk may have at most \(PartitionSearch.maximumLength) tokens, got \(c.max() ?? 0)")
+      }
     case .table(let t):
       guard t.processes == procs else { throw fail("the partition table is for \(t.processes) processes, not \(procs)") }
       guard !t.entries.isEmpty else { throw fail("the partition table is empty") }
