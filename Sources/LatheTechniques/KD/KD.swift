@@ -40,7 +40,7 @@ public final class KnowledgeDistillation: TrainingTechnique {
                  TechniqueParameter("temperature", .float(1), "T: both outputs are softened by softmax(z / T)"),
                  TechniqueParameter("alpha", .float(0.9), "weight of the distillation term; 1 − alpha weighs cross-entropy to the labels")],
     doc: "Knowledge distillation for train(m, data, kd(...), recipe): each step the frozen teacher scores exactly the batch the student sees, and the loss is (1 − alpha)·cross-entropy + alpha·T²·KL(teacher/T ‖ student/T). The teacher is never changed; t.teacherForwards counts its passes.",
-    example: "train(student, parts.train, kd(teacher: big, temperature: 4, alpha: 0.7), recipe(epochs: 30))",
+    example: "train(student, parts.train, kd(teacher: big, temperature: 1, alpha: 0.9), recipe(epochs: 60))",
     make: { a in
       try KnowledgeDistillation(teacher: try a.object("teacher", Module.self, "a model (mlp(...), sequential(...))"),
                                 temperature: try a.double("temperature"), alpha: try a.double("alpha"))
