@@ -256,6 +256,24 @@ enum TechniqueBuiltins {
       default: throw LatheError("report: 'x' must be a model, got \(c[0].typeName)", kind: .type)
       }
     }
+    r.add("fit", [ParameterSpec("m"), ParameterSpec("data", default: Value.none), ParameterSpec("technique", default: Value.none)],
+          doc: "Fits a technique's own parts in closed form (ridge maps, predictors, rotations) on a model and data, without training the model, and returns the new, fitted technique value: fit(m, data, t), or fit(data, t) when there is no model.",
+          example: "let fitted = fit(m, text, t)") { c in
+      // The technique is the last argument given; the ones before it are the model and the data, in that order.
+      let given = (0..<3).filter { !c.isNone($0) }
+      guard let last = given.last, case .host(let h) = c[last], let t = h as? TechniqueValue else {
+        throw LatheError("fit: the last argument must be a technique to fit, got \(given.last.map { c[$0].typeName } ?? "none")", kind: .type)
+      }
+      guard let fitting = t.technique as? any FittingTechnique else {
+        let fitters = Techniques.entries(playing: .fittedAnalyser).map(\.name)
+        throw LatheError("fit: \(t.technique.name) is a \(roleNames(t.technique.roles)); fit takes a fitted analyser"
+                         + (fitters.isEmpty ? " (none in the table yet)" : " (\(fitters.joined(separator: ", ")))"), kind: .type)
+      }
+      let before = given.dropLast()
+      let model: Value = before.count == 2 ? c[before.first!] : .none
+      let data: Value = before.last.map { c[$0] } ?? .none
+      do { return .host(TechniqueValue(try fitting.fit(model: argument(model), data: argument(data)))) } catch { throw self.error(error) }
+    }
     r.add("flops", [ParameterSpec("m"), ParameterSpec("input", default: Value.none), ParameterSpec("length", default: Value.none)],
           doc: "Multiply-accumulates and FLOPs (2 × MACs), per layer and in total: per example for an nn model (input: a shape such as [64] or [1, 28, 28], a tensor or a dataset), per token for a language model (length: the positions the token attends to, default 1). Norms, activations and softmax are not counted; layers whose MACs are not counted yet say so.",
           example: "flops(mlp([64, 32, 10]), [64]).macs") { c in
@@ -391,6 +409,8 @@ enum TechniqueBuiltins {
     case .list(let items): return .list(items.map(argument))
     case .host(let m as LanguageModelValue): return .object(m.model)
     case .host(let m as ModuleValue): return .object(m.module)
+    case .host(let d as DatasetValue): return .object(d.dataset)
+    case .host(let t as TensorValue): return .object(t.tensor)
     case .host(let t as PartitionTableValue): return .object(t.table)
     case .host(let t as TechniqueValue): return .object(t.technique)
     default: return .object(ForeignValue(typeName: v.typeName))

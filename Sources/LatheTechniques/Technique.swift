@@ -26,6 +26,9 @@ public enum Role: String, CaseIterable, Sendable, CustomStringConvertible {
   case decodingStrategy
   /// Changes how `train(m, data, t…, recipe)` trains (`TrainingMethod`).
   case trainingMethod
+  /// Learns its own small parts in closed form (ridge maps, predictors, rotations) without training the model:
+  /// `fit(m, data, t)` returns a new, fitted value (`FittingTechnique`).
+  case fittedAnalyser
 
   /// The words the language's errors and docs use: "model transform".
   public var description: String {
@@ -35,6 +38,7 @@ public enum Role: String, CaseIterable, Sendable, CustomStringConvertible {
     case .prefillStrategy: return "prefill strategy"
     case .decodingStrategy: return "decoding strategy"
     case .trainingMethod: return "training method"
+    case .fittedAnalyser: return "fitted analyser"
     }
   }
 
@@ -46,6 +50,7 @@ public enum Role: String, CaseIterable, Sendable, CustomStringConvertible {
     case .prefillStrategy: return ["prefill", "generate"]
     case .decodingStrategy: return ["generate", "decode"]
     case .trainingMethod: return ["train"]
+    case .fittedAnalyser: return ["fit"]
     }
   }
 }
@@ -141,6 +146,13 @@ public protocol TrainingTechnique: Technique, TrainingMethod {}
 /// `compress(m)` finds the methods `m` was trained with and asks each that has one to make it.
 public protocol FinalizingTechnique: TrainingTechnique {
   func finalize(_ model: Module) throws -> Module
+}
+
+/// Fitted analyser: `fit(model, data, t)` learns the technique's own parts in closed form and returns a new, fitted
+/// value; the model is never changed. Either slot may be absent (`fit(images, t)`): a slot that does not apply is
+/// left out, so `model` is `.none` then.
+public protocol FittingTechnique: Technique {
+  func fit(model: TechniqueArgument, data: TechniqueArgument) throws -> any Technique
 }
 
 // MARK: arguments
