@@ -269,8 +269,8 @@ enum TechniqueBuiltins {
         throw LatheError("fit: \(t.technique.name) is a \(roleNames(t.technique.roles)); fit takes a fitted analyser"
                          + (fitters.isEmpty ? " (none in the table yet)" : " (\(fitters.joined(separator: ", ")))"), kind: .type)
       }
-      let before = given.dropLast()
-      let model: Value = before.count == 2 ? c[before.first!] : .none
+      let before = Array(given.dropLast())
+      let model: Value = before.count == 2 ? c[before[0]] : .none
       let data: Value = before.last.map { c[$0] } ?? .none
       do { return .host(TechniqueValue(try fitting.fit(model: argument(model), data: argument(data)))) } catch { throw self.error(error) }
     }
@@ -314,12 +314,7 @@ enum TechniqueBuiltins {
     row("output_norm", [], extra: model.outputNorm.count)
     if let head = model.outputWeight { row("output", [.tensor(head)], extra: 0) }
     let layers = Value.host(TableValue(columns: ["layer", "params", "bytes", "bitsPerWeight", "technique"], rows: rows))
-    guard let r = m.compression else {
-      return .record(Record([("technique", Value.none), ("bytes", .int(model.byteCount)), ("params", .int(model.parameterCount)),
-                             ("bitsPerWeight", .float(Double(model.byteCount * 8) / Double(Swift.max(1, model.parameterCount)))),
-                             ("layers", layers)]))
-    }
-    return compressionRecord(r, bytes: model.byteCount, params: model.parameterCount, layers: layers)
+    return modelRecord(m.compression, bytes: model.byteCount, params: model.parameterCount, layers: layers)
   }
 
   /// report(m) of an nn model: its layers (packed ones by their technique), and what compress did when it made it.
@@ -341,17 +336,17 @@ enum TechniqueBuiltins {
     let params = rows.reduce(0) { if case .int(let p) = $1[2] { return $0 + p } else { return $0 } }
     let bytes = m.module.byteCount
     let layers = Value.host(TableValue(columns: ["layer", "summary", "params", "bytes", "bitsPerWeight", "technique"], rows: rows))
-    guard let r = m.compression else {
-      return .record(Record([("technique", Value.none), ("bytes", .int(bytes)), ("params", .int(params)),
-                             ("bitsPerWeight", .float(params == 0 ? 0 : Double(bytes * 8) / Double(params))), ("layers", layers),
-                             ("trainedWith", .list(m.trainedWith.map { .string($0.description) }))]))
-    }
-    return compressionRecord(r, bytes: bytes, params: params, layers: layers)
+    return modelRecord(m.compression, bytes: bytes, params: params, layers: layers,
+                       extra: [("trainedWith", .list(m.trainedWith.map { .string($0.description) }))])
   }
 
-  /// The fields a compressed model's report adds: technique, bits per weight over the compressed matrices, each
-  /// matrix's relative error.
-  static func compressionRecord(_ r: CompressionReport, bytes: Int, params: Int, layers: Value) -> Value {
+  /// report(m)'s record: technique none and bits per weight over the whole model, or what compress did (technique,
+  /// bits per weight over the compressed matrices, each matrix's relative error); then `extra`.
+  static func modelRecord(_ r: CompressionReport?, bytes: Int, params: Int, layers: Value, extra: [(String, Value)] = []) -> Value {
+    guard let r else {
+      return .record(Record([("technique", Value.none), ("bytes", .int(bytes)), ("params", .int(params)),
+                             ("bitsPerWeight", .float(params == 0 ? 0 : Double(bytes * 8) / Double(params))), ("layers", layers)] + extra))
+    }
     let entries: [Value] = r.entries.map { e in
       .record(Record([("layer", .int(e.layer)), ("matrix", .string(e.matrix)), ("shape", .list(e.shape.map { .int($0) })),
                       ("relativeError", .float(e.relativeError)), ("bitsPerWeight", .float(e.bitsPerWeight)),
@@ -361,7 +356,7 @@ enum TechniqueBuiltins {
     return .record(Record([("technique", .string(r.technique)), ("bitsPerWeight", .float(r.bitsPerWeight)),
                            ("bytes", .int(bytes)), ("params", .int(params)), ("matrices", .int(r.entries.count)),
                            ("meanRelativeError", .float(meanError)), ("seconds", .float(r.seconds)), ("entries", .list(entries)),
-                           ("layers", layers)]))
+                           ("layers", layers)] + extra))
   }
 
   /// flops(m, input) of an nn model: per example of the input's shape.

@@ -56,7 +56,12 @@ public enum PrefillPartition {
   /// C/p tokens each, the first C mod p chunks one more (an even split gives its extra tokens to the earliest chunks).
   public static func even(tokens: Int, procs: Int) throws -> [Int] {
     try checkProcs(procs, tokens: tokens)
-    return (0..<procs).map { tokens / procs + ($0 < tokens % procs ? 1 : 0) }
+    return evenSizes(tokens: tokens, procs: procs)
+  }
+
+  /// The even rule itself, for callers that have checked procs and tokens (procs ≥ 1).
+  public static func evenSizes(tokens: Int, procs: Int) -> [Int] {
+    (0..<procs).map { tokens / procs + ($0 < tokens % procs ? 1 : 0) }
   }
 
   /// Chunk sizes from fractions of the prompt (finite, non-negative, not all zero; scaled to sum to 1): chunk i

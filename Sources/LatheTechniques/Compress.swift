@@ -42,6 +42,22 @@ extension CompressionReport {
   }
 }
 
+extension MatrixCompressor {
+  /// Compresses `dense` (contiguous f32) and measures the packed form against it: the matrix and its report entry
+  /// (relative Frobenius error, bits per weight, bytes, seconds).
+  func compressMeasured(_ dense: Tensor, layer: Int, matrix: String,
+                        progress: (Int, Int) throws -> Void) throws -> (any CompressedMatrix, CompressionReport.Entry) {
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    let packed = try compress(dense, progress: progress)
+    let decoded = try packed.dequantized().scalars, original = dense.scalars
+    var err = 0.0, norm = 0.0
+    for i in original.indices { let d = Double(decoded[i] - original[i]); err += d * d; norm += Double(original[i]) * Double(original[i]) }
+    return (packed, .init(layer: layer, matrix: matrix, shape: dense.shape, relativeError: norm > 0 ? (err / norm).squareRoot() : 0,
+                          bitsPerWeight: packed.bitsPerWeight, bytes: packed.byteCount,
+                          seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
+  }
+}
+
 extension LlamaModel {
   /// The model with the matrices `matrices` (llama.cpp names) of the decoder layers `layers` (nil: all) compressed
   /// by `technique`, and the token embedding too when `embeddings` (it is then also the tied output head; its
@@ -65,18 +81,11 @@ extension LlamaModel {
     var done = 0
     let started = DispatchTime.now().uptimeNanoseconds
     for (l, name, weight) in work {
-      let t0 = DispatchTime.now().uptimeNanoseconds
-      let dense = try weight.denseF32()
       let base = done
-      let packed = try technique.compress(dense) { part, of in
+      let (packed, entry) = try technique.compressMeasured(try weight.denseF32(), layer: l, matrix: name) { part, of in
         try progress(base + Int(Double(weight.count) * Double(part) / Double(Swift.max(1, of))), total)
       }
-      let decoded = try packed.dequantized().scalars, original = dense.scalars
-      var err = 0.0, norm = 0.0
-      for i in original.indices { let d = Double(decoded[i] - original[i]); err += d * d; norm += Double(original[i]) * Double(original[i]) }
-      report.entries.append(.init(layer: l, matrix: name, shape: weight.shape, relativeError: norm > 0 ? (err / norm).squareRoot() : 0,
-                                  bitsPerWeight: packed.bitsPerWeight, bytes: packed.byteCount,
-                                  seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
+      report.entries.append(entry)
       if l < 0 { model.tokenEmbedding = .compressed(packed) } else { model.layers[l].setMatrix(name, .compressed(packed)) }
       done += weight.count
       try progress(done, total)
@@ -109,15 +118,9 @@ extension Sequential {
         case let nested as Sequential:
           out.append(try rebuild(nested, prefix: path, top: false))
         case let linear as Linear:
-          let t0 = DispatchTime.now().uptimeNanoseconds
-          let dense = linear.weight.value
-          let packed = try technique.compress(dense) { _, _ in }
-          let decoded = try packed.dequantized().scalars, original = try dense.copied(as: .f32).scalars
-          var err = 0.0, norm = 0.0
-          for j in original.indices { let d = Double(decoded[j] - original[j]); err += d * d; norm += Double(original[j]) * Double(original[j]) }
-          report.entries.append(.init(layer: Int(path.prefix { $0 != "." }) ?? i, matrix: path, shape: dense.shape,
-                                      relativeError: norm > 0 ? (err / norm).squareRoot() : 0, bitsPerWeight: packed.bitsPerWeight,
-                                      bytes: packed.byteCount, seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
+          let (packed, entry) = try technique.compressMeasured(try linear.weight.value.copied(as: .f32),
+                                                               layer: Int(path.prefix { $0 != "." }) ?? i, matrix: path) { _, _ in }
+          report.entries.append(entry)
           out.append(try PackedLinear(weight: packed, bias: linear.bias?.value))
         default:
           out.append(layer)
@@ -128,7 +131,7 @@ extension Sequential {
     }
     let model = try rebuild(self, prefix: "", top: true)
     guard !report.entries.isEmpty else {
-      throw TensorError.invalidArgument(op: "compress", reason: "the model has no Linear layer to compress\(chosen == nil ? "" : " among layers \(chosen!)")")
+      throw TensorError.invalidArgument(op: "compress", reason: "the model has no Linear layer to compress" + (chosen.map { " among layers \($0)" } ?? ""))
     }
     report.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
     return (model, report)

@@ -280,8 +280,9 @@ struct ForwardPass {
       if let mask {
         // The caller's additive mask over every row in place of the causal cut (validated: [T, length]).
         mask.withUnsafeBufferPointer { m in
+          guard let base = m.baseAddress else { return }       // validated: T × length entries, never empty
           for t in 0..<T {
-            let row = scores + t * length, add = m.baseAddress! + t * length
+            let row = scores + t * length, add = base + t * length
             var top = -Float.infinity
             for j in 0..<length { row[j] += add[j]; top = Swift.max(top, row[j]) }
             var sum: Float = 0

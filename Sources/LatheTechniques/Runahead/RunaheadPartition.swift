@@ -1,6 +1,8 @@
 // RunaheadPartition: how a KV-Runahead prefill splits its prompt (KVR-E, KVR-S, KVR-P or given fractions), and the
 // simulate-mode prefill and table search built on it.
 
+import LatheParallel
+
 /// The `partition:` of `runahead(procs:, partition:)`: "even", "searched", a table, or a list of fractions.
 public enum RunaheadPartition: Sendable, Equatable {
   /// KVR-E: ⌊C/p⌋ tokens each, and one more for each of the last C mod p processes.
@@ -57,7 +59,7 @@ public enum RunaheadPartition: Sendable, Equatable {
   /// ⌊C/p⌋ or ⌈C/p⌉ tokens each, the larger ones first: the rule of `PrefillPartition.even`, which real and MPI
   /// runs use too.
   static func evenChunks(length: Int, processes: Int) -> [Int] {
-    (0..<processes).map { length / processes + ($0 < length % processes ? 1 : 0) }
+    PrefillPartition.evenSizes(tokens: length, procs: processes)
   }
 }
 
