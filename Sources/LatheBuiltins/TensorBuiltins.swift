@@ -28,6 +28,7 @@ enum TensorBuiltins {
     registerReductions(r)
     registerLayersOps(r)
     registerAttention(r)
+    registerNumpy(r)
   }
 
   // MARK: - Converting arguments
@@ -111,13 +112,17 @@ enum TensorBuiltins {
   // MARK: - Rows
 
   static func registerCreation(_ r: BuiltinRegistry) {
-    r.add("tensor", [ParameterSpec("values")], doc: "A tensor from nested lists of numbers.",
-          example: "tensor([[1, 2], [3, 4]])") { c in wrap(try fromNested(c[0], "tensor")) }
-    r.add("zeros", [ParameterSpec("shape")], doc: "A tensor of zeros (f32).", example: "zeros([2, 3])") { c in
-      wrap(try Tensor.zeros(try shape(c[0], "zeros: shape")))
+    r.add("tensor", [ParameterSpec("values")], doc: "A tensor from nested lists of numbers (a tensor is returned as it is).",
+          example: "tensor([[1, 2], [3, 4]])") { c in
+      if case .host(let h) = c[0], h is TensorValue { return c[0] }
+      return wrap(try fromNested(c[0], "tensor"))
     }
-    r.add("ones", [ParameterSpec("shape")], doc: "A tensor of ones.", example: "ones([2, 3])") { c in
-      wrap(try Tensor.ones(try shape(c[0], "ones: shape")))
+    r.add("zeros", [ParameterSpec("shape", variadic: true)], doc: "A tensor of zeros (f32): zeros(2, 3) or zeros([2, 3]).",
+          example: "zeros(2, 3)") { c in
+      wrap(try Tensor.zeros(try varargsShape(c, 0, "zeros")))
+    }
+    r.add("ones", [ParameterSpec("shape", variadic: true)], doc: "A tensor of ones: ones(2, 3) or ones([2, 3]).", example: "ones(2, 3)") { c in
+      wrap(try Tensor.ones(try varargsShape(c, 0, "ones")))
     }
     r.add("full", [ParameterSpec("shape"), ParameterSpec("value")], doc: "A tensor filled with value.",
           example: "full([2, 2], 0.5)") { c in
@@ -135,15 +140,29 @@ enum TensorBuiltins {
     }
     r.add("eye", [ParameterSpec("n")], doc: "The n by n identity matrix.", example: "eye(3)") { c in wrap(try Tensor.eye(try c.int(0))) }
     let uniform = r.lookup("rand")
-    r.add("rand", [ParameterSpec("shape", default: Value.none), ParameterSpec("seed", default: Value.none)],
-          doc: "Uniform [0, 1) values: one float with no shape, else a tensor whose stream depends only on the seed "
-            + "(default: drawn from the session seed).", example: "rand([2, 3], seed: 0)") { c in
-      if c.isNone(0), c.isNone(1), let uniform { return try c.interpreter.call(.function(uniform), []) }
-      return wrap(try Tensor.rand(try shape(c.isNone(0) ? .list([]) : c[0], "rand: shape"), seed: try seed(c, 1)))
+    r.add("rand", [ParameterSpec("shape", variadic: true), ParameterSpec("seed", default: Value.none)],
+          doc: "Uniform [0, 1) values: rand() is one float from the session's stream; rand(2, 3) a tensor whose stream "
+            + "depends only on seed: (by label; default: drawn from the session seed).", example: "rand(2, 3, seed: 0)") { c in
+      if case .list(let dims) = c[0], dims.isEmpty, c.isNone(1), let uniform { return try c.interpreter.call(.function(uniform), []) }
+      return wrap(try Tensor.rand(try varargsShape(c, 0, "rand"), seed: try seed(c, 1)))
     }
-    r.add("randn", [ParameterSpec("shape"), ParameterSpec("seed", default: Value.none)],
-          doc: "Standard normal values; the stream depends only on the seed.", example: "randn([4], seed: 1)") { c in
-      wrap(try Tensor.randn(try shape(c[0], "randn: shape"), seed: try seed(c, 1)))
+    r.add("randn", [ParameterSpec("shape", variadic: true), ParameterSpec("seed", default: Value.none)],
+          doc: "Standard normal values, randn(2, 3) or randn([2, 3]); the stream depends only on seed: (by label).",
+          example: "randn(4, seed: 1)") { c in
+      wrap(try Tensor.randn(try varargsShape(c, 0, "randn"), seed: try seed(c, 1)))
+    }
+  }
+
+  /// PyTorch's shape arguments: `f(2, 3)`, `f([2, 3])` or `f()` (a 0-d tensor). A seed is given by label only.
+  static func varargsShape(_ c: NativeCall, _ i: Int, _ op: String) throws -> [Int] {
+    guard case .list(let dims) = c[i] else { return try shape(c[i], "\(op): shape") }
+    if dims.count == 1, case .list = dims[0] { return try shape(dims[0], "\(op): shape") }
+    return try dims.map {
+      guard case .int(let d) = $0 else {
+        throw LatheError("\(op): the shape is ints, as in \(op)(2, 3) or \(op)([2, 3]), got \($0.typeName) \($0.brief)"
+                         + " (a seed is given by label: \(op)(2, 3, seed: 0))", kind: .type)
+      }
+      return d
     }
   }
 
@@ -309,10 +328,14 @@ enum TensorBuiltins {
       let (values, indices) = try tensor(c[0], "topk: x").topK(try c.int(1), largest: try c.bool(2))
       return .list([wrap(values), wrap(indices)])
     }
-    r.add("sort", [ParameterSpec("x"), ParameterSpec("descending", default: .bool(false))],
-          doc: "A tensor's values sorted along the last axis (stable).", example: "sort(tensor([3, 1, 2]))") { c in
-      let t = try tensor(c[0], "sort: x")
-      return wrap(try t.topK(t.shape.last ?? 0, largest: try c.bool(1)).values)
+    r.add("sort", [ParameterSpec("x"), ParameterSpec("axis", default: .int(-1)), ParameterSpec("descending", default: .bool(false))],
+          doc: "Values sorted along an axis (stable; NaN last, as in numpy); differentiable.",
+          example: "sort(tensor([[3, 1, 2], [0, 5, 4]]), axis: 1)") { c in
+      wrap(try variable(c[0], "sort: x").sorted(axis: try c.int(1), descending: try c.bool(2)).values)
+    }
+    r.add("argsort", [ParameterSpec("x"), ParameterSpec("axis", default: .int(-1)), ParameterSpec("descending", default: .bool(false))],
+          doc: "The indices (i32) that sort x along an axis (stable; NaN last).", example: "argsort(tensor([3, 1, 2]))") { c in
+      wrap(try tensor(c[0], "argsort: x").sorted(axis: try c.int(1), descending: try c.bool(2)).indices)
     }
   }
 

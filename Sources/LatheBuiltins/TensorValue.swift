@@ -15,7 +15,24 @@ public final class TensorValue: IterableHostObject, ReducibleHostObject {
   /// A one-element tensor (a loss, a 0-d result) stands for its number where a builtin wants one.
   public var numericValue: Double? { tensor.count == 1 ? tensor.scalars.first.map(Double.init) : nil }
   public var description: String { tensor.description }
-  public var memberNames: [String] { ["shape", "dtype", "T", "ndim", "size", "count", "grad", "requiresGrad"] }
+  public var memberNames: [String] { ["shape", "dtype", "T", "ndim", "size", "count", "grad", "requiresGrad"] + TensorValue.methods }
+  /// Builtins that read well as methods (`x.item()`, `x.std(axis: 0)`): a call `x.f(...)` is `f(x, ...)`.
+  static let methods = ["item", "tolist", "reshape", "astype", "sum", "mean", "max", "min", "std", "variance", "quantile",
+                        "sort", "argsort", "cumsum", "clamp", "round", "abs", "any", "all", "allclose", "equal"]
+
+  public func conditionValue() throws -> Bool? {
+    let t = tensor
+    guard t.count == 1 else {
+      throw LatheError("the truth value of a tensor of \(t.count) elements (shape \(t.shape)) is ambiguous: use any(x) or all(x)", kind: .type)
+    }
+    return (t.scalars.first ?? 0) != 0
+  }
+
+  /// numpy's array_equal, so lists and records holding tensors compare by value.
+  public func isEqual(to other: any HostObject) -> Bool {
+    guard let o = other as? TensorValue else { return false }
+    return self === o || tensor.equals(o.tensor)
+  }
 
   public func member(_ name: String) throws -> Value? {
     switch name {
@@ -31,8 +48,23 @@ public final class TensorValue: IterableHostObject, ReducibleHostObject {
     }
   }
 
+  static let comparisons: [BinaryOperator: Comparison] = [.equal: .equal, .notEqual: .notEqual, .less: .less,
+                                                          .lessEqual: .lessEqual, .greater: .greater, .greaterEqual: .greaterEqual]
+
   public func binary(_ op: BinaryOperator, _ other: Value, hostOnLeft: Bool) throws -> Value? {
     let me = variable
+    if let comparison = TensorValue.comparisons[op] {
+      // Elementwise, as in numpy: a u8 mask of 0 and 1.
+      let rhs: Tensor
+      switch other {
+      case .int, .float, .bool: rhs = try Tensor([Float(other.asDouble ?? (other.conditionValueOrFalse ? 1 : 0))], shape: [])
+      case .host(let h as TensorValue): rhs = h.tensor
+      case .list: rhs = try TensorBuiltins.fromNested(other, "'\(op.rawValue)'")
+      default: return nil
+      }
+      let (a, b) = hostOnLeft ? (tensor, rhs) : (rhs, tensor)
+      return .host(TensorValue(try a.compared(comparison, b)))
+    }
     switch other {
     case .int, .float:
       let s = Float(other.asDouble ?? 0)
@@ -44,7 +76,7 @@ public final class TensorValue: IterableHostObject, ReducibleHostObject {
       case .divide:
         if hostOnLeft {
           guard s != 0 else { throw LatheError("division by zero: tensor / 0") }
-          result = try me.scaled(by: 1 / s)
+          result = try me.divided(by: s)
         } else {
           result = try me.power(-1).scaled(by: s)
         }
@@ -83,20 +115,62 @@ public final class TensorValue: IterableHostObject, ReducibleHostObject {
     switch op {
     case .negate: return .host(TensorValue(variable: try variable.negated()))
     case .plus: return .host(self)
-    case .not: return nil
+    case .not:
+      guard tensor.isMask else { return nil }
+      return .host(TensorValue(try tensor.mapped(op: "!", dtype: .u8) { $0 == 0 ? 1 : 0 }))
     }
   }
 
-  public func index(_ items: [IndexValue]) throws -> Value {
-    let components = try items.map { item -> Tensor.IndexComponent in
+  /// The positions `items` select: one mask of the tensor's shape, or a basic index.
+  func positions(_ items: [IndexValue]) throws -> (positions: [Int], viewShape: [Int]?) {
+    if items.count == 1, case .single(.host(let h as TensorValue)) = items[0] {
+      guard h.tensor.isMask else {
+        throw LatheError("a tensor index must be a mask (u8, from a comparison such as x > 0), got \(h.tensor.dtype)", kind: .type)
+      }
+      return (try tensor.maskPositions(h.tensor), nil)
+    }
+    let components = try TensorValue.components(items)
+    return (try tensor.positions(of: components), try tensor.indexed(components).shape)
+  }
+
+  /// `x[mask] = v` and `x[i, 1:3] = v`: a new tensor (the variable is rebound), differentiable in x and v.
+  public func setIndex(_ items: [IndexValue], to value: Value) throws -> Value {
+    let (positions, viewShape) = try positions(items)
+    var values: Variable
+    switch value {
+    case .int, .float, .bool: values = Variable(try Tensor([Float(value.asDouble ?? (value.conditionValueOrFalse ? 1 : 0))], shape: [1]))
+    default:
+      values = try TensorBuiltins.variable(value, "index assignment: value")
+      if let viewShape, values.value.count != 1 {
+        values = try values.add(Variable(try Tensor.zeros(viewShape))).reshaped(to: [positions.count])
+      }
+    }
+    if values.value.count != 1 && values.value.count != positions.count {
+      throw LatheError("index assignment: \(positions.count) elements are selected but the value has shape \(values.value.shape)", kind: .type)
+    }
+    if values.value.count == 1 { values = try values.reshaped(to: [1]) }
+    return .host(TensorValue(variable: try variable.replacing(at: positions, with: values)))
+  }
+
+  static func components(_ items: [IndexValue]) throws -> [Tensor.IndexComponent] {
+    try items.map { item -> Tensor.IndexComponent in
       switch item {
       case .single(.int(let i)): return .index(i)
       case .single(.none): return .newAxis
-      case .single(let v): throw LatheError("tensor indices are ints, slices, ... or none, got \(v.typeName)", kind: .type)
+      case .single(let v): throw LatheError("tensor indices are ints, slices, ..., none or one mask, got \(v.typeName)", kind: .type)
       case .slice(let a, let b, let c): return .slice(a, b, c)
       case .ellipsis: return .ellipsis
       }
     }
+  }
+
+  public func index(_ items: [IndexValue]) throws -> Value {
+    if items.count == 1, case .single(.host(let h as TensorValue)) = items[0] {
+      let (positions, _) = try positions(items)
+      _ = h
+      return .host(TensorValue(variable: try variable.selected(at: positions)))
+    }
+    let components = try TensorValue.components(items)
     let view = try variable.indexed(components)
     if view.value.rank == 0 { return TensorValue.scalar(view.value) }
     return .host(TensorValue(variable: view))
@@ -121,7 +195,9 @@ public final class TensorValue: IterableHostObject, ReducibleHostObject {
       let out = kind == .sum ? try variable.sum(axis: axis, keepdims: keepdims) : try variable.mean(axis: axis, keepdims: keepdims)
       return .host(TensorValue(variable: out))
     }
-    let out = try tensor.reduce(kind, axis: axis, keepdims: keepdims)
+    var out = try tensor.reduce(kind, axis: axis, keepdims: keepdims)
+    // The sum of a mask counts, as numpy's does: integers in, integers out (except for mean).
+    if tensor.dtype.isInteger && kind != .mean { out = try out.copied(as: .i32) }
     return axis == nil && !keepdims ? TensorValue.scalar(out) : .host(TensorValue(out))
   }
 

@@ -192,3 +192,30 @@ func checkGradient(_ name: String, _ x: Tensor, tolerance: Float = 2e-2, _ f: (V
   #expect(added == [0, 0, 0, 0, 2, 2])
   #expect(throws: TensorError.self) { try Variable.scatterAdd(base, indices: [3], values: Variable(try Tensor.ones([1, 2]))) }
 }
+
+// clamp, maximum/minimum, where (both sides), std, cumsum, sort, quantile and mask selection/assignment. Inputs
+// keep away from the kinks (clamp bounds, ties) where the finite difference straddles two pieces.
+@Test func selectionGradients() throws {
+  let x = try Tensor([-1.7, -0.6, 0.3, 0.8, 1.4, 2.2], shape: [2, 3])
+  let mix = Variable(try Tensor.randn([2, 3], seed: 80))
+  try checkGradient("clamp", x) { try $0.clamped(min: -1, max: 1).multiply(mix) }
+  try checkGradient("clamp min only", x) { try $0.clamped(min: 0, max: nil).multiply(mix) }
+  let other = Variable(try Tensor([-1.2, 0.1, -0.2, 1.5, 0.9, 3.0], shape: [2, 3]))
+  try checkGradient("maximum a", x) { try $0.extremum(other, maximum: true).multiply(mix) }
+  try checkGradient("maximum b", other.value) { try Variable(x).extremum($0, maximum: true).multiply(mix) }
+  try checkGradient("minimum broadcast", try Tensor([0.25, -0.5, 2.5], shape: [3])) { try Variable(x).extremum($0, maximum: false).multiply(mix) }
+  let cond = try Tensor([1, 0, 1, 0, 0, 1], shape: [2, 3]).copied(as: .u8)
+  try checkGradient("where a", x) { try Variable.select(cond, $0, other).multiply(mix) }
+  try checkGradient("where b", other.value) { try Variable.select(cond, Variable(x), $0).multiply(mix) }
+  try checkGradient("std", x) { try $0.std().multiply(Variable(try Tensor.full([], 1.5))) }
+  try checkGradient("std axis 1 ddof 1", x) { try $0.std(axis: 1, ddof: 1).multiply(Variable(try Tensor([0.7, -1.3], shape: [2]))) }
+  try checkGradient("std axis 0 keepdims", x) { try $0.std(axis: 0, keepdims: true).multiply(Variable(try Tensor.randn([1, 3], seed: 81))) }
+  try checkGradient("cumsum", x) { try $0.cumsum(axis: 1).multiply(mix) }
+  try checkGradient("cumsum flat", x) { try $0.cumsum(axis: nil).multiply(Variable(try Tensor.randn([6], seed: 82))) }
+  try checkGradient("sort", x) { try $0.sorted(axis: 0, descending: true).values.multiply(mix) }
+  try checkGradient("quantile", x) { try $0.quantile([0.3, 0.9], scalarQ: false, axis: 1).multiply(Variable(try Tensor.randn([2, 2], seed: 83))) }
+  let positions = try x.maskPositions(try x.compared(.greater, try Tensor.zeros([]))), values = try Tensor([5, 6, 7, 8], shape: [4])
+  try checkGradient("mask select", x) { try $0.selected(at: positions).multiply(Variable(values)) }
+  try checkGradient("mask assign x", x) { try $0.replacing(at: positions, with: Variable(values)).multiply(mix) }
+  try checkGradient("mask assign values", values) { try Variable(x).replacing(at: positions, with: $0).multiply(mix) }
+}

@@ -83,7 +83,10 @@ enum CoreBuiltins {
     }
     r.add("assert", [ParameterSpec("condition"), ParameterSpec("message", default: .string("assertion failed"))],
           doc: "Raises an error with `message` unless condition is true.", example: "assert(1 + 1 == 2)") { c in
-      guard try c.bool(0) else { throw LatheError(c[1].description) }
+      guard let holds = try c[0].conditionValue() else {
+        throw LatheError("assert: the condition must be a bool, got \(c[0].typeName) \(c[0].brief)", kind: .type)
+      }
+      guard holds else { throw LatheError(c[1].description) }
       return .none
     }
     r.add("help", [ParameterSpec("f")], doc: "Signature, doc and example of a function, as a string.", example: "help(print)") { c in

@@ -65,12 +65,16 @@ extension Compiler {
       let lhs = try compileExpr(l), rhs = try compileExpr(r)
       let source = self.source, word = isAnd ? "&&" : "||"
       return { fp in
-        let a = try lhs(fp)
-        guard case .bool(let x) = a else { throw source.error(.type, "'\(word)' needs bools, got \(a.typeName) on the left", at) }
-        if isAnd ? !x : x { return a }
-        let b = try rhs(fp)
-        guard case .bool = b else { throw source.error(.type, "'\(word)' needs bools, got \(b.typeName) on the right", at) }
-        return b
+        func truth(_ v: Value, _ side: String) throws -> Bool {
+          if case .bool(let x) = v { return x }
+          let x: Bool?
+          do { x = try v.conditionValue() } catch { throw source.locate(error, at) }
+          guard let x else { throw source.error(.type, "'\(word)' needs bools, got \(v.typeName) on the \(side)", at) }
+          return x
+        }
+        let x = try truth(try lhs(fp), "left")
+        if isAnd ? !x : x { return .bool(x) }
+        return .bool(try truth(try rhs(fp), "right"))
       }
 
     case .ternary(let c, let yes, let no, _):

@@ -340,7 +340,7 @@ final class Compiler {
             }
           }
           do {
-            guard case .bool(let result) = try Value.binary(op, fp[slot], .int(c)) else {
+            guard let result = try Value.binary(op, fp[slot], .int(c)).conditionValue() else {
               throw LatheError("the '\(what)' condition must be a bool", kind: .type)
             }
             return result
@@ -359,7 +359,7 @@ final class Compiler {
           }
         }
         do {
-          guard case .bool(let result) = try Value.binary(op, a, b) else {
+          guard let result = try Value.binary(op, a, b).conditionValue() else {
             throw LatheError("the '\(what)' condition must be a bool", kind: .type)
           }
           return result
@@ -370,10 +370,13 @@ final class Compiler {
     let source = self.source, at = e.location
     return { fp in
       let v = try value(fp)
-      guard case .bool(let b) = v else {
-        throw source.error(.type, "the '\(what)' condition must be a bool, got \(v.typeName) \(v.repr)", at)
+      if case .bool(let b) = v { return b }
+      let condition: Bool?
+      do { condition = try v.conditionValue() } catch { throw source.locate(error, at) }
+      guard let condition else {
+        throw source.error(.type, "the '\(what)' condition must be a bool, got \(v.typeName) \(v.brief)", at)
       }
-      return b
+      return condition
     }
   }
 

@@ -286,7 +286,9 @@ extension Value {
     case (.negate, .float(let d)): return .float(-d)
     case (.plus, .int), (.plus, .float): return v
     case (.not, .bool(let b)): return .bool(!b)
-    case (.not, _): throw LatheError("'!' needs a bool, got \(v.typeName)", kind: .type)
+    case (.not, _):
+      if let b = try v.conditionValue() { return .bool(!b) }
+      throw LatheError("'!' needs a bool, got \(v.typeName)", kind: .type)
     default: throw LatheError("cannot apply unary '\(op.rawValue)' to \(v.typeName)", kind: .type)
     }
   }

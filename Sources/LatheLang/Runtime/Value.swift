@@ -96,6 +96,9 @@ public protocol HostObject: AnyObject {
   func serialized() throws -> (kind: String, bytes: [UInt8])?
   /// The object as one number, where that makes sense (a one-element tensor); builtins taking a number accept it.
   var numericValue: Double? { get }
+  /// The object as the condition of `if`, `while`, `&&`, `||`, `!` and `assert`: nil when it cannot be one; a
+  /// thrown error when it is ambiguous (a mask of several elements).
+  func conditionValue() throws -> Bool?
 }
 
 extension HostObject {
@@ -112,6 +115,21 @@ extension HostObject {
   public func isEqual(to other: any HostObject) -> Bool { self === other }
   public func serialized() throws -> (kind: String, bytes: [UInt8])? { nil }
   public var numericValue: Double? { nil }
+  public func conditionValue() throws -> Bool? { nil }
+}
+
+extension Value {
+  /// A bool, or a host object that stands for one (a one-element mask); nil for anything else.
+  /// The condition value, with anything that is not one (or is ambiguous) as false.
+  public var conditionValueOrFalse: Bool { ((try? conditionValue()) ?? nil) ?? false }
+
+  public func conditionValue() throws -> Bool? {
+    switch self {
+    case .bool(let b): return b
+    case .host(let h): return try h.conditionValue()
+    default: return nil
+    }
+  }
 }
 
 /// A host object that `sum`, `mean`, `max` and `min` reduce (a tensor, along an axis or over everything).

@@ -85,13 +85,16 @@ extension Variable {
     return try scores.softmax().matmul(v)
   }
 
-  /// Elementwise choice: a where `condition` is nonzero, else b (gradients go to the chosen side).
+  /// Elementwise choice: a where `condition` is nonzero, else b, broadcast (gradients go to the chosen side).
+  /// The unchosen side never leaks in, so NaN or inf there does not reach the result.
   public static func select(_ condition: Tensor, _ a: Variable, _ b: Variable) throws -> Variable {
     let shape = try Tensor.broadcastShape(try Tensor.broadcastShape(condition.shape, a.shape, op: "where"), b.shape, op: "where")
-    let mask = try condition.map { $0 != 0 ? 1 : 0 }.add(Tensor.zeros(shape))
+    let mask = try condition.mapped(op: "where") { $0 != 0 && !$0.isNaN ? 1 : 0 }.add(Tensor.zeros(shape))
     let inverse = try mask.map { 1 - $0 }
     let av = a.value, bv = b.value
-    let out = try av.multiply(mask).add(bv.multiply(inverse))
+    let left = try av.add(Tensor.zeros(shape)), right = try bv.add(Tensor.zeros(shape))
+    let out = try mask.zipBroadcast(left, op: "where") { m, x in m != 0 ? x : 0 }
+      .add(inverse.zipBroadcast(right, op: "where") { m, y in m != 0 ? y : 0 })
     return Variable(out, parents: [a, b]) { g in
       [try g.multiply(mask).summed(toShape: av.shape), try g.multiply(inverse).summed(toShape: bv.shape)]
     }

@@ -49,6 +49,11 @@ extension Variable {
     Variable(try value.binary(.multiply, scalar: s), parents: [self]) { g in [try g.binary(.multiply, scalar: s)] }
   }
 
+  /// x / s, divided (not multiplied by 1/s) so the result is the correctly rounded quotient, as in numpy.
+  public func divided(by s: Float) throws -> Variable {
+    Variable(try value.binary(.divide, scalar: s), parents: [self]) { g in [try g.binary(.divide, scalar: s)] }
+  }
+
   public func shifted(by s: Float) throws -> Variable {
     Variable(try value.binary(.add, scalar: s), parents: [self]) { g in [g] }
   }

@@ -44,21 +44,7 @@ extension Tensor {
     } else if b.shape == shape && b.isContiguous && a.count == 1 {
       Elementwise.binaryScalar(kernel, b.readPointer(), a.element(atOffset: a.offset), scalarOnLeft: true, dst, count: n)
     } else {
-      // General broadcast: walk the output in row-major order with one offset per input.
-      let sa = a.broadcastStrides(to: shape), sb = b.broadcastStrides(to: shape)
-      var index = [Int](repeating: 0, count: shape.count)
-      var oa = a.offset, ob = b.offset
-      for i in 0..<n {
-        dst[i] = kernel.scalar(a.element(atOffset: oa), b.element(atOffset: ob))
-        var axis = shape.count - 1
-        while axis >= 0 {
-          index[axis] += 1; oa += sa[axis]; ob += sb[axis]
-          if index[axis] < shape[axis] { break }
-          oa -= sa[axis] * shape[axis]; ob -= sb[axis] * shape[axis]
-          index[axis] = 0
-          axis -= 1
-        }
-      }
+      return try a.zipBroadcast(b, op: op) { kernel.scalar($0, $1) }      // general broadcast: one strided walk
     }
     return out
   }

@@ -22,7 +22,7 @@ extension Tensor {
     }
     let a = try normalizedAxis(axis, op: op)
     let n = shape[a]
-    if n == 0 && r != .sum && r != .mean {
+    if n == 0 && r != .sum && r != .mean && r != .variance {
       throw TensorError.invalidArgument(op: op, reason: "cannot reduce an empty axis \(axis) of shape \(shape)")
     }
     let outer = shape[..<a].reduce(1, *), inner = shape[(a + 1)...].reduce(1, *)
@@ -60,9 +60,8 @@ extension Tensor {
           out.storage.ints()[o * inner + i] = Int32(best)
           continue
         case .variance:
-          guard n - ddof > 0 else {
-            throw TensorError.invalidArgument(op: op, reason: "ddof \(ddof) leaves no degrees of freedom for \(n) values")
-          }
+          // No degrees of freedom left (an empty axis, or ddof ≥ n): NaN, as numpy gives.
+          guard n - ddof > 0 else { out.storage.floats()[o * inner + i] = .nan; continue }
           var s: Double = 0
           for k in 0..<n { s += Double(p[base + k * inner]) }
           let mean = s / Double(n)
