@@ -39,12 +39,20 @@ enum FileBuiltins {
     r.add("loadtensors", [ParameterSpec("path")], doc: "The tensors of a safetensors file, as a record by name.",
           example: "loadtensors(\"/tmp/w.safetensors\")") { c in
       let path = try c.string(0)
+      if let format = FileFormat.identify(path: path), format != "safetensors" {
+        throw LatheError("loadtensors: \(path) is a \(format) file, not safetensors; \(FileFormat.reader(of: format))")
+      }
       c.interpreter.pendingInputs.append((role: "tensors", path: path))
       return record(try Safetensors.read(path: path).tensors)
     }
-    r.add("state", [ParameterSpec("model")], doc: "A model's parameters as a record by name (\"1.weight\" ...).",
+    r.add("state", [ParameterSpec("model")],
+          doc: "A model's weights as a record by name: an nn model's parameters (\"1.weight\" ...), a language model's "
+            + "tensors by GGUF name in their stored dtype (compressed matrices dequantised).",
           example: "keys(state(mlp([4, 2])))") { c in
-      record(try NNBuiltins.module(c[0], "state").namedParameters.map { ($0.name, $0.variable.value) })
+      if case .host(let h as LanguageModelValue) = c[0] {
+        return .record(Record(try h.model.namedWeights.map { ($0.name, .host(TensorValue(try LanguageModelValue.stored($0.weight)))) }))
+      }
+      return record(try NNBuiltins.module(c[0], "state").namedParameters.map { ($0.name, $0.variable.value) })
     }
     r.add("loadstate", [ParameterSpec("model"), ParameterSpec("state")],
           doc: "Copies a state record (from state, load or loadtensors) into a model of the same architecture.",

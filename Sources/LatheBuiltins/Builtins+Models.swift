@@ -36,7 +36,8 @@ public final class LanguageModelValue: HostObject {
   static func span(_ v: [Int]) -> String { Set(v).count == 1 ? "\(v[0])" : "\(v.min()!)–\(v.max()!)" }
   static func number(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : "\(x)" }
 
-  public var memberNames: [String] { ["name", "architecture", "layers", "dim", "heads", "kvheads", "headdim", "ffn", "vocab", "context", "params", "bytes", "dtypes", "threads", "path", "loadseconds"] }
+  public var memberNames: [String] { ["name", "architecture", "layers", "dim", "heads", "kvHeads", "headDim", "ffn", "vocab", "context", "params", "bytes",
+                                       "dtypes", "threads", "path", "loadSeconds", "tensors", "bitsPerWeightLinears", "bitsPerWeightFile"] }
   public func member(_ name: String) throws -> Value? {
     let c = model.config
     switch name {
@@ -45,8 +46,8 @@ public final class LanguageModelValue: HostObject {
     case "layers": return .int(c.layerCount)
     case "dim": return .int(c.dimension)
     case "heads": return .list(c.headCounts.map { .int($0) })
-    case "kvheads": return .list(c.kvHeadCounts.map { .int($0) })
-    case "headdim": return .int(c.headDimension)
+    case "kvHeads", "kvheads": return .list(c.kvHeadCounts.map { .int($0) })
+    case "headDim", "headdim": return .int(c.headDimension)
     case "ffn": return .list(c.ffnWidths.map { .int($0) })
     case "vocab": return .int(c.vocabularySize)
     case "context": return .int(c.contextLength)
@@ -55,9 +56,41 @@ public final class LanguageModelValue: HostObject {
     case "dtypes": return .record(Record(model.dtypeCounts.map { ($0.0, .int($0.1)) }))
     case "threads": return .int(model.threads)
     case "path": return .string(path)
-    case "loadseconds": return .float(loadSeconds)
+    case "loadseconds", "loadSeconds": return .float(loadSeconds)
+    case "tensors": return tensorTable
+    case "bitsPerWeightLinears": return .float(model.linearBitsPerWeight)
+    case "bitsPerWeightFile": return .float(model.fileBitsPerWeight)
     default: return nil
     }
+  }
+
+  /// A weight as a tensor in its stored dtype (q4_1 blocks stay blocks); a compressed matrix dequantised to f32.
+  static func stored(_ w: LinearWeight) throws -> Tensor {
+    switch w {
+    case .tensor(let t): return t
+    case .compressed(let c): return try c.dequantized()
+    }
+  }
+
+  /// `m.tensors`: name, shape, dtype (or technique) and bytes of every weight.
+  var tensorTable: Value {
+    .host(TableValue(columns: ["name", "shape", "dtype", "bytes"], rows: model.namedWeights.map { name, w in
+      [.string(name), .list(w.shape.map { .int($0) }), .string(w.kind), .int(w.byteCount)]
+    }))
+  }
+
+  /// `m["blk.0.ffn_down.weight"]`: the weight as a tensor in its stored dtype.
+  public func index(_ items: [IndexValue]) throws -> Value {
+    guard items.count == 1, case .single(.string(let name)) = items[0] else {
+      throw LatheError("a language model is indexed by a tensor name, as in m[\"blk.0.ffn_down.weight\"] (m.tensors lists them)", kind: .type)
+    }
+    let weights = model.namedWeights
+    guard let w = weights.first(where: { $0.name == name }) else {
+      var message = "\(model.name) has no tensor \(Value.quote(name))"
+      if let near = Spelling.nearest(name, in: weights.map(\.name)) { message += "; did you mean \(Value.quote(near))?" }
+      throw LatheError(message + " (m.tensors lists them)")
+    }
+    return .host(TensorValue(try LanguageModelValue.stored(w.weight)))
   }
 
   /// The model as a GGUF image with compressed matrices kept packed (bit-exact), and its compression report.
@@ -107,16 +140,16 @@ public final class KVCacheValue: HostObject {
     guard let parallel, let strategy else { return line }
     return line + "\n  " + ParallelBuiltins.summary(parallel, strategy: strategy)
   }
-  public var memberNames: [String] { ["length", "capacity", "bytes", "first", "firsttext", "ttft", "prompttokens"] + ParallelBuiltins.memberNames }
+  public var memberNames: [String] { ["length", "capacity", "bytes", "first", "firstText", "ttft", "promptTokens"] + ParallelBuiltins.memberNames }
   public func member(_ name: String) throws -> Value? {
     switch name {
     case "length": return .int(cache.count + (pending == nil ? 0 : 1))
     case "capacity": return .int(cache.capacity)
     case "bytes": return .int(cache.byteCount)
     case "first": return .int(firstToken)
-    case "firsttext": return .string(firstText)
+    case "firstText", "firsttext": return .string(firstText)
     case "ttft": return .float(prefillSeconds)
-    case "prompttokens": return .int(promptTokens)
+    case "promptTokens", "prompttokens": return .int(promptTokens)
     default: return ParallelBuiltins.member(name, of: self)
     }
   }
@@ -131,7 +164,7 @@ public final class GenerationValue: HostObject {
   public var typeName: String { "generation" }
   public var description: String { result.text }
   public var memberNames: [String] {
-    ["text", "tokens", "count", "stop", "prompttokens", "ttft", "decodeseconds", "tokenspersecond"] + counters.map(\.0)
+    ["text", "tokens", "count", "stop", "promptTokens", "ttft", "decodeSeconds", "tokensPerSecond"] + counters.map(\.0)
   }
   public func member(_ name: String) throws -> Value? {
     if let c = counters.first(where: { $0.0 == name }) { return TechniqueBuiltins.value(c.1) }
@@ -140,10 +173,10 @@ public final class GenerationValue: HostObject {
     case "tokens": return .list(result.tokens.map { .int($0) })
     case "count": return .int(result.tokens.count)
     case "stop": return .string(result.stopReason)
-    case "prompttokens": return .int(result.promptTokens)
+    case "promptTokens", "prompttokens": return .int(result.promptTokens)
     case "ttft": return .float(result.prefillSeconds)
-    case "decodeseconds": return .float(result.decodeSeconds)
-    case "tokenspersecond": return .float(result.decodeTokensPerSecond)
+    case "decodeSeconds", "decodeseconds": return .float(result.decodeSeconds)
+    case "tokensPerSecond", "tokenspersecond": return .float(result.decodeTokensPerSecond)
     default: return nil
     }
   }
@@ -171,8 +204,15 @@ enum ModelBuiltins {
         c.interpreter.pendingInputs.append((role: "model", path: path))
         return .host(LanguageModelValue.restored(model, path: path, seconds: seconds))
       }
-      guard let loadArtifact else { throw LatheError("load: no model or saved value named \(Value.quote(name))") }
-      return try c.interpreter.call(.function(loadArtifact), [c[0]])
+      do {
+        guard let loadArtifact else { throw LatheError("load: no model or saved value named \(Value.quote(name))") }
+        return try c.interpreter.call(.function(loadArtifact), [c[0]])
+      } catch let error as LatheError where error.message.hasPrefix("load: no") {
+        // A likely misspelling of a model or of a saved value: say which.
+        let saved = ((try? c.interpreter.artifactStore?.savedArtifacts()) ?? nil)?.map(\.name) ?? []
+        guard let near = Spelling.nearest(name, in: Array(known.keys) + saved) else { throw error }
+        throw LatheError("load: no model or saved value named \(Value.quote(name)); did you mean \(Value.quote(near))?")
+      }
     }
     r.add("tokenize", [ParameterSpec("m"), ParameterSpec("text"), ParameterSpec("special", default: .bool(true))],
           doc: "Token ids of text under the model's tokenizer (special: whether <|im_start|>-style text becomes special tokens).",
@@ -380,7 +420,11 @@ enum ModelBuiltins {
       throw LatheError("load: \(name) is models/\(file), which is not there (looked in \(directories.joined(separator: ", "))); run scripts/setup to fetch it")
     }
     if isHuggingFaceDirectory(name) { return name }
-    guard name.lowercased().hasSuffix(".gguf") else { return nil }
+    let format = FileFormat.identify(path: name)
+    if let format, format != "GGUF" {
+      throw LatheError("load: \(name) is a \(format) file, not a GGUF model; \(FileFormat.reader(of: format))")
+    }
+    guard name.lowercased().hasSuffix(".gguf") || format == "GGUF" else { return nil }
     guard FileManager.default.fileExists(atPath: name) else { throw LatheError("load: no such file: \(name)") }
     return name
   }

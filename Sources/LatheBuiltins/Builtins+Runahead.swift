@@ -73,7 +73,7 @@ public final class SimulatedPrefillValue: HostObject {
       + "\(strategy.description): chunks \(result.chunks), bytes sent \(bytesPerProcess), attention MACs \(attentionMACs)\n  "
       + procs.joined(separator: "\n  ")
   }
-  public var memberNames: [String] { ["ttft", "chunks", "perProc", "bytesSent", "attnMACs", "technique", "prompttokens", "costs"] }
+  public var memberNames: [String] { ["ttft", "chunks", "perProc", "bytesSent", "attnMACs", "technique", "promptTokens", "costs"] }
   public func member(_ name: String) throws -> Value? {
     switch name {
     case "ttft": return .float(result.ttft)
@@ -81,7 +81,7 @@ public final class SimulatedPrefillValue: HostObject {
     case "bytesSent": return .list(bytesPerProcess.map { .int($0) })
     case "attnMACs": return .int(attentionMACs)
     case "technique": return .string(strategy.description)
-    case "prompttokens": return .int(length)
+    case "promptTokens", "prompttokens": return .int(length)
     case "costs":
       // Seconds per layer: pre = preConstant + prePerToken·c, attention = attentionPerEntry·c·S, post likewise.
       return .record(Record([("preConstant", .float(costs.preConstant)), ("prePerToken", .float(costs.prePerToken)),

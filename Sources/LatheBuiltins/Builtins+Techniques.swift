@@ -242,14 +242,16 @@ enum TechniqueBuiltins {
       do {
         let rows = try ModelComparison.compare(models, tokens: tokens) { _, _ in try bar.advance() }
         bar.finish()
-        return .host(TableValue(columns: ["model", "perplexity", "kl", "top1", "bitsPerWeight", "bytes", "decodeTokensPerSecond"], rows: rows.map { r in
-          [.string(r.name), .float(r.perplexity), .float(r.kl), .float(r.top1Agreement), .float(r.bitsPerWeight), .int(r.bytes), .float(r.decodeTokensPerSecond)]
+        return .host(TableValue(columns: ["model", "perplexity", "kl", "top1", "bitsPerWeightLinears", "bitsPerWeightFile", "bytes",
+                                          "decodeTokensPerSecond"], rows: rows.map { r in
+          [.string(r.name), .float(r.perplexity), .float(r.kl), .float(r.top1Agreement), .float(r.bitsPerWeightLinears),
+           .float(r.bitsPerWeightFile), .int(r.bytes), .float(r.decodeTokensPerSecond)]
         }))
       } catch let e as TensorError { throw LatheError(e.description) }
     }
     r.add("report", [ParameterSpec("x")],
-          doc: "What a model is made of, layer by layer (layers: a table of parameters, bytes, bits per weight and technique per layer), for language models and nn models; for a compressed model also the technique, bits per weight and each matrix's relative error (entries).",
-          example: "report(q).bitsPerWeight") { c in
+          doc: "What a model is made of, layer by layer (layers: a table of parameters, bytes, bits per weight and technique per layer), for language models and nn models, with bitsPerWeightLinears (the linear layers' matrices) and bitsPerWeightFile (every tensor); for a compressed model also the technique and each matrix's relative error (entries).",
+          example: "report(q).bitsPerWeightLinears") { c in
       switch c[0] {
       case .host(let m as LanguageModelValue): return languageModelReport(m)
       case .host(let m as ModuleValue): return try moduleReport(m)
@@ -314,18 +316,22 @@ enum TechniqueBuiltins {
     row("output_norm", [], extra: model.outputNorm.count)
     if let head = model.outputWeight { row("output", [.tensor(head)], extra: 0) }
     let layers = Value.host(TableValue(columns: ["layer", "params", "bytes", "bitsPerWeight", "technique"], rows: rows))
-    return modelRecord(m.compression, bytes: model.byteCount, params: model.parameterCount, layers: layers)
+    return modelRecord(m.compression, bytes: model.byteCount, params: model.parameterCount,
+                       linearBits: model.linearBitsPerWeight, layers: layers)
   }
 
   /// report(m) of an nn model: its layers (packed ones by their technique), and what compress did when it made it.
   static func moduleReport(_ m: ModuleValue) throws -> Value {
     var rows: [[Value]] = []
+    var linearWeights = 0, linearBytes = 0
     func walk(_ module: Module, _ path: String) {
       if let s = module as? Sequential {
         for (i, layer) in s.layers.enumerated() { walk(layer, path.isEmpty ? "\(i)" : "\(path).\(i)") }
         return
       }
       let packed = module as? PackedLinear
+      if let packed { linearWeights += packed.weight.rows * packed.weight.cols; linearBytes += packed.weight.byteCount }
+      if let linear = module as? Linear { linearWeights += linear.weight.value.count; linearBytes += linear.weight.value.count * 4 }
       let params = module.parameterCount + (packed.map { $0.weight.rows * $0.weight.cols + ($0.bias?.count ?? 0) } ?? 0)
       let bytes = module.byteCount
       let technique = packed?.weight.technique ?? (params == 0 ? "" : "f32")
@@ -336,26 +342,31 @@ enum TechniqueBuiltins {
     let params = rows.reduce(0) { if case .int(let p) = $1[2] { return $0 + p } else { return $0 } }
     let bytes = m.module.byteCount
     let layers = Value.host(TableValue(columns: ["layer", "summary", "params", "bytes", "bitsPerWeight", "technique"], rows: rows))
-    return modelRecord(m.compression, bytes: bytes, params: params, layers: layers,
+    return modelRecord(m.compression, bytes: bytes, params: params,
+                       linearBits: linearWeights == 0 ? 0 : Double(linearBytes * 8) / Double(linearWeights), layers: layers,
                        extra: [("trainedWith", .list(m.trainedWith.map { .string($0.description) }))])
   }
 
-  /// report(m)'s record: technique none and bits per weight over the whole model, or what compress did (technique,
-  /// bits per weight over the compressed matrices, each matrix's relative error); then `extra`.
-  static func modelRecord(_ r: CompressionReport?, bytes: Int, params: Int, layers: Value, extra: [(String, Value)] = []) -> Value {
+  /// report(m)'s record. Bits per weight is given two ways, each saying what it counts: `bitsPerWeightLinears`
+  /// over the linear layers' weight matrices (a language model's decoder linears: what weight compression targets)
+  /// and `bitsPerWeightFile` over every tensor (embedding and norms too). A compressed model adds the technique,
+  /// each matrix's relative error (entries, a table) and their mean; then `extra`.
+  static func modelRecord(_ r: CompressionReport?, bytes: Int, params: Int, linearBits: Double, layers: Value,
+                          extra: [(String, Value)] = []) -> Value {
+    let bits: [(String, Value)] = [("bitsPerWeightLinears", .float(linearBits)),
+                                   ("bitsPerWeightFile", .float(params == 0 ? 0 : Double(bytes * 8) / Double(params)))]
     guard let r else {
-      return .record(Record([("technique", Value.none), ("bytes", .int(bytes)), ("params", .int(params)),
-                             ("bitsPerWeight", .float(params == 0 ? 0 : Double(bytes * 8) / Double(params))), ("layers", layers)] + extra))
+      return .record(Record([("technique", Value.none)] + bits + [("bytes", .int(bytes)), ("params", .int(params)), ("layers", layers)] + extra))
     }
-    let entries: [Value] = r.entries.map { e in
-      .record(Record([("layer", .int(e.layer)), ("matrix", .string(e.matrix)), ("shape", .list(e.shape.map { .int($0) })),
-                      ("relativeError", .float(e.relativeError)), ("bitsPerWeight", .float(e.bitsPerWeight)),
-                      ("bytes", .int(e.bytes)), ("seconds", .float(e.seconds))]))
-    }
+    let entries = TableValue(columns: ["layer", "matrix", "shape", "relativeError", "bitsPerWeight", "bytes", "seconds"],
+                             rows: r.entries.map { e in
+      [.int(e.layer), .string(e.matrix), .list(e.shape.map { .int($0) }), .float(e.relativeError), .float(e.bitsPerWeight),
+       .int(e.bytes), .float(e.seconds)]
+    })
     let meanError = r.entries.isEmpty ? 0 : r.entries.reduce(0) { $0 + $1.relativeError } / Double(r.entries.count)
-    return .record(Record([("technique", .string(r.technique)), ("bitsPerWeight", .float(r.bitsPerWeight)),
-                           ("bytes", .int(bytes)), ("params", .int(params)), ("matrices", .int(r.entries.count)),
-                           ("meanRelativeError", .float(meanError)), ("seconds", .float(r.seconds)), ("entries", .list(entries)),
+    return .record(Record([("technique", .string(r.technique))] + bits +
+                          [("bytes", .int(bytes)), ("params", .int(params)), ("matrices", .int(r.entries.count)),
+                           ("meanRelativeError", .float(meanError)), ("seconds", .float(r.seconds)), ("entries", .host(entries)),
                            ("layers", layers)] + extra))
   }
 
@@ -465,12 +476,17 @@ public final class TableValue: HostObject, IterableHostObject {
       if case .float(let x) = v { return abs(x) >= 1e5 || (abs(x) < 1e-3 && x != 0) ? String(format: "%.3g", x) : String(format: "%.4f", x) }
       return v.description
     }
-    let text = [columns] + rows.map { $0.map(cell) }
+    // A long table shows its first and last rows, as numpy shows a long array.
+    let (head, tail) = rows.count > 40 ? (15, 5) : (rows.count, 0)
+    let shown = Array(rows.prefix(head)) + Array(rows.suffix(tail))
+    let text = [columns] + shown.map { $0.map(cell) }
     let widths = columns.indices.map { i in text.map { $0[i].count }.max() ?? 0 }
-    return text.map { line in
+    var lines = text.map { line in
       line.enumerated().map { i, s in i == 0 ? s.padding(toLength: widths[i], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[i] - s.count) + s }
         .joined(separator: "  ")
-    }.joined(separator: "\n")
+    }
+    if tail > 0 { lines.insert("… \(rows.count - head - tail) more rows …", at: head + 1) }
+    return lines.joined(separator: "\n")
   }
   public var memberNames: [String] { ["rows", "columns"] + columns }
   public func member(_ name: String) throws -> Value? {

@@ -39,27 +39,18 @@ public enum Completion {
 
   static func isWordCharacter(_ c: Character) -> Bool { c.isLetter || c.isNumber || c == "_" || c == "." }
 
-  /// Members offered after `base.`: record fields, host members, and (as `x.f()` calls `f(x)`) global functions.
+  /// Members offered after `base.`: that value's own members only (record fields, host members, list methods).
   static func members(of base: String, _ interpreter: Interpreter) -> [String] {
     let parts = base.split(separator: ".").map(String.init)
     guard let first = parts.first, var value = interpreter.global(first) else { return [] }
     for part in parts.dropFirst() {
-      guard case .record(let r) = value, let next = r[part] else { return [] }
-      value = next
+      switch value {
+      case .record(let r): guard let next = r[part] else { return [] }; value = next
+      case .host(let h): guard let next = (try? h.member(part)) ?? nil else { return [] }; value = next
+      default: return []
+      }
     }
-    var out: [String] = []
-    switch value {
-    case .record(let r): out = r.names
-    case .host(let h): out = h.memberNames
-    case .list: out = ["count", "append", "extend", "insert", "pop", "clear", "sort", "reverse"]
-    case .string, .range: out = ["count"]
-    default: break
-    }
-    let functions = interpreter.globalNames.filter { name in
-      if case .function(let f)? = interpreter.global(name), !f.parameters.isEmpty { return true }
-      return false
-    }
-    return Array(Set(out + functions))
+    return Members.names(of: value)
   }
 
   /// The innermost call still open at the end of `text`: its function name and the labels already written.

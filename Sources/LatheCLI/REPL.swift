@@ -150,10 +150,10 @@ public final class REPL {
     let out = session.display
     if text.hasPrefix("?") {
       let name = text.dropFirst().trimmingCharacters(in: .whitespaces)
-      if let value = session.interpreter.global(name) {
-        out?.write(Help.text(for: value, name: name) + "\n", error: false)
+      if let help = Help.query(name, interpreter: session.interpreter) {
+        out?.write(help + "\n", error: false)
       } else {
-        out?.write("?\(name): no such name\n", error: true)
+        out?.write("?\(name): no such name, and no builtin's doc mentions it\n", error: true)
       }
       return
     }

@@ -120,7 +120,7 @@ public final class Session {
       if let value, showResults {
         if case .none = value {} else {
           outcome.result = value
-          let text = value.repr + "\n"
+          let text = value.display + "\n"
           display?.write(text, error: false)
           if let notebook, let run = currentRun { try? notebook.appendOutput(run: run, kind: .result, text: text) }
         }
@@ -186,6 +186,13 @@ final class NotebookArtifacts: ArtifactStore {
     guard let session, let notebook = session.notebook else { throw LatheError("save: no notebook is open") }
     guard !notebook.isReadOnly else { throw LatheError("save: the notebook is open read-only") }
     try notebook.saveArtifact(run: session.runID, name: name, kind: kind, bytes: bytes, dtype: nil, shape: nil, meta: meta)
+  }
+
+  func savedArtifacts() throws -> [(name: String, kind: String, bytes: Int, savedAt: Int64)] {
+    guard let notebook = session?.notebook else { throw LatheError("saved: no notebook is open") }
+    var newest: [String: ArtifactRecord] = [:]
+    for a in try notebook.artifacts() { newest[a.name] = a }          // oldest first: the last one wins
+    return newest.values.sorted { $0.name < $1.name }.map { ($0.name, $0.kind, Int($0.size), $0.createdAt) }
   }
 
   func loadArtifact(name: String) throws -> (kind: String, bytes: [UInt8])? {

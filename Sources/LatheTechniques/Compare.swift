@@ -9,7 +9,8 @@ import LatheTensor
 public struct ComparisonRow: Sendable {
   public var name: String
   public var perplexity: Double, kl: Double, top1Agreement: Double
-  public var bitsPerWeight: Double, bytes: Int
+  /// Bits per weight over the decoder linears (what compression targets), and over every tensor of the model.
+  public var bitsPerWeightLinears: Double, bitsPerWeightFile: Double, bytes: Int
   public var decodeTokensPerSecond: Double
 }
 
@@ -69,7 +70,8 @@ public enum ModelComparison {
       let bytes = entry.model.byteCount
       rows.append(ComparisonRow(name: entry.name, perplexity: Foundation.exp(nll / Double(positions)), kl: Swift.max(0, kl / Double(positions)),
                                 top1Agreement: Double(agree) / Double(positions),
-                                bitsPerWeight: Double(bytes * 8) / Double(entry.model.parameterCount), bytes: bytes,
+                                bitsPerWeightLinears: entry.model.linearBitsPerWeight,
+                                bitsPerWeightFile: entry.model.fileBitsPerWeight, bytes: bytes,
                                 decodeTokensPerSecond: speed))
       try progress(i + 1, models.count)
     }

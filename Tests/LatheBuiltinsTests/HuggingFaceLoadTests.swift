@@ -30,7 +30,7 @@ import LatheTestSupport
   _ = try interp.run("let m = load(\(Value.quote(dir.path)))")
   func value(_ source: String) throws -> String { try interp.run(source).map { "\($0)" } ?? "none" }
   #expect(try value("type(m)") == "llm")
-  let shape = try value("[m.architecture, m.layers, m.heads, m.kvheads, m.vocab, m.params]")
+  let shape = try value("[m.architecture, m.layers, m.heads, m.kvHeads, m.vocab, m.params]")
   #expect(shape == "[\"llama\", 1, [2], [1], 16, 6752]", "\(shape)")
   #expect(try value("logits(m, [1, 2, 3]).shape") == "[16]")
 

@@ -124,7 +124,7 @@ func rtnMatvecMatchesItsTwinAndTheDenseProduct(bits: Int, group: Int, rows: Int,
   #expect(thrownMessage { _ = try RTN(bits: 4, group: 0) }.contains("group must be"))
   let w = try gaussian(3, 100, seed: 1)
   #expect(thrownMessage { _ = try RTN(bits: 4, group: 32).compress(w) { _, _ in } }
-            == "rtn: shape [3, 100] has 100 columns, not a multiple of group 32")
+            == "rtn: shape [3, 100] has rows of 100 weights, which group 32 does not divide; groups that do: 10, 20, 25, 50, 100")
   #expect(thrownMessage { _ = try RTN(bits: 4, group: 4).compress(try Tensor.zeros([4])) { _, _ in } }.contains("[4]"))
   #expect(thrownMessage { _ = try RTN(bits: 4, group: 4).compress(try Tensor([1, .nan, 0, 0], shape: [1, 4])) { _, _ in } }
             .contains("weight 1"))

@@ -32,6 +32,28 @@ public final class BuiltinRegistry {
 
 /// Help text for a function value: signature, doc and example.
 public enum Help {
+  /// What `?word` shows: the help of the global `word`, else every builtin or function whose name or doc mentions
+  /// it (one line each), else nil.
+  public static func query(_ word: String, interpreter: Interpreter) -> String? {
+    if let value = interpreter.global(word) { return text(for: value, name: word) }
+    let needle = word.lowercased()
+    guard !needle.isEmpty else { return nil }
+    var hits: [Function] = []
+    for name in interpreter.globalNames.sorted() {
+      guard case .function(let f)? = interpreter.global(name) else { continue }
+      if name.lowercased().contains(needle) || f.doc.lowercased().contains(needle) { hits.append(f) }
+    }
+    guard !hits.isEmpty else {
+      if let near = Spelling.nearest(word, in: interpreter.globalNames) { return "no name or doc mentions '\(word)'; did you mean '\(near)'?" }
+      return nil
+    }
+    let width = min(28, hits.map { $0.name.count }.max() ?? 0)
+    return "no name '\(word)'; builtins that mention it:\n" + hits.map { f in
+      let doc = f.doc.split(separator: ".", maxSplits: 1).first.map(String.init) ?? f.doc
+      return "  " + f.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + doc
+    }.joined(separator: "\n")
+  }
+
   public static func text(for value: Value, name: String) -> String {
     switch value {
     case .function(let f):

@@ -89,8 +89,29 @@ enum CoreBuiltins {
       guard holds else { throw LatheError(c[1].description) }
       return .none
     }
-    r.add("help", [ParameterSpec("f")], doc: "Signature, doc and example of a function, as a string.", example: "help(print)") { c in
-      .string(Help.text(for: c[0], name: "value"))
+    r.add("help", [ParameterSpec("f")],
+          doc: "Prints the signature, doc and example of a function; given a string, searches every builtin's name and doc "
+            + "(as ?word does).", example: "help(print)") { c in
+      let text: String
+      if case .string(let word) = c[0] {
+        text = Help.query(word, interpreter: c.interpreter) ?? "no builtin's name or doc mentions '\(word)'"
+      } else {
+        text = Help.text(for: c[0], name: "value")
+      }
+      c.interpreter.output(.stdout, text + "\n")
+      return .none
+    }
+    r.add("members", [ParameterSpec("x")],
+          doc: "The names x.name reads: a value's members and fields (Tab after 'x.' offers the same).",
+          example: "members({bits: 4, group: 64})") { c in
+      .list(Members.names(of: c[0]).map { .string($0) })
+    }
+    r.add("saved", [], doc: "The values saved in the open notebook (newest version of each): name, kind, bytes.",
+          example: "saved()") { c in
+      guard let store = c.interpreter.artifactStore else { throw LatheError("saved: no notebook is open") }
+      return .list(try store.savedArtifacts().map { a in
+        .record(Record([("name", .string(a.name)), ("kind", .string(a.kind)), ("bytes", .int(a.bytes))]))
+      })
     }
   }
 

@@ -334,7 +334,19 @@ extension Compiler {
 }
 
 /// Members read with `x.name`: record fields, host members, and `count` of lists, strings and ranges.
-enum Members {
+public enum Members {
+  /// The names `x.name` reads on `value` (and the list methods on a list), for `members(x)` and Tab.
+  public static func names(of value: Value) -> [String] {
+    switch value {
+    case .record(let r): return r.names
+    case .host(let h): return h.memberNames
+    case .list: return ["count"] + Compiler.mutatingListMethods.sorted()
+    case .string, .range: return ["count"]
+    case .function: return ["name"]
+    default: return []
+    }
+  }
+
   static func get(_ value: Value, _ name: String) throws -> Value {
     switch value {
     case .record(let r):

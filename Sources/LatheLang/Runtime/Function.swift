@@ -173,9 +173,47 @@ final class CompiledBody {
   }
 }
 
-enum Spelling {
+public enum Spelling {
+  /// How PyTorch, numpy and Hugging Face spell what Lathe calls otherwise: labels, members and builtins. A suggestion
+  /// is made only when the Lathe name is among the candidates (a test checks every target is a builtin or a label).
+  public static let aliases: [String: [String]] = [
+    // sampling and generation (transformers' generate)
+    "top_k": ["topK"], "topk": ["topK", "topk"], "k": ["topK"], "top_p": ["topP"], "topp": ["topP"],
+    "max_new_tokens": ["tokens"], "max_tokens": ["tokens"], "max_length": ["tokens"], "new_tokens": ["tokens"],
+    "num_tokens": ["tokens"], "n_tokens": ["tokens"], "temp": ["temperature"], "stop_strings": ["stop"],
+    "eos": ["stop"], "streamer": ["stream"], "random_state": ["seed"], "generator": ["seed"], "rng": ["seed"],
+    // arrays (numpy and torch)
+    "dim": ["axis"], "dims": ["axes", "axis"], "axes": ["axis"], "keepdim": ["keepdims"], "keep_dims": ["keepdims"],
+    "keepDims": ["keepdims"], "correction": ["ddof"], "unbiased": ["ddof"], "a_min": ["min"], "a_max": ["max"],
+    "lower": ["min"], "upper": ["max"], "equal_nan": ["equalNan"], "equalnan": ["equalNan"], "dtype": ["type", "dtype"],
+    "reverse": ["descending"], "largest": ["descending", "largest"], "size": ["shape"],
+    "array": ["tensor"], "asarray": ["tensor"], "as_tensor": ["tensor"], "from_numpy": ["tensor"],
+    "cat": ["concat"], "concatenate": ["concat"], "clip": ["clamp"], "percentile": ["quantile"],
+    "nanquantile": ["quantile"], "array_equal": ["equal"], "isclose": ["allclose"], "mm": ["matmul"],
+    "dot": ["matmul"], "normal": ["randn"], "uniform": ["rand"], "var": ["variance"], "numel": ["size"],
+    "argpartition": ["topk"], "view": ["reshape"], "flatten": ["reshape"], "type_as": ["astype"], "to": ["astype"],
+    // training and models
+    "learning_rate": ["lr"], "weight_decay": ["weightDecay", "decay"], "num_epochs": ["epochs"], "n_epochs": ["epochs"],
+    "batch_size": ["batch"], "bs": ["batch"], "state_dict": ["state"], "load_state_dict": ["loadstate"],
+    "from_pretrained": ["load"], "encode": ["tokenize"], "num_layers": ["layers"], "n_layers": ["layers"],
+    "hidden_size": ["dim"], "num_heads": ["heads"], "num_key_value_heads": ["kvHeads"], "n_kv_heads": ["kvHeads"],
+    "kvheads": ["kvHeads"], "head_dim": ["headDim"], "vocab_size": ["vocab"], "named_parameters": ["state", "tensors"],
+    "parameters": ["parameters", "params"], "perplexity": ["perplexity", "ppl"],
+  ]
+
+  /// The candidate `word` most likely meant: another library's spelling of it (`top_k` → `topK`), the same name in
+  /// another case or in snake_case (`prompttokens`, `prompt_tokens` → `promptTokens`), else the closest by edit
+  /// distance when it is close enough to be a typo.
+  public static func nearest(_ word: String, in candidates: [String]) -> String? {
+    let names = Set(candidates)
+    if let targets = aliases[word], let hit = targets.first(where: { names.contains($0) && $0 != word }) { return hit }
+    let folded = word.replacingOccurrences(of: "_", with: "").lowercased()
+    if let hit = candidates.first(where: { $0 != word && $0.replacingOccurrences(of: "_", with: "").lowercased() == folded }) { return hit }
+    return nearestByDistance(word, in: candidates)
+  }
+
   /// The candidate closest to `word` by edit distance, when it is close enough to be a likely typo.
-  static func nearest(_ word: String, in candidates: [String]) -> String? {
+  static func nearestByDistance(_ word: String, in candidates: [String]) -> String? {
     let w = Array(word)
     var best: (String, Int)? = nil
     for c in candidates {

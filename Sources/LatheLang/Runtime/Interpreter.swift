@@ -29,6 +29,12 @@ public enum OutputKind: String { case stdout, stderr, result, display, warning, 
 public protocol ArtifactStore: AnyObject {
   func saveArtifact(name: String, kind: String, bytes: [UInt8], meta: String?) throws
   func loadArtifact(name: String) throws -> (kind: String, bytes: [UInt8])?
+  /// Every saved value's newest version: name, kind, bytes and when it was saved (ms since 1970), by name.
+  func savedArtifacts() throws -> [(name: String, kind: String, bytes: Int, savedAt: Int64)]
+}
+
+extension ArtifactStore {
+  public func savedArtifacts() throws -> [(name: String, kind: String, bytes: Int, savedAt: Int64)] { [] }
 }
 
 /// Global variables by name, in stable slots that compiled code holds on to.

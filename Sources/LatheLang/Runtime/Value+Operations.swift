@@ -8,20 +8,33 @@ public enum Limits {
 }
 
 extension Value: CustomStringConvertible {
-  /// How `print` shows a value: strings bare, everything else as `repr`.
+  /// How `print` shows a value: strings bare, everything else as `display`.
   public var description: String {
     if case .string(let s) = self { return s }
-    return repr
+    return display
   }
 
-  /// How the REPL shows a value: strings quoted, lists and records readably.
+  /// The exact form: strings quoted, every element of every list, floats in their shortest round-trip digits, so
+  /// reading it back gives the same value (`repr(x)`).
   public var repr: String {
     var out = ""
-    write(to: &out, depth: 0)
+    write(to: &out, depth: 0, summarise: false)
     return out
   }
 
-  private func write(to out: inout String, depth: Int) {
+  /// How the REPL and `print` show a value: as `repr`, except that long lists of numbers are summarised
+  /// (`[2.31, 2.28, 2.26, … 444 values …, 0.15, 0.14, 0.14]`) and a record holding a table or other multi-line
+  /// value puts one field on each line, the table under its name.
+  public var display: String {
+    var out = ""
+    write(to: &out, depth: 0, summarise: true)
+    return out
+  }
+
+  /// Lists of more numbers than this print summarised in `display`.
+  static let summaryThreshold = 24
+
+  private func write(to out: inout String, depth: Int, summarise: Bool) {
     if out.utf8.count > 100_000 { out += "..."; return }
     switch self {
     case .none: out += "none"
@@ -31,24 +44,38 @@ extension Value: CustomStringConvertible {
     case .string(let s): out += Value.quote(s)
     case .list(let xs):
       if depth > 32 { out += "[...]"; return }
+      if summarise, xs.count > Value.summaryThreshold, xs.allSatisfy({ $0.asDouble != nil }) {
+        let edge = 3
+        let shown = { (v: Value) -> String in
+          if case .float(let d) = v, d.isFinite, d != d.rounded() { return String(format: "%.4g", d) }
+          return v.repr
+        }
+        out += "[" + xs.prefix(edge).map(shown).joined(separator: ", ") + ", … \(xs.count - 2 * edge) values …, "
+          + xs.suffix(edge).map(shown).joined(separator: ", ") + "]"
+        return
+      }
       out += "["
       for (i, x) in xs.enumerated() {
         if i > 0 { out += ", " }
         if i >= 1000 { out += "... \(xs.count - i) more"; break }
-        x.write(to: &out, depth: depth + 1)
+        x.write(to: &out, depth: depth + 1, summarise: summarise)
       }
       out += "]"
     case .record(let r):
       if depth > 32 { out += "{...}"; return }
       if r.fields.isEmpty { out += "{}"; return }
-      out += "{"
-      for (i, f) in r.fields.enumerated() {
-        if i > 0 { out += ", " }
-        out += Value.isPlainName(f.name) ? f.name : Value.quote(f.name)
-        out += ": "
-        f.value.write(to: &out, depth: depth + 1)
+      let rendered = r.fields.map { f -> (String, String) in
+        var v = ""
+        f.value.write(to: &v, depth: depth + 1, summarise: summarise)
+        return (Value.isPlainName(f.name) ? f.name : Value.quote(f.name), v)
       }
-      out += "}"
+      let oneLine = "{" + rendered.map { "\($0.0): \($0.1)" }.joined(separator: ", ") + "}"
+      guard summarise, oneLine.contains("\n") || oneLine.count > 120 else { out += oneLine; return }
+      // One field a line; a multi-line value (a table) starts on the next line, indented under its name.
+      out += "{" + rendered.map { name, v in
+        v.contains("\n") ? name + ":\n" + v.split(separator: "\n", omittingEmptySubsequences: false).map { "   " + $0 }.joined(separator: "\n")
+          : name + ": " + v
+      }.joined(separator: ",\n ") + "}"
     case .range(let r):
       if r.step == 1 { out += "\(r.start)..<\(r.end)" } else { out += "range(\(r.start), \(r.end), \(r.step))" }
     case .function(let f): out += f.signature

@@ -104,6 +104,30 @@ public final class LlamaModel: @unchecked Sendable {
     return all
   }
 
+  /// Every weight by its GGUF name (`token_embd.weight`, `blk.0.ffn_down.weight`), in `allWeights`' order.
+  public var namedWeights: [(name: String, weight: LinearWeight)] {
+    var all: [(String, LinearWeight)] = [("token_embd.weight", tokenEmbedding), ("output_norm.weight", .tensor(outputNorm))]
+    if let outputWeight { all.append(("output.weight", .tensor(outputWeight))) }
+    for (l, layer) in layers.enumerated() {
+      let p = "blk.\(l)."
+      all += [(p + "attn_norm.weight", .tensor(layer.attentionNorm)), (p + "ffn_norm.weight", .tensor(layer.ffnNorm))]
+      all += layer.matrices.map { (p + $0.0 + ".weight", $0.1) }
+      if let q = layer.queryNorm { all.append((p + "attn_q_norm.weight", .tensor(q))) }
+      if let k = layer.keyNorm { all.append((p + "attn_k_norm.weight", .tensor(k))) }
+    }
+    return all
+  }
+
+  /// Bits per weight of the decoder layers' linear matrices (what weight compression targets).
+  public var linearBitsPerWeight: Double {
+    let matrices = layers.flatMap { $0.matrices.map(\.1) }
+    let weights = matrices.reduce(0) { $0 + $1.count }
+    return weights == 0 ? 0 : Double(matrices.reduce(0) { $0 + $1.byteCount } * 8) / Double(weights)
+  }
+
+  /// Bits per weight over every tensor as stored: embedding, norms and matrices (the file's weights).
+  public var fileBitsPerWeight: Double { parameterCount == 0 ? 0 : Double(byteCount * 8) / Double(parameterCount) }
+
   /// Bytes of all weights as stored.
   public var byteCount: Int { allWeights.reduce(0) { $0 + $1.byteCount } }
 

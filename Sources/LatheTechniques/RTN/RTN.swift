@@ -33,7 +33,7 @@ public struct RTN: MatrixCompressor {
   /// One f16 scale per group and codes centred on 2^(bits−1) (else an f16 scale and minimum per group).
   public let symmetric: Bool
 
-  public init(bits: Int = 4, group: Int = 128, symmetric: Bool = false) throws {
+  public init(bits: Int = 4, group: Int = 64, symmetric: Bool = false) throws {
     try RTN.check(bits: bits, group: group)
     self.bits = bits
     self.group = group
@@ -93,7 +93,9 @@ public final class RTNMatrix: CompressedMatrix {
       throw TensorError.invalidShape(op: "rtn", shape: shape, reason: "is not a non-empty matrix [rows, cols]")
     }
     guard shape[1] % group == 0 else {
-      throw TensorError.invalidShape(op: "rtn", shape: shape, reason: "has \(shape[1]) columns, not a multiple of group \(group)")
+      let fits = (8...shape[1]).filter { shape[1] % $0 == 0 }.prefix(12).map(String.init).joined(separator: ", ")
+      throw TensorError.invalidShape(op: "rtn", shape: shape, reason: "has rows of \(shape[1]) weights, which group \(group) does not divide; "
+                                     + "groups that do: \(fits.isEmpty ? "\(shape[1])" : fits)")
     }
     let groupBytes = RTN.groupBytes(bits: bits, group: group, symmetric: symmetric)
     let (perRow, o1) = (shape[1] / group).multipliedReportingOverflow(by: groupBytes)
@@ -301,7 +303,7 @@ extension RTN {
   public static let entry = TechniqueEntry(
     name: "rtn", roles: [.compressor],
     parameters: [TechniqueParameter("bits", .int(4), "code width, 2 to 8"),
-                 TechniqueParameter("group", .int(128), "weights of a row that share a scale (must divide the row)"),
+                 TechniqueParameter("group", .int(64), "weights of a row that share a scale (must divide the row; 64 divides every SmolLM2 row)"),
                  TechniqueParameter("symmetric", .bool(false), "one f16 scale per group and codes centred on 2^(bits-1), instead of a scale and a minimum")],
     doc: "Round-to-nearest per group of weights in a row: an f16 scale and minimum per group (symmetric: one f16 scale), codes of `bits` bits.",
     example: "rtn(bits: 4, group: 128)",
