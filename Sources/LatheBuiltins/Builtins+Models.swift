@@ -204,15 +204,13 @@ enum ModelBuiltins {
         c.interpreter.pendingInputs.append((role: "model", path: path))
         return .host(LanguageModelValue.restored(model, path: path, seconds: seconds))
       }
-      do {
-        guard let loadArtifact else { throw LatheError("load: no model or saved value named \(Value.quote(name))") }
-        return try c.interpreter.call(.function(loadArtifact), [c[0]])
-      } catch let error as LatheError where error.message.hasPrefix("load: no") {
-        // A likely misspelling of a model or of a saved value: say which.
-        let saved = ((try? c.interpreter.artifactStore?.savedArtifacts()) ?? nil)?.map(\.name) ?? []
-        guard let near = Spelling.nearest(name, in: Array(known.keys) + saved) else { throw error }
+      // Not a model: a saved value, unless the name is a likely misspelling of a model or of a saved value.
+      let saved = ((try? c.interpreter.artifactStore?.savedArtifacts()) ?? nil)?.map(\.name) ?? []
+      if !saved.contains(name), let near = Spelling.nearest(name, in: Array(known.keys) + saved) {
         throw LatheError("load: no model or saved value named \(Value.quote(name)); did you mean \(Value.quote(near))?")
       }
+      guard let loadArtifact else { throw LatheError("load: no model or saved value named \(Value.quote(name))") }
+      return try c.interpreter.call(.function(loadArtifact), [c[0]])
     }
     r.add("tokenize", [ParameterSpec("m"), ParameterSpec("text"), ParameterSpec("special", default: .bool(true))],
           doc: "Token ids of text under the model's tokenizer (special: whether <|im_start|>-style text becomes special tokens).",
@@ -232,6 +230,31 @@ enum ModelBuiltins {
       let all = try c.bool(2)
       let out = try m.forward(ids, cache: try m.makeCache(capacity: ids.count), allLogits: all)
       return TensorBuiltins.wrap(try Tensor(out, shape: all ? [ids.count, m.config.vocabularySize] : [m.config.vocabularySize]))
+    }
+    r.add("activations", [ParameterSpec("m"), ParameterSpec("text"), ParameterSpec("layer", default: .int(0)),
+                          ParameterSpec("at", default: .string("ffnHidden"))],
+          doc: "A layer's activations on text (or token ids) as a tensor [tokens, width], at one point: \"attentionInput\" and "
+            + "\"ffnInput\" (the normalised inputs, [T, d]), \"ffnHidden\" (act(gate)·up, the input of ffn_down, [T, ffn]) "
+            + "or \"layerOutput\" (the residual stream after the layer).",
+          example: "activations(m, \"The capital of France is\", layer: 0, at: \"ffnHidden\")") { c in
+      let (value, ids) = try modelAndPrompt(c, "activations")
+      let model = value.model
+      let layer = try c.int(2), name = try c.string(3)
+      guard (0..<model.config.layerCount).contains(layer) else {
+        throw LatheError("activations: layer \(layer) is not one of 0..<\(model.config.layerCount)")
+      }
+      guard let point = ForwardHooks.Point(rawValue: name) else {
+        throw LatheError("activations: at must be one of \(ForwardHooks.Point.allCases.map { Value.quote($0.rawValue) }.joined(separator: ", ")), got \(Value.quote(name))")
+      }
+      var captured: Tensor?
+      var hooks = ForwardHooks(layers: Array(0...layer))
+      hooks.observe = { a in
+        guard a.layer == layer, a.point == point else { return }
+        captured = try Tensor(Array(UnsafeBufferPointer(start: a.values, count: a.rows * a.width)), shape: [a.rows, a.width])
+      }
+      _ = try model.forward(ids, cache: try model.makeCache(capacity: ids.count), hooks: hooks)
+      guard let captured else { throw LatheError("activations: the forward pass did not reach layer \(layer)") }
+      return TensorBuiltins.wrap(captured)
     }
     let sampling = [ParameterSpec("tokens", default: .int(64)), ParameterSpec("temperature", default: .float(0)),
                     ParameterSpec("topK", default: .int(0)), ParameterSpec("topP", default: .float(1)),

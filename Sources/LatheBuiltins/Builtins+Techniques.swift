@@ -496,8 +496,14 @@ public final class TableValue: HostObject, IterableHostObject {
     return nil
   }
   public func index(_ items: [IndexValue]) throws -> Value {
+    if items.count == 1, case .slice(let a, let b, let c) = items[0] {
+      // A slice of rows is a table: `m.tensors[0:4]`.
+      let picked = try Value.list(rows.indices.map { .int($0) }).index([.slice(a, b, c)])
+      guard case .list(let indices) = picked else { return Value.none }
+      return .host(TableValue(columns: columns, rows: indices.compactMap { if case .int(let i) = $0 { return rows[i] }; return nil }))
+    }
     guard items.count == 1, case .single(let v) = items[0], case .int(let i) = v, (-rows.count..<rows.count).contains(i) else {
-      throw LatheError("table index must be a row number in 0..<\(rows.count)")
+      throw LatheError("table index must be a row number in 0..<\(rows.count), or a slice of rows")
     }
     return record(i < 0 ? rows.count + i : i)
   }

@@ -16,7 +16,43 @@ public final class ModuleValue: HostObject {
   public init(_ module: Module, compression: CompressionReport? = nil) { self.module = module; self.compression = compression }
   public var typeName: String { "model" }
   public var description: String { module.summary }
-  public var memberNames: [String] { ["forward", "parameters", "params"] }
+  public var memberNames: [String] { ["forward", "parameters", "params", "tensors"] }
+
+  /// Every weight by name: the parameters ("1.weight"), and packed layers' weights dequantised ("1.weight", rtn).
+  var namedWeights: [(name: String, tensor: () throws -> Tensor, shape: [Int], dtype: String, bytes: Int)] {
+    var out: [(name: String, tensor: () throws -> Tensor, shape: [Int], dtype: String, bytes: Int)] = []
+    func walk(_ module: Module, _ path: String) {
+      if let s = module as? Sequential {
+        for (i, layer) in s.layers.enumerated() { walk(layer, path.isEmpty ? "\(i)" : "\(path).\(i)") }
+        return
+      }
+      let prefix = path.isEmpty ? "" : path + "."
+      if let packed = module as? PackedLinear {
+        let w = packed.weight
+        out.append((prefix + "weight", { try w.dequantized() }, w.shape, String(w.technique.prefix { $0 != "(" }), w.byteCount))
+        if let bias = packed.bias { out.append((prefix + "bias", { bias }, bias.shape, "f32", bias.count * 4)) }
+        return
+      }
+      for (name, v) in module.namedParameters {
+        out.append((prefix + name, { v.value }, v.value.shape, v.value.dtype.rawValue, (v.value.dtype.bytes(forElements: v.value.count) ?? 0)))
+      }
+    }
+    walk(module, "")
+    return out
+  }
+
+  public func index(_ items: [IndexValue]) throws -> Value {
+    guard items.count == 1, case .single(.string(let name)) = items[0] else {
+      throw LatheError("a model is indexed by a weight name, as in m[\"1.weight\"] (m.tensors lists them)", kind: .type)
+    }
+    let weights = namedWeights
+    guard let w = weights.first(where: { $0.name == name }) else {
+      var message = "the model has no weight \(Value.quote(name))"
+      if let near = Spelling.nearest(name, in: weights.map(\.name)) { message += "; did you mean \(Value.quote(near))?" }
+      throw LatheError(message + " (m.tensors lists them)")
+    }
+    return .host(TensorValue(try w.tensor()))
+  }
 
   public func member(_ name: String) throws -> Value? {
     switch name {
@@ -28,6 +64,10 @@ public final class ModuleValue: HostObject {
       })
     case "parameters": return .list(module.parameters.map { .host(TensorValue(variable: $0)) })
     case "params": return .int(module.parameterCount)
+    case "tensors":
+      return .host(TableValue(columns: ["name", "shape", "dtype", "bytes"], rows: namedWeights.map { w in
+        [.string(w.name), .list(w.shape.map { .int($0) }), .string(w.dtype), .int(w.bytes)]
+      }))
     default: return nil
     }
   }

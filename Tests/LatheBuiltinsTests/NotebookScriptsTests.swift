@@ -17,7 +17,7 @@ struct NotebookScript: CustomStringConvertible, Sendable {
     return names.filter { $0.hasSuffix(".lathe") }.sorted().map { NotebookScript(url: dir.appendingPathComponent($0)) }
   }
   /// Notebooks quick enough for every test run (a debug build).
-  static let fast: Set<String> = ["quickstart.lathe", "digits.lathe"]
+  static let fast: Set<String> = ["quickstart.lathe", "digits.lathe"]   // and quantize-by-hand.lathe, checked below
 }
 
 @Test func everyNotebookIsThere() {
@@ -53,6 +53,25 @@ func fastNotebookRunsToTheEnd(_ script: NotebookScript) throws {
   let r = try TestPaths.runLathe(["run", script.url.path, "--notebook", dir.appendingPathComponent("run.lnb").path],
                                  cwd: TestPaths.packageRoot)
   #expect(r.status == 0, "\(script): \(r.err.suffix(2000))")
+}
+
+/// The hand-written quantiser reproduces rtn(bits: 4, group: 64) bit for bit on SmolLM2's own ffn_down, pruning
+/// removes half the weights, and the quantised layer's output error on real activations is the smaller of the two.
+@Test func quantizeByHandAgreesWithRTN() throws {
+  let dir = try TestPaths.temporaryDirectory("quantize-by-hand")
+  defer { try? FileManager.default.removeItem(at: dir) }
+  let script = TestPaths.packageRoot.appendingPathComponent("notebooks/quantize-by-hand.lathe")
+  let r = try TestPaths.runLathe(["run", script.path, "--notebook", dir.appendingPathComponent("run.lnb").path], cwd: TestPaths.packageRoot)
+  #expect(r.status == 0, "\(r.err.suffix(2000))")
+  #expect(r.out.contains("agrees with rtn(bits: 4, group: 64): true true"), "\(r.out)")
+  #expect(r.out.contains("pruned: 0.500 of the weights"), "\(r.out)")
+  let errors = matches(#"rtn4: ([0-9.e-]+), pruned50: ([0-9.e-]+)"#, in: r.out, groups: 2).compactMap(Double.init)
+  #expect(errors.count == 2 && errors[0] > 0 && errors[0] < errors[1] && errors[1] < 1, "\(r.out)")
+}
+
+private func matches(_ pattern: String, in text: String, groups: Int) -> [String] {
+  guard let re = try? NSRegularExpression(pattern: pattern), let m = re.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) else { return [] }
+  return (1...groups).compactMap { Range(m.range(at: $0), in: text).map { String(text[$0]) } }
 }
 
 private func matches(_ pattern: String, in text: String) -> [String] {
