@@ -483,7 +483,7 @@ public final class TableValue: HostObject, IterableHostObject {
     let widths = columns.indices.map { i in text.map { $0[i].count }.max() ?? 0 }
     var lines = text.map { line in
       line.enumerated().map { i, s in i == 0 ? s.padding(toLength: widths[i], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[i] - s.count) + s }
-        .joined(separator: "  ")
+        .joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
     }
     if tail > 0 { lines.insert("… \(rows.count - head - tail) more rows …", at: head + 1) }
     return lines.joined(separator: "\n")

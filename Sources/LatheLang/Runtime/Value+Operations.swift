@@ -75,7 +75,7 @@ extension Value: CustomStringConvertible {
       out += "{" + rendered.map { name, v in
         v.contains("\n") ? name + ":\n" + v.split(separator: "\n", omittingEmptySubsequences: false).map { "   " + $0 }.joined(separator: "\n")
           : name + ": " + v
-      }.joined(separator: ",\n ") + "}"
+      }.joined(separator: "\n ") + "}"
     case .range(let r):
       if r.step == 1 { out += "\(r.start)..<\(r.end)" } else { out += "range(\(r.start), \(r.end), \(r.step))" }
     case .function(let f): out += f.signature
