@@ -7,6 +7,7 @@ import Testing
 @testable import LatheCLI
 import LatheLang
 import LatheTensor
+import LatheTestSupport
 
 /// Every name a suggestion may land on: builtin names, their labels, and the members of the host values.
 func suggestableNames() throws -> Set<String> {
@@ -47,4 +48,24 @@ func suggestableNames() throws -> Set<String> {
   #expect(members.contains("x.shape") && members.contains("x.item") && !members.contains("x.print") && members.count < 40, "\(members)")
   #expect(Completion.candidates(line: "r.", cursor: 2, interpreter: interp) == ["r.bits", "r.group"])
   #expect(Completion.candidates(line: "xs.ap", cursor: 5, interpreter: interp) == ["xs.append"])
+}
+
+@Test func questionMarkSearchesEveryBuiltinsDoc() throws {
+  let interp = Interpreter(registry: Builtins.standard())
+  let found = try #require(Help.query("perplex", interpreter: interp))
+  #expect(found.contains("perplexity") && found.contains("builtins that mention it"), "\(found)")
+  let exact = try #require(Help.query("clamp", interpreter: interp))
+  #expect(exact.hasPrefix("builtin clamp(x, min: none, max: none)"), "\(exact)")
+  #expect(Help.query("qqqqqqqq", interpreter: interp) == nil)
+}
+
+@Test func savedListsTheNotebooksValues() throws {
+  let dir = try TestPaths.temporaryDirectory("saved")
+  defer { try? FileManager.default.removeItem(at: dir) }
+  let script = dir.appendingPathComponent("s.lathe")
+  try "save(\"config\", {bits: 4})\nsave(\"w\", eye(2))\nsave(\"config\", {bits: 3})\nprint(map(saved(), a => a.name), map(saved(), a => a.kind))\nprint(load(\"config\"))\n"
+    .write(to: script, atomically: true, encoding: .utf8)
+  let r = try TestPaths.runLathe(["run", script.path, "--notebook", dir.appendingPathComponent("s.lnb").path])
+  #expect(r.status == 0, "\(r.err)")
+  #expect(r.out == "[\"config\", \"w\"] [\"table\", \"tensor\"]\n{bits: 3}\n", "\(r.out)")
 }
