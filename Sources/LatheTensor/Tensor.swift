@@ -39,7 +39,10 @@ public struct Tensor {
   /// A tensor whose elements the caller writes, every one, before anyone reads them (op outputs).
   init(uninitialized shape: [Int], dtype: DType = .f32, op: String) throws {
     guard shape.allSatisfy({ $0 >= 0 }), shape.count <= 32 else { try self.init(zeros: shape, dtype: dtype, op: op); return }
-    guard let n = Memory.count(shape) else { throw TensorError.outOfMemory(op: op, bytes: Int.max, budget: Memory.budget) }
+    // As in init(zeros:): the strides multiply the sizes after each axis even when another axis is 0.
+    guard let n = Memory.count(shape), Memory.count(shape.map { Swift.max($0, 1) }) != nil else {
+      throw TensorError.outOfMemory(op: op, bytes: Int.max, budget: Memory.budget)
+    }
     guard let bytes = dtype.bytes(forElements: n) else {
       throw TensorError.invalidShape(op: op, shape: shape, reason: "holds \(n) elements, not a whole number of \(dtype) blocks of \(dtype.blockSize)")
     }

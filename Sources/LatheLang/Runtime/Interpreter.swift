@@ -151,12 +151,33 @@ public final class Interpreter {
   public private(set) var preludeNames: Set<String> = []
 
   public func shutdown() {
-    for i in 0..<globals.names.count {
-      globals.values[i] = .none
-      globals.defined[i] = false
+    // On a large stack: releasing a deeply nested value (a list 300,000 levels deep) recurses once per level.
+    Interpreter.onLargeStack {
+      for i in 0..<globals.names.count {
+        globals.values[i] = .none
+        globals.defined[i] = false
+      }
     }
     pendingMetrics.removeAll()
     artifactStore = nil
+  }
+
+  /// Runs `body` on a thread with a 512 MiB stack (reserved address space, not memory) and waits for it.
+  public static func onLargeStack(_ body: () -> Void) {
+    final class Work: @unchecked Sendable { var body: (() -> Void)? }
+    withoutActuallyEscaping(body) { body in
+      let work = Work()
+      work.body = body
+      let done = DispatchSemaphore(value: 0)
+      let thread = Thread {
+        work.body?()
+        work.body = nil                 // dropped before the caller's closure stops being valid
+        done.signal()
+      }
+      thread.stackSize = 1 << 29
+      thread.start()
+      done.wait()
+    }
   }
 
   public func reseed(_ seed: UInt64) { self.seed = seed; random = SplitMix64(seed: seed) }

@@ -10,18 +10,22 @@ extension Value {
       if i < 0 { i = i < Int.min + count ? low : i + count }
       return max(low, min(high, i))
     }
-    var out: [Int] = []
+    // first, last and the number of positions, computed without overflow for any step (Int.min included).
+    let first: Int, n: Int
     if step > 0 {
-      var i = clamp(start, 0, low: 0, high: count), end = clamp(stop, count, low: 0, high: count)
-      if end < i { end = i }
-      out.reserveCapacity((end - i + step - 1) / step)
-      while i < end { out.append(i); i += step }
+      first = clamp(start, 0, low: 0, high: count)
+      let end = max(first, clamp(stop, count, low: 0, high: count))
+      n = end == first ? 0 : Int((UInt(end - first) - 1) / UInt(step) + 1)
     } else {
-      var i = clamp(start, count - 1, low: -1, high: count - 1), end = clamp(stop, -1, low: -1, high: count - 1)
-      if stop == nil { end = -1 }
-      while i > end { out.append(i); i += step }
+      first = clamp(start, count - 1, low: -1, high: count - 1)
+      let end = stop == nil ? -1 : clamp(stop, -1, low: -1, high: count - 1)
+      n = first <= end ? 0 : Int((UInt(first - end) - 1) / step.magnitude + 1)
     }
-    return out
+    guard n <= Limits.maxElements else {
+      throw LatheError("slice of \(n) elements is too large to make a list (limit \(Limits.maxElements))", kind: .limit)
+    }
+    // Consecutive positions differ by step, and all lie in -1...count, so first + k·step cannot overflow for k < n.
+    return (0..<n).map { first + $0 * step }
   }
 
   static func position(_ index: Value, count: Int, of what: String) throws -> Int {

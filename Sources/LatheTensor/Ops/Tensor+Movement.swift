@@ -8,7 +8,11 @@ extension Tensor {
     guard unknown.count <= 1, target.allSatisfy({ $0 >= -1 }) else {
       throw TensorError.invalidShape(op: "reshape", shape: newShape, reason: "may have one -1 and no other negative size")
     }
-    let known = target.filter { $0 != -1 }.reduce(1, *)
+    // Products are checked: a shape whose sizes multiply past Int.max is an error, not a trap. The strides multiply
+    // the sizes after each axis even when another axis is 0, so those must not overflow either.
+    guard let known = Memory.count(target.filter { $0 != -1 }), Memory.count(target.map { Swift.max($0, 1) }) != nil else {
+      throw TensorError.invalidShape(op: "reshape", shape: newShape, reason: "has sizes whose product is too large")
+    }
     if let u = unknown.first {
       guard known > 0, count % known == 0 else {
         throw TensorError.invalidShape(op: "reshape", shape: newShape, reason: "does not divide \(count) elements (from \(shape))")
