@@ -481,7 +481,10 @@ enum ModelBuiltins {
         return id
       }
     case .host(let h as TensorValue):
-      return h.tensor.scalars.map { Int($0) }
+      return try h.tensor.scalars.map {
+        guard let id = Int(exactly: $0) else { throw LatheError("\(op): token ids must be integers, got \($0) in the tensor") }
+        return id
+      }
     default:
       throw LatheError("\(op): '\(c.function.parameters[i].name)' must be text or a list of token ids, got \(c[i].typeName)", kind: .type)
     }

@@ -47,11 +47,15 @@ extension TensorBuiltins {
           doc: "x limited to [min, max] (numpy's clip, torch's clamp); either bound may be left out. The gradient "
             + "passes where x is inside.", example: "clamp(tensor([-2, 0.5, 3]), min: -1, max: 1)") { c in
       let lo = try optionalFloat(c, 1), hi = try optionalFloat(c, 2)
+      if case .int(let i) = c[0], [c[1], c[2]].allSatisfy({ if case .float = $0 { return false }; return true }) {
+        // Ints stay ints, compared as ints (a double would round Int.max up past it).
+        let lo = c.isNone(1) ? Int.min : try c.int(1), hi = c.isNone(2) ? Int.max : try c.int(2)
+        guard lo <= hi else { throw LatheError("clamp: min \(lo) is greater than max \(hi)") }
+        return .int(Swift.min(hi, Swift.max(lo, i)))
+      }
       if case .int(let i) = c[0] {
         if let lo, let hi, lo > hi { throw LatheError("clamp: min \(lo) is greater than max \(hi)") }
-        let y = Swift.min(Double(hi ?? .infinity), Swift.max(Double(lo ?? -.infinity), Double(i)))
-        let intBounds = [c[1], c[2]].allSatisfy { if case .float = $0 { return false }; return true }
-        return intBounds ? .int(Int(y)) : .float(y)
+        return .float(Swift.min(Double(hi ?? .infinity), Swift.max(Double(lo ?? -.infinity), Double(i))))
       }
       if case .float(let d) = c[0] {
         if let lo, let hi, lo > hi { throw LatheError("clamp: min \(lo) is greater than max \(hi)") }
@@ -64,10 +68,9 @@ extension TensorBuiltins {
             doc: "The elementwise \(isMax ? "larger" : "smaller") of a and b, broadcast; NaN wins (numpy's \(name)). "
               + "The gradient goes to the chosen side (half each on a tie).", example: "\(name)(tensor([1, 5]), tensor([3, 2]))") { c in
         if !isTensor(c[0]) && !isTensor(c[1]) {
+          if case .int(let a) = c[0], case .int(let b) = c[1] { return .int(isMax ? Swift.max(a, b) : Swift.min(a, b)) }
           let a = try c.double(0), b = try c.double(1)
-          let y = a.isNaN || b.isNaN ? Double.nan : (isMax ? Swift.max(a, b) : Swift.min(a, b))
-          if case .int = c[0], case .int = c[1] { return .int(Int(y)) }
-          return .float(y)
+          return .float(a.isNaN || b.isNaN ? Double.nan : (isMax ? Swift.max(a, b) : Swift.min(a, b)))
         }
         return wrap(try variable(c[0], "\(name): a").extremum(try variable(c[1], "\(name): b"), maximum: isMax))
       }

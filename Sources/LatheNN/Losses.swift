@@ -13,8 +13,9 @@ public enum Loss {
     var target = try Tensor.full([n, c], smoothing / Float(c))
     let q = try target.mutablePointer()
     for (i, label) in labels.scalars.enumerated() {
-      let k = Int(label)
-      guard k >= 0 && k < c else { throw TensorError.invalidArgument(op: "crossentropy", reason: "label \(k) is not a class of 0..<\(c)") }
+      guard let k = Int(exactly: label), k >= 0 && k < c else {
+        throw TensorError.invalidArgument(op: "crossentropy", reason: "label \(label) is not a class of 0..<\(c)")
+      }
       q[i * c + k] += 1 - smoothing
     }
     return try logits.logSoftmax().multiply(Variable(target)).sum().scaled(by: -1 / Float(Swift.max(n, 1)))

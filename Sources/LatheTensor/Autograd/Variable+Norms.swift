@@ -28,8 +28,8 @@ extension Variable {
     guard table.value.rank == 2 else { throw TensorError.invalidShape(op: "embedding", shape: table.shape, reason: "table must be [vocab, dim]") }
     let vocab = table.shape[0], dim = table.shape[1]
     let rows = try ids.scalars.map { v -> Int in
-      let i = Int(v)
-      guard Float(i) == v, i >= 0, i < vocab else { throw TensorError.indexOutOfRange(op: "embedding", index: i, size: vocab, axis: 0) }
+      guard let i = Int(exactly: v) else { throw TensorError.invalidArgument(op: "embedding", reason: "id \(v) is not an integer") }
+      guard i >= 0, i < vocab else { throw TensorError.indexOutOfRange(op: "embedding", index: i, size: vocab, axis: 0) }
       return i
     }
     let out = try table.value.gatheredRows(rows).reshaped(to: ids.shape + [dim])
