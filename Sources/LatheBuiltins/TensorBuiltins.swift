@@ -6,6 +6,7 @@ import LatheTensor
 public enum Builtins {
   /// The registry a session uses: the language's core rows plus tensors, data, models and plots.
   public static func standard() -> BuiltinRegistry {
+    Cancellation.flag = Interrupt.flag                  // long kernels stop on Ctrl-C between tiles
     let r = BuiltinRegistry.core
     TensorBuiltins.register(into: r)
     DataBuiltins.register(into: r)
@@ -17,6 +18,10 @@ public enum Builtins {
     ParallelBuiltins.register(into: r)
     return r
   }
+}
+
+extension TensorError: InterruptionReporting {
+  public var isInterruption: Bool { if case .interrupted = self { return true } else { return false } }
 }
 
 enum TensorBuiltins {

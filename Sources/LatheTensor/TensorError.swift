@@ -8,6 +8,8 @@ public enum TensorError: Error, CustomStringConvertible, Equatable {
   case unsupportedDType(op: String, dtype: DType)
   case outOfMemory(op: String, bytes: Int, budget: Int)
   case indexOutOfRange(op: String, index: Int, size: Int, axis: Int)
+  /// Ctrl-C stopped the operation between two of its tiles.
+  case interrupted(op: String)
 
   public var description: String {
     switch self {
@@ -18,6 +20,7 @@ public enum TensorError: Error, CustomStringConvertible, Equatable {
     case .unsupportedDType(let op, let dtype): return "\(op): not supported for dtype \(dtype)"
     case .outOfMemory(let op, let bytes, let budget):
       return "\(op): \(Memory.describe(bytes)) exceeds the memory budget of \(Memory.describe(budget))"
+    case .interrupted(let op): return "interrupted (in \(op))"
     case .indexOutOfRange(let op, let index, let size, let axis):
       return "\(op): index \(index) is out of range for axis \(axis) of size \(size)"
     }

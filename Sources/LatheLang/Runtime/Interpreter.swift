@@ -20,6 +20,14 @@ public enum Interrupt {
   public static func check() throws {
     if flag.pointee != 0 { flag.pointee = 0; throw LatheError("interrupted", kind: .interrupted) }
   }
+  /// Whether an error of a layer below the language is its way of saying "stopped by Ctrl-C".
+  public static func isInterruption(_ error: Error) -> Bool { (error as? InterruptionReporting)?.isInterruption ?? false }
+}
+
+/// An error type of a layer below the language (which cannot see LatheLang) that has an "interrupted" case: the
+/// layer that knows both conforms it, and the interpreter reports such an error as an interruption.
+public protocol InterruptionReporting: Error {
+  var isInterruption: Bool { get }
 }
 
 /// Where a cell's printed text, results and displays go (the REPL's terminal, a notebook run).
@@ -252,18 +260,19 @@ public final class Interpreter {
   }
 
   /// Counts one step; every `quantum` steps, `service` checks the interrupt flag and the step budget.
+  /// Ctrl-C is seen at every step (a loop whose body is one long builtin stops after that builtin, not 1024 later).
   @inline(__always) func tick(_ at: SourceLocation, _ source: SourceInfo) throws {
     steps &-= 1
-    if steps < 0 { try service(at, source) }
+    if steps < 0 || interrupt.pointee != 0 { try service(at, source) }
   }
 
   /// Every `quantum` ticks: Ctrl-C, then the step budget.
   @inline(never) func service(_ at: SourceLocation, _ source: SourceInfo) throws {
     if interrupt.pointee != 0 {
       interrupt.pointee = 0
-      steps = Interpreter.quantum
       throw source.error(.interrupted, "interrupted", at)
     }
+    guard steps < 0 else { return }
     let charged = min(Interpreter.quantum, budgetLeft)
     budgetLeft -= charged
     if stepBudget != nil && budgetLeft <= 0 {
@@ -305,7 +314,8 @@ public final class Interpreter {
         }
         throw d
       } catch {
-        throw source.error(.runtime, "\(error)", at)     // a layer's own error (TensorError ...): its text, located
+        // A layer's own error (TensorError ...): its text, located; a kernel stopped by Ctrl-C is an interruption.
+        throw source.error(Interrupt.isInterruption(error) ? .interrupted : .runtime, "\(error)", at)
       }
     case .compiled(let body):
       let fp = top
@@ -382,7 +392,7 @@ final class SourceInfo {
     switch error {
     case let d as Diagnostic: return d
     case let e as LatheError: return self.error(e.kind, e.message, at)
-    default: return self.error(.runtime, "\(error)", at)
+    default: return self.error(Interrupt.isInterruption(error) ? .interrupted : .runtime, "\(error)", at)
     }
   }
 }

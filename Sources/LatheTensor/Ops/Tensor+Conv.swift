@@ -79,6 +79,7 @@ extension Tensor {
     let outP = try out.mutablePointer(), xP = xs.readPointer(), wP = ws.readPointer()
     // One image per task: each writes its own output planes, so the result does not depend on the thread count.
     ThreadPool.shared.parallelFor(g.n) { b in
+      if Cancellation.requested { return }               // Ctrl-C: the remaining images are skipped
       let colsP = UnsafeMutablePointer<Float>.allocate(capacity: k * area)
       defer { colsP.deallocate() }
       for grp in 0..<groups {
@@ -87,6 +88,7 @@ extension Tensor {
                       outP + (b * o + grp * os) * area, ldc: area)
       }
     }
+    try Cancellation.check("conv2d")
     if let bias {
       let bP = try bias.contiguous().readPointer()
       for b in 0..<g.n { for ch in 0..<o { let row = outP + (b * o + ch) * area; for i in 0..<area { row[i] += bP[ch] } } }
@@ -110,6 +112,7 @@ extension Tensor {
     let partialW = UnsafeMutablePointer<Float>.allocate(capacity: g.n * wCount), partialB = UnsafeMutablePointer<Float>.allocate(capacity: g.n * o)
     defer { partialW.deallocate(); partialB.deallocate() }
     ThreadPool.shared.parallelFor(g.n) { b in
+      if Cancellation.requested { return }
       let colsP = UnsafeMutablePointer<Float>.allocate(capacity: k * area), dcolsP = UnsafeMutablePointer<Float>.allocate(capacity: k * area)
       defer { colsP.deallocate(); dcolsP.deallocate() }
       let myW = partialW + b * wCount
@@ -126,6 +129,7 @@ extension Tensor {
       }
       for ch in 0..<o { let row = gP + (b * o + ch) * area; var s: Float = 0; for i in 0..<area { s += row[i] }; partialB[b * o + ch] = s }
     }
+    try Cancellation.check("conv2d")
     for b in 0..<g.n {
       for i in 0..<wCount { dwP[i] += partialW[b * wCount + i] }
       for ch in 0..<o { dbP[ch] += partialB[b * o + ch] }

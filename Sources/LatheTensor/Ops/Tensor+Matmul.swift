@@ -49,7 +49,19 @@ extension Tensor {
     guard m < Int(Int32.max), n < Int(Int32.max), k < Int(Int32.max) else {
       throw TensorError.invalidShape(op: "matmul", shape: [m, k, n], reason: "is too large for BLAS")
     }
-    cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), 1, la.readPointer(), lda, lb.readPointer(), ldb,
-                0, out, Int32(n))
+    // Large products go in blocks of rows, so Ctrl-C stops one between blocks (each block is about 2^30 MACs, a few
+    // tens of milliseconds; sgemm's speed is the same on blocks of a few hundred rows).
+    let macsPerRow = Swift.max(1, n * k)
+    let rowsPerBlock = Swift.max(64, (1 << 30) / macsPerRow)
+    var r0 = 0
+    while r0 < m {
+      let rows = Swift.min(rowsPerBlock, m - r0)
+      // Row r0 of A: r0 rows down (row-major A) or r0 columns across (A stored transposed).
+      let aStart = la.readPointer() + (ta == CblasNoTrans ? r0 * Int(lda) : r0)
+      cblas_sgemm(CblasRowMajor, ta, tb, Int32(rows), Int32(n), Int32(k), 1, aStart, lda, lb.readPointer(), ldb,
+                  0, out + r0 * n, Int32(n))
+      r0 += rows
+      if r0 < m { try Cancellation.check("matmul") }
+    }
   }
 }
