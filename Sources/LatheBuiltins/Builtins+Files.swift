@@ -31,8 +31,9 @@ enum FileBuiltins {
           example: "savetensors(\"/tmp/w.safetensors\", {w: eye(2)})") { c in
       let path = try c.string(0)
       let entries = try tensors(c[1], "savetensors")
-      do { try Data(try Safetensors.write(entries)).write(to: URL(fileURLWithPath: path)) }
-      catch let e as SafetensorsError { throw e } catch { throw LatheError("savetensors: cannot write \(path): \(error.localizedDescription)") }
+      // Through a temporary file and a rename: a failed write leaves an old file at the path intact.
+      do { try AtomicFile.write(try Safetensors.write(entries), to: path) }
+      catch let e as SafetensorsError { throw e } catch { throw LatheError("savetensors: cannot write \(path): \(error)") }
       c.interpreter.pendingInputs.append((role: "output", path: path))
       return .none
     }

@@ -14,3 +14,36 @@ func deeplyNestedValuesAreFreedWithoutOverflow(_ program: String) throws {
   #expect(r.status == 0, "\(r.err.suffix(1500))")
   #expect(r.out.hasPrefix("1") || r.out.hasPrefix("true"), "\(r.out)")
 }
+
+/// Runs the lathe REPL (scratch) on `input` under a file-size limit of `kib` KiB (RLIMIT_FSIZE, through the shell).
+func runLatheUnderFileSizeLimit(kib: Int, input: String) throws -> (status: Int32, out: String, err: String) {
+  let p = Process()
+  p.executableURL = URL(fileURLWithPath: "/bin/bash")
+  p.arguments = ["-c", "ulimit -f \(kib); exec \"$0\" --scratch", TestPaths.latheBinary.path]
+  let out = Pipe(), err = Pipe(), inp = Pipe()
+  p.standardOutput = out; p.standardError = err; p.standardInput = inp
+  try p.run()
+  inp.fileHandleForWriting.write(Data(input.utf8))
+  try? inp.fileHandleForWriting.close()
+  let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+  p.waitUntilExit()
+  return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+/// A write that fails part-way (here: past a 64 KiB file-size limit) is an error the session survives, and the file
+/// that was at the path before is still there, byte for byte, with no temporary file left beside it.
+@Test(arguments: [["zeros(1024, 1024)"], ["randn(300, 300, seed: 1)"], ["ones(128, 1024)", "eye(2)"]])
+func aFailedSaveLeavesTheOldFileIntact(tensors: [String]) throws {
+  let dir = try TestPaths.temporaryDirectory("atomic-save")
+  defer { try? FileManager.default.removeItem(at: dir) }
+  let path = dir.appendingPathComponent("w.safetensors").path
+  let first = try TestPaths.runLathe(["--scratch"], input: "savetensors(\"\(path)\", {w: eye(3)})\n")
+  #expect(first.status == 0, "\(first.err)")
+  let old = try Data(contentsOf: URL(fileURLWithPath: path))
+  let record = tensors.enumerated().map { "t\($0.offset): \($0.element)" }.joined(separator: ", ")
+  let r = try runLatheUnderFileSizeLimit(kib: 64, input: "savetensors(\"\(path)\", {\(record)})\nprint(\"alive\")\n")
+  #expect(r.status < 128 && r.out.contains("alive"), "status \(r.status): \(r.err.suffix(1000))")   // no signal
+  #expect(r.err.contains("savetensors: cannot write"), "\(r.err)")
+  #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == old)
+  #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["w.safetensors"])
+}
