@@ -26,9 +26,19 @@ enum FileBuiltins {
       try module.load(state: tensors)
       return .host(ModuleValue(module))
     }
+    r.add("tempfile", [ParameterSpec("name")],
+          doc: "A path for a file named name in this process's own temporary folder (mode 0700, made on first use, "
+            + "removed when the process ends): for files a script writes and reads back.",
+          example: "savetensors(tempfile(\"w.safetensors\"), {w: eye(2)})") { c in
+      let name = try c.string(0)
+      guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
+        throw LatheError("tempfile: name must be a file name without '/', got \(Value.quote(name))")
+      }
+      return .string(try TemporaryFolder.path() + "/" + name)
+    }
     r.add("savetensors", [ParameterSpec("path"), ParameterSpec("tensors")],
           doc: "Writes a record of tensors (or a model's state) to a safetensors file.",
-          example: "savetensors(\"/tmp/w.safetensors\", {w: eye(2)})") { c in
+          example: "savetensors(tempfile(\"w.safetensors\"), {w: eye(2)})") { c in
       let path = try c.string(0)
       let entries = try tensors(c[1], "savetensors")
       // Through a temporary file and a rename: a failed write leaves an old file at the path intact.
@@ -38,7 +48,7 @@ enum FileBuiltins {
       return .none
     }
     r.add("loadtensors", [ParameterSpec("path")], doc: "The tensors of a safetensors file, as a record by name.",
-          example: "loadtensors(\"/tmp/w.safetensors\")") { c in
+          example: "loadtensors(tempfile(\"w.safetensors\"))") { c in
       let path = try c.string(0)
       if let format = FileFormat.identify(path: path), format != "safetensors" {
         throw LatheError("loadtensors: \(path) is a \(format) file, not safetensors; \(FileFormat.reader(of: format))")
@@ -74,5 +84,30 @@ enum FileBuiltins {
     case .host(let h as ModuleValue): return h.module.namedParameters.map { ($0.name, $0.variable.value) }
     default: throw LatheError("\(op): needs a record of tensors or a model, got \(v.typeName)", kind: .type)
     }
+  }
+}
+
+/// The process's private temporary folder: made with mkdtemp on first use, removed (with what is in it) at exit.
+enum TemporaryFolder {
+  nonisolated(unsafe) private static var made: String?
+  private static let lock = NSLock()
+
+  static func path() throws -> String {
+    lock.lock(); defer { lock.unlock() }
+    if let made { return made }
+    let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    var template = Array((base + "/lathe-\(getpid())-XXXXXX").utf8CString)
+    guard let result = mkdtemp(&template) else {
+      throw LatheError("tempfile: cannot make a temporary folder in \(base) (\(String(cString: strerror(errno))))")
+    }
+    let path = String(cString: result)
+    made = path
+    atexit { TemporaryFolder.remove() }
+    return path
+  }
+
+  static func remove() {
+    guard let made else { return }
+    try? FileManager.default.removeItem(atPath: made)
   }
 }

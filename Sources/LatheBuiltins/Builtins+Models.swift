@@ -399,7 +399,7 @@ enum ModelBuiltins {
     r.add("savegguf", [ParameterSpec("m"), ParameterSpec("path"), ParameterSpec("type", default: Value.none),
                        ParameterSpec("packed", default: Value.none)],
           doc: "Writes the model as a GGUF file: matrices kept as they are, or quantised to type (\"f32\", \"f16\", \"q8_0\", \"q4_0\", \"q4_1\"); returns the bytes written. A compressed model's matrices stay in their packed form (bit-exact; load reads it back, llama.cpp cannot) unless packed: false, which writes them dense for llama.cpp.",
-          example: "savegguf(m, \"/tmp/smollm2-q8.gguf\", type: \"q8_0\")") { c in
+          example: "savegguf(m, tempfile(\"smollm2-q8.gguf\"), type: \"q8_0\")") { c in
       let value = try model(c, 0, "savegguf")
       let path = try c.string(1)
       var type: GGMLType? = nil

@@ -47,3 +47,20 @@ func aFailedSaveLeavesTheOldFileIntact(tensors: [String]) throws {
   #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == old)
   #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["w.safetensors"])
 }
+
+/// tempfile(name) gives a path in a private folder (0700) of the process's own, which is gone when it exits.
+@Test func tempfilesLiveInAPrivateFolderRemovedAtExit() throws {
+  let r = try TestPaths.runLathe(["--scratch"], input: """
+    let p = tempfile("w.safetensors")
+    savetensors(p, {w: eye(2)})
+    print(p)
+    print(shape(loadtensors(p).w))
+    tempfile("../escape")
+
+    """)
+  let lines = r.out.split(separator: "\n").map(String.init)
+  #expect(lines.count == 2 && lines[1] == "[2, 2]", "\(r.out) \(r.err)")
+  #expect(r.err.contains("tempfile: name must be a file name without '/'"), "\(r.err)")
+  let folder = URL(fileURLWithPath: lines.first ?? "/").deletingLastPathComponent().path
+  #expect(folder.contains("/lathe-") && !FileManager.default.fileExists(atPath: folder), "\(folder) is still there")
+}
