@@ -228,6 +228,8 @@ enum ModelBuiltins {
       let (value, ids) = try modelAndPrompt(c, "logits")
       let m = value.model
       let all = try c.bool(2)
+      // Every position's logits: tokens × vocab floats, twice (the forward's array, then the tensor).
+      if all { try Memory.check(2 * 4 * ids.count * m.config.vocabularySize, op: "logits(all: true)") }
       let out = try m.forward(ids, cache: try m.makeCache(capacity: ids.count), allLogits: all)
       return TensorBuiltins.wrap(try Tensor(out, shape: all ? [ids.count, m.config.vocabularySize] : [m.config.vocabularySize]))
     }

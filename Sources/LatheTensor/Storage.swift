@@ -4,11 +4,28 @@ import Foundation
 
 /// The memory budget: a request larger than this is an error before anything is allocated.
 public enum Memory {
-  /// Half the machine's memory by default; `LATHE_MEMORY_BUDGET` (bytes) overrides it.
+  /// Half the memory the process may use: the machine's, or less under an address-space limit (`ulimit -v`,
+  /// RLIMIT_AS: half of it, as stacks, code and BLAS buffers take address space too) or a cgroup's memory.max
+  /// (three quarters). `LATHE_MEMORY_BUDGET` (bytes) overrides it.
   nonisolated(unsafe) public static var budget: Int = {
     if let text = ProcessInfo.processInfo.environment["LATHE_MEMORY_BUDGET"], let bytes = Int(text), bytes > 0 { return bytes }
-    return Int(ProcessInfo.processInfo.physicalMemory / 2)
+    var budget = Int(clamping: ProcessInfo.processInfo.physicalMemory / 2)
+    var limit = rlimit()
+    if getrlimit(Int32(RLIMIT_AS.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max {
+      budget = Swift.min(budget, Int(clamping: limit.rlim_cur / 2))
+    }
+    if let text = try? String(contentsOfFile: "/sys/fs/cgroup/memory.max", encoding: .utf8),
+       let bytes = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+      budget = Swift.min(budget, bytes / 4 * 3)
+    }
+    return budget
   }()
+
+  /// Throws when `bytes` more would take the live tensors past the budget (for buffers that are not tensors:
+  /// logits of every position, decoded rows).
+  public static func check(_ bytes: Int, op: String) throws {
+    guard bytes >= 0, bytes <= budget - liveBytes else { throw TensorError.outOfMemory(op: op, bytes: bytes, budget: budget) }
+  }
 
   /// Bytes held by all live tensor storage; a new allocation that would take this past `budget` is an error.
   public static var liveBytes: Int { lock.lock(); defer { lock.unlock() }; return live }
@@ -90,7 +107,11 @@ public final class Storage {
                                         + "memory budget of \(Memory.describe(Memory.budget)) (\(Memory.describe(Memory.liveBytes)) in use)")
     }
     self.byteCount = byteCount
-    bytes = BlockCache.take(byteCount) ?? Storage.allocate(byteCount)
+    guard let block = BlockCache.take(byteCount) ?? Storage.allocate(byteCount) else {
+      Memory.release(byteCount)
+      throw TensorError.outOfMemory(op: op, bytes: byteCount, budget: Memory.budget)   // the system said no
+    }
+    bytes = block
     if zeroed { bytes.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 64)) }
   }
 
@@ -99,15 +120,18 @@ public final class Storage {
   /// product over 15 MB and more (Q8_0 49152×576: 7.0 → 15.8 GB/s on 24576 rows with huge pages).
   static let hugePageThreshold = 4 << 20
 
-  static func allocate(_ byteCount: Int) -> UnsafeMutableRawPointer {
-    guard byteCount >= hugePageThreshold else { return UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 64), alignment: 64) }
-    let block = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: 2 << 20)
-    _ = madvise(block, byteCount, 14)                     // MADV_HUGEPAGE; harmless where THP is off
+  /// A 64-byte-aligned block (2 MiB-aligned from 4 MiB on), or nil when the system has no memory for it (under
+  /// `ulimit -v`): an error for the caller, never a trap. Freed with free().
+  static func allocate(_ byteCount: Int) -> UnsafeMutableRawPointer? {
+    var block: UnsafeMutableRawPointer?
+    let alignment = byteCount >= hugePageThreshold ? 2 << 20 : 64
+    guard posix_memalign(&block, alignment, max(byteCount, 64)) == 0, let block else { return nil }
+    if byteCount >= hugePageThreshold { _ = madvise(block, byteCount, 14) }   // MADV_HUGEPAGE; harmless where THP is off
     return block
   }
 
   deinit {
-    if !BlockCache.give(bytes, byteCount) { bytes.deallocate() }
+    if !BlockCache.give(bytes, byteCount) { free(bytes) }
     Memory.release(byteCount)
   }
 

@@ -64,3 +64,22 @@ func aFailedSaveLeavesTheOldFileIntact(tensors: [String]) throws {
   let folder = URL(fileURLWithPath: lines.first ?? "/").deletingLastPathComponent().path
   #expect(folder.contains("/lathe-") && !FileManager.default.fileExists(atPath: folder), "\(folder) is still there")
 }
+
+/// Under an address-space limit the memory budget shrinks to fit: allocations past it are clean errors, and the
+/// system refusing one is an error too, not an abort.
+@Test(arguments: ["zeros([30000, 30000])", "ones(20000, 20000) + ones(20000, 20000)", "randn(60000, 20000, seed: 0)"])
+func allocationsUnderAnAddressSpaceLimitAreErrors(_ cell: String) throws {
+  let p = Process()
+  p.executableURL = URL(fileURLWithPath: "/bin/bash")
+  p.arguments = ["-c", "ulimit -v 4194304; exec \"$0\" --scratch", TestPaths.latheBinary.path]
+  let out = Pipe(), err = Pipe(), inp = Pipe()
+  p.standardOutput = out; p.standardError = err; p.standardInput = inp
+  try p.run()
+  inp.fileHandleForWriting.write(Data((cell + "\nprint(\"alive\")\n").utf8))
+  try? inp.fileHandleForWriting.close()
+  let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+  let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+  p.waitUntilExit()
+  #expect(p.terminationStatus < 128 && o.contains("alive"), "status \(p.terminationStatus): \(e.suffix(800))")
+  #expect(e.contains("memory budget"), "\(e)")
+}
