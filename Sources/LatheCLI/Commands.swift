@@ -41,10 +41,11 @@ public enum Commands {
     defer { session.close() }
     Signals.installInterruptHandler()                      // Ctrl-C stops the running cell, and the run ends cleanly
     let name = URL(fileURLWithPath: path).lastPathComponent
-    var failures = 0
+    var failures = 0, reached = 0
     var ids = Set<String>()
     let started = DispatchTime.now().uptimeNanoseconds
     for (index, cell) in cells.enumerated() {
+      reached = index + 1
       let id = "cell-\(index + 1)"
       ids.insert(id)
       do {
@@ -54,7 +55,11 @@ public enum Commands {
       }
       guard cell.kind == .code, !cell.source.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { continue }
       let outcome = session.execute(cell.source, cellID: id, name: name, firstLine: cell.firstLine, path: path)
-      if outcome.status == .interrupted { display.write("interrupted\n", error: true); return 1 }
+      if outcome.status == .interrupted {
+        display.write("interrupted\n", error: true)
+        summary(ran: reached, of: cells.count, name: name, target: target, started: started, display)
+        return 1
+      }
       if outcome.status == .error && !cell.tags.contains(raisesTag) {
         failures += 1
         if !keepGoing {
@@ -68,9 +73,16 @@ public enum Commands {
     if let stale = try? notebook.cells().filter({ !ids.contains($0.id) }) {
       for cell in stale { try? notebook.deleteCell(id: cell.id) }
     }
-    let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-    display.write(String(format: "ran %d cells of %@ into %@ in %.2fs\n", cells.count, name, target, seconds), error: true)
+    summary(ran: reached, of: cells.count, name: name, target: target, started: started, display)
     return failures == 0 ? 0 : 1
+  }
+
+  /// The last line of `lathe run`: "ran 9 cells of x.lathe into x.lnb in 0.03s", or "ran 3 of 9 cells ..." when it
+  /// stopped early (cells counted as in the script, markdown included).
+  static func summary(ran: Int, of total: Int, name: String, target: String, started: UInt64, _ display: SessionDisplay) {
+    let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+    let count = ran == total ? "\(total)" : "\(ran) of \(total)"
+    display.write(String(format: "ran %@ cells of %@ into %@ in %.2fs\n", count, name, target, seconds), error: true)
   }
 
   /// `lathe rerun nb.lnb [--check] [--session N]`: runs the newest recorded session (or session `session`) again in

@@ -17,6 +17,8 @@ public final class REPL {
   let historyPath: String
   private var pending: [String] = []
   private var quit = false
+  /// Whether a cell ended in an error or was interrupted: a piped REPL then exits with status 1, as `lathe run` does.
+  private(set) var failed = false
   let primaryPrompt = "lathe> "
   let continuationPrompt = "  ...> "
 
@@ -40,7 +42,7 @@ public final class REPL {
     }
     while !quit, let line = readLine(strippingNewline: true) { handle(line) }
     if !pending.isEmpty { submit(pending.joined(separator: "\n")); pending.removeAll() }
-    return 0
+    return failed ? 1 : 0
   }
 
   // MARK: - Interactive (readline, callback interface so Ctrl-C at the prompt just clears the line)
@@ -136,7 +138,8 @@ public final class REPL {
   }
 
   private func submit(_ source: String) {
-    session.execute(source)
+    let outcome = session.execute(source)
+    if outcome.status == .error || outcome.status == .interrupted { failed = true }
   }
 
   private func remember(_ entry: String) {

@@ -94,6 +94,20 @@ import LatheNotebook
     #expect(every.out.contains("  best[0] = 0.97"), "\(every.out)")
   }
 
+  @Test func pipedREPLExitsNonZeroAfterAnErrorAndRunCountsTheCellsThatRan() throws {
+    let bad = try TestPaths.runLathe(["--scratch"], input: "x = 1/0\nprint(\"after\")\n")
+    #expect(bad.status == 1 && bad.out.contains("after") && bad.err.contains("division by zero"), "\(bad)")
+    let good = try TestPaths.runLathe(["--scratch"], input: "let x = 1\nprint(x + 1)\n")
+    #expect(good.status == 0 && good.out.contains("2"), "\(good)")
+
+    let script = dir.appendingPathComponent("stops.lathe").path
+    try "# %%\nprint(1)\n\n# %% [markdown]\n# text\n\n# %%\n1/0\n\n# %%\nprint(3)\n".write(toFile: script, atomically: true, encoding: .utf8)
+    let stopped = try TestPaths.runLathe(["run", script, "--notebook", dir.appendingPathComponent("stops.lnb").path])
+    #expect(stopped.status == 1 && stopped.err.contains("ran 3 of 4 cells of stops.lathe into"), "\(stopped.err)")
+    let all = try TestPaths.runLathe(["run", script, "--keep-going", "--notebook", dir.appendingPathComponent("all.lnb").path])
+    #expect(all.status == 1 && all.err.contains("ran 4 cells of stops.lathe into"), "\(all.err)")
+  }
+
   @Test func floatsWithinToleranceAgreeAndIntsMustMatch() {
     #expect(OutputComparison.compare("loss 0.1234567", "loss 0.1234568", rtol: 1e-5, atol: 1e-6) == nil)
     #expect(OutputComparison.compare("loss 0.12", "loss 0.13", rtol: 1e-5, atol: 1e-6) != nil)
