@@ -16,6 +16,9 @@ public final class REPL {
   public let session: Session
   let historyPath: String
   private var pending: [String] = []
+  /// A complete input whose last statement is an `if` closed by a `}` at the start of its last line: it waits for
+  /// one more line, in case that line starts with `else` and continues it.
+  private var heldIf: String?
   private var quit = false
   /// Whether a cell ended in an error or was interrupted: a piped REPL then exits with status 1, as `lathe run` does.
   private(set) var failed = false
@@ -41,6 +44,7 @@ public final class REPL {
       return runInteractive()
     }
     while !quit, let line = readLine(strippingNewline: true) { handle(line) }
+    runHeldIf()
     if !pending.isEmpty { submit(pending.joined(separator: "\n")); pending.removeAll() }
     return failed ? 1 : 0
   }
@@ -81,10 +85,11 @@ public final class REPL {
       if let line = acceptedLine {
         acceptedLine = nil
         handle(line)
-        if !quit { install(prompt: pending.isEmpty ? primaryPrompt : continuationPrompt) }
+        if !quit { install(prompt: pending.isEmpty && heldIf == nil ? primaryPrompt : continuationPrompt) }
       }
     }
     rl_callback_handler_remove()
+    if reachedEOF && heldIf != nil { print(""); runHeldIf() }
     if reachedEOF { print("") }
     return 0
   }
@@ -106,6 +111,7 @@ public final class REPL {
   private func clearLineAfterInterrupt() {
     Interrupt.clear()
     pending.removeAll()
+    heldIf = nil
     rl_free_line_state()
     rl_callback_sigcleanup()
     rl_replace_line("", 0)
@@ -119,6 +125,16 @@ public final class REPL {
 
   /// Handles one line: a command, a help request, or code (run once its brackets and strings are closed).
   func handle(_ line: String) {
+    if let held = heldIf {
+      heldIf = nil
+      if REPL.startsWithElse(line) {
+        pending = [held]
+      } else {
+        remember(held)
+        submit(held)
+        if line.trimmingCharacters(in: .whitespaces).isEmpty { return }
+      }
+    }
     if pending.isEmpty {
       let trimmed = line.trimmingCharacters(in: .whitespaces)
       if trimmed.isEmpty { return }
@@ -131,10 +147,48 @@ public final class REPL {
     }
     pending.append(line)
     let source = pending.joined(separator: "\n")
-    if Parser.needsMoreInput(source) && pending.count < 1000 { return }
+    if pending.count < 1000 {
+      // An `else` with no `if` before it is read up to the end of its block, so that it fails as one cell
+      // instead of its body running as cells of their own.
+      let orphanElse = REPL.startsWithElse(pending[0]) && Parser.needsMoreInput("if true {}\n" + source)
+      if Parser.needsMoreInput(source) || orphanElse { return }
+      if REPL.mayContinueWithElse(source) { pending.removeAll(); heldIf = source; return }
+    }
     pending.removeAll()
     remember(source)
     submit(source)
+  }
+
+  private func runHeldIf() {
+    guard let held = heldIf else { return }
+    heldIf = nil
+    remember(held)
+    submit(held)
+  }
+
+  /// Whether `line` starts with the keyword `else` (not a name such as `elsewhere`).
+  static func startsWithElse(_ line: String) -> Bool {
+    let trimmed = line.drop { $0 == " " || $0 == "\t" }
+    guard trimmed.hasPrefix("else") else { return false }
+    guard let next = trimmed.dropFirst(4).first else { return true }
+    return !(next.isLetter || next.isNumber || next == "_")
+  }
+
+  /// Whether `source` is complete, ends with an `if` (or `else if`) that has no `else`, and its last line starts
+  /// with that `if`'s closing `}`: then an `else` on the next line belongs to it, as it would in a script.
+  static func mayContinueWithElse(_ source: String) -> Bool {
+    let lines = source.split(separator: "\n", omittingEmptySubsequences: false)
+    guard lines.count > 1, let last = lines.last, last.drop(while: { $0 == " " || $0 == "\t" }).hasPrefix("}") else {
+      return false
+    }
+    guard let statements = try? Parser.parse(source), var statement = statements.last else { return false }
+    while case .ifElse(_, _, let otherwise, _) = statement {
+      guard let otherwise else { return true }
+      // `else if`: the chain continues in its only statement; a plain `else { }` ends it.
+      guard otherwise.count == 1, let inner = otherwise.first, case .ifElse = inner else { return false }
+      statement = inner
+    }
+    return false
   }
 
   private func submit(_ source: String) {
