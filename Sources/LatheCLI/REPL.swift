@@ -222,7 +222,7 @@ public final class REPL {
       :help              this list
       :time EXPR         run EXPR and print its wall time
       :history           the input history (kept in \(historyPath))
-      :vars              your variables
+      :vars              your variables: values, or the type, shape or size and technique of tensors and models
       :quit              leave (Ctrl-D too)
       ?name              signature, defaults, doc and example of a builtin or function
       Tab completes names, members after '.', and a call's labelled arguments; Ctrl-C interrupts a running cell.
@@ -243,7 +243,12 @@ public final class REPL {
       let interp = session.interpreter
       let hidden = Set(interp.registry.functions.map(\.name)).union(interp.preludeNames)
       for name in interp.globalNames.sorted() where !hidden.contains(name) {
-        if let v = interp.global(name) { out?.write("\(name) = \(v.brief)\n", error: false) }
+        guard let v = interp.global(name) else { continue }
+        if case .host(let object) = v {
+          out?.write("\(name): \(object.summary)\n", error: false)
+        } else {
+          out?.write("\(name) = \(v.brief)\n", error: false)
+        }
       }
     default:
       out?.write("unknown command \(parts[0]); :help lists them\n", error: true)

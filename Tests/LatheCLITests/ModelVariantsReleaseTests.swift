@@ -7,12 +7,6 @@ import LatheTestSupport
 import Testing
 @testable import LatheCLI
 
-/// Keeps what a run printed, for the failure message.
-final class CollectingDisplay: SessionDisplay {
-  var text = ""
-  func write(_ text: String, error: Bool) { self.text += text }
-}
-
 @Suite(.serialized) struct ModelVariantsReleaseTests {
   static let model = TestPaths.packageRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
 
