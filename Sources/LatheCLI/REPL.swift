@@ -89,8 +89,10 @@ public final class REPL {
       }
     }
     rl_callback_handler_remove()
-    if reachedEOF && heldIf != nil { print(""); runHeldIf() }
-    if reachedEOF { print("") }
+    if reachedEOF {
+      print("")
+      runHeldIf()                                          // Ctrl-D after an if block: it is complete, so it runs
+    }
     return 0
   }
 

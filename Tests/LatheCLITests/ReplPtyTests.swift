@@ -160,6 +160,10 @@ final class ReplPtyTests {
     // A one-line if runs at once.
     let oneLine = try s.enter("if x < 0 { print(\"now\") }")
     #expect(resultLines(oneLine) == ["now"], "shown: \(oneLine.debugDescription)")
+    // Ctrl-D after an if block runs it before leaving.
+    try typeContinued(s, ["if x < 0 {", "print(\"at the end\")", "}"])
+    try s.send("\u{04}")
+    try s.expect("at the end")
   }
 
   // MARK: - Ctrl-C
