@@ -33,6 +33,17 @@ public final class LanguageModelValue: HostObject {
         dtypes: \(dtypes)
       """
   }
+  /// `llm SmolLM2 134.5M params`, and `, compressed: rtn(bits: 4)` for a compressed one (whose name compress has
+  /// already suffixed with " · " and the technique).
+  public var summary: String {
+    guard let compression else { return "llm \(model.name) \(Self.count(model.parameterCount)) params" }
+    let name = model.name.components(separatedBy: " · ").first ?? model.name
+    return "llm \(name) \(Self.count(model.parameterCount)) params, compressed: \(compression.technique)"
+  }
+  /// 134.5M, 9.0K, 640.
+  static func count(_ n: Int) -> String {
+    n >= 1_000_000 ? String(format: "%.1fM", Double(n) / 1e6) : n >= 1000 ? String(format: "%.1fK", Double(n) / 1e3) : String(n)
+  }
   static func span(_ v: [Int]) -> String { Set(v).count == 1 ? "\(v[0])" : "\(v.min()!)–\(v.max()!)" }
   static func number(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : "\(x)" }
 
@@ -160,9 +171,15 @@ public final class GenerationValue: HostObject {
   public let result: Generation
   /// A decoding strategy's counters (baseCalls, acceptance, tokensPerBaseCall, …).
   let counters: [(String, TechniqueArgument)]
-  init(_ result: Generation, counters: [(String, TechniqueArgument)] = []) { self.result = result; self.counters = counters }
+  init(_ result: Generation, counters: [(String, TechniqueArgument)] = [], streamed: Bool = false) {
+    self.result = result; self.counters = counters; self.streamed = streamed
+  }
   public var typeName: String { "generation" }
   public var description: String { result.text }
+  public var summary: String { "generation of \(result.tokens.count) tokens" }
+  /// Set when the text was streamed to the output as it was made: the REPL does not print it again.
+  let streamed: Bool
+  public var echoesAsValue: Bool { !streamed }
   public var memberNames: [String] {
     ["text", "tokens", "count", "stop", "promptTokens", "ttft", "decodeSeconds", "tokensPerSecond"] + counters.map(\.0)
   }
@@ -292,7 +309,7 @@ enum ModelBuiltins {
         result = r
       }
       if try c.bool(9) { c.interpreter.output(.stdout, "\n") }
-      return .host(GenerationValue(result, counters: counters))
+      return .host(GenerationValue(result, counters: counters, streamed: try c.bool(9)))
     }
     r.add("chat", [ParameterSpec("m"), ParameterSpec("message"), ParameterSpec("system", default: Value.none)] + sampling.map {
             $0.name == "tokens" ? ParameterSpec("tokens", default: .int(128)) : $0 },
@@ -308,7 +325,7 @@ enum ModelBuiltins {
       let result = try value.model.generate(ids, maxTokens: try tokenCount(c, 3), sampler: &sampler, stop: try stops(c, 8),
                                             onToken: streamer(c, 9))
       if try c.bool(9) { c.interpreter.output(.stdout, "\n") }
-      return .host(GenerationValue(result))
+      return .host(GenerationValue(result, streamed: try c.bool(9)))
     }
     r.add("prefill", [ParameterSpec("m"), ParameterSpec("prompt"), ParameterSpec("technique", default: Value.none),
                       ParameterSpec("room", default: .int(256)), ParameterSpec("threads", default: Value.none)],
@@ -396,7 +413,7 @@ enum ModelBuiltins {
       // Every token but the last is in the cache now; the last is pending (unless it ended the text).
       if !kv.ids.isEmpty { kv.ids += result.tokens }
       if let last = result.tokens.last, result.stopReason != "eos" { kv.pending = last; kv.logits = nil }
-      return .host(GenerationValue(result, counters: counters))
+      return .host(GenerationValue(result, counters: counters, streamed: try c.bool(9)))
     }
     r.add("savegguf", [ParameterSpec("m"), ParameterSpec("path"), ParameterSpec("type", default: Value.none),
                        ParameterSpec("packed", default: Value.none)],

@@ -13,6 +13,9 @@ public final class DatasetValue: HostObject {
   public var description: String {
     "dataset \(dataset.name): \(dataset.count) images \(dataset.imageShape), \(dataset.classCount) classes"
   }
+  public var summary: String {
+    "dataset \(dataset.name) \(dataset.count) × \(dataset.imageShape), \(dataset.classCount) classes"
+  }
   public var memberNames: [String] { ["count", "classes", "shape", "images", "labels", "name"] }
 
   public func member(_ name: String) throws -> Value? {

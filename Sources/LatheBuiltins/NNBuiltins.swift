@@ -16,6 +16,13 @@ public final class ModuleValue: HostObject {
   public init(_ module: Module, compression: CompressionReport? = nil) { self.module = module; self.compression = compression }
   public var typeName: String { "model" }
   public var description: String { module.summary }
+  /// `model 9.0K params`, with what it was trained with and how it was compressed.
+  public var summary: String {
+    var text = "model \(LanguageModelValue.count(module.parameterCount)) params"
+    if !trainedWith.isEmpty { text += ", trained with \(trainedWith.map(\.description).joined(separator: ", "))" }
+    if let compression { text += ", compressed: \(compression.technique)" }
+    return text
+  }
   public var memberNames: [String] { ["forward", "parameters", "params", "tensors"] }
 
   /// Every weight by name: the parameters ("1.weight"), and packed layers' weights dequantised ("1.weight", rtn).

@@ -15,6 +15,11 @@ public final class TensorValue: IterableHostObject, ReducibleHostObject {
   /// A one-element tensor (a loss, a 0-d result) stands for its number where a builtin wants one.
   public var numericValue: Double? { tensor.count == 1 ? tensor.scalars.first.map(Double.init) : nil }
   public var description: String { tensor.description }
+  /// `tensor f32 [576, 1536]`, with `, requires grad` for a trainable one.
+  public var summary: String {
+    "tensor \(tensor.dtype.rawValue) [\(tensor.shape.map(String.init).joined(separator: ", "))]"
+      + (variable.requiresGrad ? ", requires grad" : "")
+  }
   public var memberNames: [String] { ["shape", "dtype", "T", "ndim", "size", "count", "grad", "requiresGrad"] + TensorValue.methods }
   /// Builtins that read well as methods (`x.item()`, `x.std(axis: 0)`): a call `x.f(...)` is `f(x, ...)`.
   static let methods = ["item", "tolist", "reshape", "astype", "sum", "mean", "max", "min", "std", "variance", "quantile",

@@ -41,10 +41,11 @@ public enum Commands {
     defer { session.close() }
     Signals.installInterruptHandler()                      // Ctrl-C stops the running cell, and the run ends cleanly
     let name = URL(fileURLWithPath: path).lastPathComponent
-    var failures = 0
+    var failures = 0, reached = 0
     var ids = Set<String>()
     let started = DispatchTime.now().uptimeNanoseconds
     for (index, cell) in cells.enumerated() {
+      reached = index + 1
       let id = "cell-\(index + 1)"
       ids.insert(id)
       do {
@@ -54,7 +55,11 @@ public enum Commands {
       }
       guard cell.kind == .code, !cell.source.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { continue }
       let outcome = session.execute(cell.source, cellID: id, name: name, firstLine: cell.firstLine, path: path)
-      if outcome.status == .interrupted { display.write("interrupted\n", error: true); return 1 }
+      if outcome.status == .interrupted {
+        display.write("interrupted\n", error: true)
+        summary(ran: reached, of: cells.count, name: name, target: target, started: started, display)
+        return 1
+      }
       if outcome.status == .error && !cell.tags.contains(raisesTag) {
         failures += 1
         if !keepGoing {
@@ -68,15 +73,23 @@ public enum Commands {
     if let stale = try? notebook.cells().filter({ !ids.contains($0.id) }) {
       for cell in stale { try? notebook.deleteCell(id: cell.id) }
     }
-    let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-    display.write(String(format: "ran %d cells of %@ into %@ in %.2fs\n", cells.count, name, target, seconds), error: true)
+    summary(ran: reached, of: cells.count, name: name, target: target, started: started, display)
     return failures == 0 ? 0 : 1
   }
 
-  /// `lathe rerun nb.lnb [--check]`: runs the newest recorded session again in a fresh interpreter with the same
-  /// seed, recording a `rerun` session; with `check`, compares every output and prints a diff of mismatches.
-  public static func rerun(notebook path: String, check: Bool, rtol: Double = 1e-5, atol: Double = 1e-6,
-                           display: SessionDisplay = TerminalDisplay()) -> Int32 {
+  /// The last line of `lathe run`: "ran 9 cells of x.lathe into x.lnb in 0.03s", or "ran 3 of 9 cells ..." when it
+  /// stopped early (cells counted as in the script, markdown included).
+  static func summary(ran: Int, of total: Int, name: String, target: String, started: UInt64, _ display: SessionDisplay) {
+    let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+    let count = ran == total ? "\(total)" : "\(ran) of \(total)"
+    display.write(String(format: "ran %@ cells of %@ into %@ in %.2fs\n", count, name, target, seconds), error: true)
+  }
+
+  /// `lathe rerun nb.lnb [--check] [--session N]`: runs the newest recorded session (or session `session`) again in
+  /// a fresh interpreter with the same seed, recording a `rerun` session; with `check`, compares every output and
+  /// prints a diff of mismatches.
+  public static func rerun(notebook path: String, session sessionID: Int64? = nil, check: Bool, rtol: Double = 1e-5,
+                           atol: Double = 1e-6, display: SessionDisplay = TerminalDisplay()) -> Int32 {
     let notebook: Notebook
     do { notebook = try Notebook.open(path: path) } catch { return fail("\(error)", display) }
     defer { notebook.close() }
@@ -84,8 +97,12 @@ public enum Commands {
     let runs: [RunRecord]
     let cells: [String: CellRecord]
     do {
-      guard let s = try notebook.latestSession(modes: [.run, .repl, .kernel]) else {
-        return fail("\(path) has no session to rerun", display)
+      let found = try sessionID.map { try notebook.session(id: $0) } ?? notebook.latestSession(modes: [.run, .repl, .kernel])
+      guard let s = found else {
+        let listed = (try? notebook.sessions().map { String($0.id) }) ?? []
+        return fail(sessionID.map { "\(path) has no session \($0)"
+                      + (listed.isEmpty ? "" : " (its sessions: \(listed.joined(separator: ", ")); lathe show --sessions lists them)") }
+                    ?? "\(path) has no session to rerun", display)
       }
       original = s
       runs = try notebook.runs(session: s.id).sorted { $0.seq < $1.seq }
@@ -135,20 +152,34 @@ public enum Commands {
     return 1
   }
 
-  /// `lathe show nb.lnb`.
+  /// `lathe show nb.lnb`: the newest session (or `session`, or one run) as text; with `sessions`, the list of
+  /// sessions instead. Metrics are summarised per series unless `allMetrics`.
   public static func show(notebook path: String, run: Int64? = nil, session: Int64? = nil, metrics: Bool = false,
+                          allMetrics: Bool = false, sessions: Bool = false,
                           display: SessionDisplay = TerminalDisplay()) -> Int32 {
-    export(notebook: path, format: .text, output: nil, run: run, session: session, metrics: metrics, display: display)
+    guard sessions else {
+      return export(notebook: path, format: .text, output: nil, run: run, session: session, metrics: metrics || allMetrics,
+                    allMetrics: allMetrics, display: display)
+    }
+    do {
+      let notebook = try Notebook.open(path: path, readOnly: true)
+      defer { notebook.close() }
+      display.write(try NotebookRenderer(notebook).renderSessionList(), error: false)
+      return 0
+    } catch {
+      return fail("\(error)", display)
+    }
   }
 
   /// `lathe export nb.lnb --to md|html|ipynb|script [-o FILE]`.
   public static func export(notebook path: String, format: ExportFormat, output: String?, run: Int64? = nil,
-                            session: Int64? = nil, metrics: Bool = false,
+                            session: Int64? = nil, metrics: Bool = false, allMetrics: Bool = false,
                             display: SessionDisplay = TerminalDisplay()) -> Int32 {
     do {
       let notebook = try Notebook.open(path: path, readOnly: true)
       defer { notebook.close() }
-      let text = try NotebookRenderer(notebook).render(format, options: RenderOptions(session: session, run: run, showMetrics: metrics))
+      let options = RenderOptions(session: session, run: run, showMetrics: metrics, allMetrics: allMetrics)
+      let text = try NotebookRenderer(notebook).render(format, options: options)
       if let output {
         try text.write(toFile: output, atomically: true, encoding: .utf8)
       } else {

@@ -16,7 +16,12 @@ public final class REPL {
   public let session: Session
   let historyPath: String
   private var pending: [String] = []
+  /// A complete input whose last statement is an `if` closed by a `}` at the start of its last line: it waits for
+  /// one more line, in case that line starts with `else` and continues it.
+  private var heldIf: String?
   private var quit = false
+  /// Whether a cell ended in an error or was interrupted: a piped REPL then exits with status 1, as `lathe run` does.
+  private(set) var failed = false
   let primaryPrompt = "lathe> "
   let continuationPrompt = "  ...> "
 
@@ -39,8 +44,9 @@ public final class REPL {
       return runInteractive()
     }
     while !quit, let line = readLine(strippingNewline: true) { handle(line) }
+    runHeldIf()
     if !pending.isEmpty { submit(pending.joined(separator: "\n")); pending.removeAll() }
-    return 0
+    return failed ? 1 : 0
   }
 
   // MARK: - Interactive (readline, callback interface so Ctrl-C at the prompt just clears the line)
@@ -79,11 +85,14 @@ public final class REPL {
       if let line = acceptedLine {
         acceptedLine = nil
         handle(line)
-        if !quit { install(prompt: pending.isEmpty ? primaryPrompt : continuationPrompt) }
+        if !quit { install(prompt: pending.isEmpty && heldIf == nil ? primaryPrompt : continuationPrompt) }
       }
     }
     rl_callback_handler_remove()
-    if reachedEOF { print("") }
+    if reachedEOF {
+      print("")
+      runHeldIf()                                          // Ctrl-D after an if block: it is complete, so it runs
+    }
     return 0
   }
 
@@ -104,6 +113,7 @@ public final class REPL {
   private func clearLineAfterInterrupt() {
     Interrupt.clear()
     pending.removeAll()
+    heldIf = nil
     rl_free_line_state()
     rl_callback_sigcleanup()
     rl_replace_line("", 0)
@@ -117,6 +127,16 @@ public final class REPL {
 
   /// Handles one line: a command, a help request, or code (run once its brackets and strings are closed).
   func handle(_ line: String) {
+    if let held = heldIf {
+      heldIf = nil
+      if REPL.startsWithElse(line) {
+        pending = [held]
+      } else {
+        remember(held)
+        submit(held)
+        if line.trimmingCharacters(in: .whitespaces).isEmpty { return }
+      }
+    }
     if pending.isEmpty {
       let trimmed = line.trimmingCharacters(in: .whitespaces)
       if trimmed.isEmpty { return }
@@ -129,14 +149,53 @@ public final class REPL {
     }
     pending.append(line)
     let source = pending.joined(separator: "\n")
-    if Parser.needsMoreInput(source) && pending.count < 1000 { return }
+    if pending.count < 1000 {
+      // An `else` with no `if` before it is read up to the end of its block, so that it fails as one cell
+      // instead of its body running as cells of their own.
+      let orphanElse = REPL.startsWithElse(pending[0]) && Parser.needsMoreInput("if true {}\n" + source)
+      if Parser.needsMoreInput(source) || orphanElse { return }
+      if REPL.mayContinueWithElse(source) { pending.removeAll(); heldIf = source; return }
+    }
     pending.removeAll()
     remember(source)
     submit(source)
   }
 
+  private func runHeldIf() {
+    guard let held = heldIf else { return }
+    heldIf = nil
+    remember(held)
+    submit(held)
+  }
+
+  /// Whether `line` starts with the keyword `else` (not a name such as `elsewhere`).
+  static func startsWithElse(_ line: String) -> Bool {
+    let trimmed = line.drop { $0 == " " || $0 == "\t" }
+    guard trimmed.hasPrefix("else") else { return false }
+    guard let next = trimmed.dropFirst(4).first else { return true }
+    return !(next.isLetter || next.isNumber || next == "_")
+  }
+
+  /// Whether `source` is complete, ends with an `if` (or `else if`) that has no `else`, and its last line starts
+  /// with that `if`'s closing `}`: then an `else` on the next line belongs to it, as it would in a script.
+  static func mayContinueWithElse(_ source: String) -> Bool {
+    let lines = source.split(separator: "\n", omittingEmptySubsequences: false)
+    guard lines.count > 1, let last = lines.last, last.drop(while: { $0 == " " || $0 == "\t" }).hasPrefix("}") else {
+      return false
+    }
+    guard let statements = try? Parser.parse(source), var statement = statements.last else { return false }
+    while case .ifElse(_, _, let otherwise, _) = statement {
+      guard let otherwise else { return true }
+      // `else if`: the chain continues in its only statement; a plain `else { }` ends it.
+      guard otherwise.count == 1, let inner = otherwise.first, case .ifElse = inner else { return false }
+      statement = inner
+    }
+    return false
+  }
+
   private func submit(_ source: String) {
-    session.execute(source)
+    let outcome = session.execute(source)
+    if outcome.status == .error || outcome.status == .interrupted { failed = true }
   }
 
   private func remember(_ entry: String) {
@@ -165,7 +224,7 @@ public final class REPL {
       :help              this list
       :time EXPR         run EXPR and print its wall time
       :history           the input history (kept in \(historyPath))
-      :vars              your variables
+      :vars              your variables: values, or the type, shape or size and technique of tensors and models
       :quit              leave (Ctrl-D too)
       ?name              signature, defaults, doc and example of a builtin or function
       Tab completes names, members after '.', and a call's labelled arguments; Ctrl-C interrupts a running cell.
@@ -186,7 +245,12 @@ public final class REPL {
       let interp = session.interpreter
       let hidden = Set(interp.registry.functions.map(\.name)).union(interp.preludeNames)
       for name in interp.globalNames.sorted() where !hidden.contains(name) {
-        if let v = interp.global(name) { out?.write("\(name) = \(v.brief)\n", error: false) }
+        guard let v = interp.global(name) else { continue }
+        if case .host(let object) = v {
+          out?.write("\(name): \(object.summary)\n", error: false)
+        } else {
+          out?.write("\(name) = \(v.brief)\n", error: false)
+        }
       }
     default:
       out?.write("unknown command \(parts[0]); :help lists them\n", error: true)

@@ -39,6 +39,10 @@ public final class Session {
   public var showResults = true
   private var seq = 0
   private var currentRun: Int64?
+  /// The end of what the running cell wrote to stdout (at most `streamTailLimit` bytes): a value whose text was
+  /// streamed there is not echoed again.
+  private var streamTail = ""
+  private static let streamTailLimit = 64 * 1024
   private var closed = false
 
   /// Opens a session; `notebook` nil runs without recording (a scratch session).
@@ -75,6 +79,10 @@ public final class Session {
 
   private func emit(_ kind: LatheLang.OutputKind, _ text: String) {
     display?.write(text, error: kind == .stderr)
+    if kind == .stdout {
+      streamTail += text
+      if streamTail.utf8.count > 2 * Session.streamTailLimit { streamTail = String(streamTail.suffix(Session.streamTailLimit)) }
+    }
     guard let notebook, let run = currentRun else { return }
     let mapped: LatheNotebook.OutputKind
     switch kind {
@@ -111,6 +119,7 @@ public final class Session {
     interpreter.pendingMetrics.removeAll()
     interpreter.pendingParams.removeAll()
     interpreter.pendingInputs.removeAll()
+    streamTail = ""
     Interrupt.clear()
     let usageBefore = Session.cpuNanoseconds()
     let start = DispatchTime.now().uptimeNanoseconds
@@ -120,9 +129,11 @@ public final class Session {
       if let value, showResults {
         if case .none = value {} else {
           outcome.result = value
-          let text = value.display + "\n"
-          display?.write(text, error: false)
-          if let notebook, let run = currentRun { try? notebook.appendOutput(run: run, kind: .result, text: text) }
+          if !alreadyStreamed(value) {
+            let text = value.display + "\n"
+            display?.write(text, error: false)
+            if let notebook, let run = currentRun { try? notebook.appendOutput(run: run, kind: .result, text: text) }
+          }
         }
       }
     } catch let d as Diagnostic {
@@ -155,6 +166,16 @@ public final class Session {
   }
 
   var runID: Int64? { currentRun }
+
+  /// Whether `value` opts out of the echo (a streamed generation) and this cell's stdout ends with its text: the
+  /// value stays the cell's result, but is neither printed nor recorded twice. A later `g` on its own echoes it.
+  private func alreadyStreamed(_ value: Value) -> Bool {
+    guard case .host(let object) = value, !object.echoesAsValue else { return false }
+    var tail = Substring(streamTail), text = Substring(object.description)
+    while tail.last?.isNewline == true { tail = tail.dropLast() }
+    while text.last?.isNewline == true { text = text.dropLast() }
+    return tail.hasSuffix(text)
+  }
 
   /// A file a run read, with its SHA-256 and size, for the notebook's `input` table (nil if it is gone).
   static func fileInput(_ input: (role: String, path: String)) -> (role: String, uri: String, sha256: String, size: Int64)? {

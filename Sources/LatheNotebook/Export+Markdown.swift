@@ -17,10 +17,16 @@ extension NotebookRenderer {
         guard let run = code.run else { continue }
         for group in OutputGroup.grouping(run.outputs) { blocks.append(markdownOutput(group)) }
         blocks.append("*In [\(run.seq)] · \(Format.statusLine(run))*")
-        if options.showMetrics, !code.metrics.isEmpty {
+        if options.showMetrics, options.allMetrics, !code.metrics.isEmpty {
           var table = "| metric | step | value |\n|---|---:|---:|"
           for metric in code.metrics {
             table += "\n| \(Markdown.cell(metric.key)) | \(metric.step) | \(Format.number(metric.value)) |"
+          }
+          blocks.append(table)
+        } else if options.showMetrics, !code.metrics.isEmpty {
+          var table = "| metric | steps | first | last | min | max |\n|---|---:|---:|---:|---:|---:|"
+          for s in MetricSeries.summaries(code.metrics) {
+            table += "\n| \(Markdown.cell(s.key)) | \(s.count) | " + [s.first, s.last, s.min, s.max].map(MetricSeries.number).joined(separator: " | ") + " |"
           }
           blocks.append(table)
         }

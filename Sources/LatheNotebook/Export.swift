@@ -22,13 +22,16 @@ public struct RenderOptions: Sendable {
   public var session: Int64?
   /// Render only this run.
   public var run: Int64?
-  /// List each run's metrics (text and md; html and ipynb always include them).
+  /// List each run's metrics (text and md; html and ipynb always include them): one line per series (count, first,
+  /// last, min, max), or every step with `allMetrics`.
   public var showMetrics: Bool
+  public var allMetrics: Bool
 
-  public init(session: Int64? = nil, run: Int64? = nil, showMetrics: Bool = false) {
+  public init(session: Int64? = nil, run: Int64? = nil, showMetrics: Bool = false, allMetrics: Bool = false) {
     self.session = session
     self.run = run
     self.showMetrics = showMetrics
+    self.allMetrics = allMetrics
   }
 }
 
@@ -57,16 +60,26 @@ struct OutputGroup {
   /// The text/plain alternative, if any.
   var plainText: String? { alternatives.first { $0.mime == "text/plain" }?.text }
 
+  /// Outputs grouped by idx; consecutive stdout (or stderr) texts are joined into one group, so text streamed in
+  /// many small pieces (generate, chat) reads as one block.
   static func grouping(_ outputs: [OutputRecord]) -> [OutputGroup] {
     var groups: [OutputGroup] = []
     for output in outputs {
       if let last = groups.last, last.idx == output.idx {
         groups[groups.count - 1].alternatives.append(output)
+      } else if let last = groups.last, last.isStream, last.kind == output.kind, output.mime == "text/plain" {
+        groups[groups.count - 1].alternatives[0].text += output.text
+        groups[groups.count - 1].alternatives[0].blobHash = nil
       } else {
         groups.append(OutputGroup(idx: output.idx, kind: output.kind, alternatives: [output]))
       }
     }
     return groups
+  }
+
+  /// A stdout or stderr text: pieces of a stream, which join.
+  var isStream: Bool {
+    (kind == .stdout || kind == .stderr) && alternatives.count == 1 && alternatives[0].mime == "text/plain"
   }
 }
 
@@ -143,6 +156,31 @@ public struct NotebookRenderer {
 
   // MARK: text (`lathe show`)
 
+  /// `lathe show --sessions`: one line per session, oldest first, in aligned columns.
+  public func renderSessionList() throws -> String {
+    let rows = try notebook.sessionCounts().map { entry -> [String] in
+      let s = entry.session
+      return [String(s.id), s.mode.rawValue, Format.timestamp(s.startedAt), s.seed.map(String.init) ?? "-",
+              String(entry.runs), String(entry.errors), s.status.rawValue, s.remark ?? ""]
+    }
+    guard !rows.isEmpty else { return "\(notebook.path) has no sessions\n" }
+    let header = ["session", "kind", "started", "seed", "cells run", "errors", "status", "remark"]
+    let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+    // Numbers right-aligned, words left-aligned; the last column is not padded.
+    let numeric: Set<Int> = [0, 3, 4, 5]
+    func line(_ cells: [String]) -> String {
+      var text = cells.enumerated().map { column, text in
+        let pad = String(repeating: " ", count: widths[column] - text.count)
+        if column == cells.count - 1 { return text }
+        return numeric.contains(column) ? pad + text : text + pad
+      }.joined(separator: "  ")
+      while text.last == " " { text.removeLast() }
+      return text + "\n"
+    }
+    return ([header] + rows).map(line).joined()
+  }
+
+
   func renderText(session: SessionRecord?, items: [RenderItem], options: RenderOptions) -> String {
     var out = ""
     if let session { out += "== " + Format.sessionSummary(session) + " ==\n" } else { out += "== no sessions ==\n" }
@@ -158,8 +196,10 @@ public struct NotebookRenderer {
         guard let run = code.run else { continue }
         for group in OutputGroup.grouping(run.outputs) { out += textOutput(group, seq: run.seq) }
         out += "[\(Format.statusLine(run))]\n"
-        if options.showMetrics {
+        if options.showMetrics && options.allMetrics {
           for metric in code.metrics { out += "  \(metric.key)[\(metric.step)] = \(Format.number(metric.value))\n" }
+        } else if options.showMetrics {
+          for series in MetricSeries.summaries(code.metrics) { out += "  " + series.text + "\n" }
         }
       }
     }
@@ -176,6 +216,42 @@ public struct NotebookRenderer {
     case .warning where !text.hasPrefix("warning"): return "warning: " + Format.endingWithNewline(text)
     default: return Format.endingWithNewline(text)
     }
+  }
+}
+
+/// One metric's steps in a run, summarised: `loss: 450 steps, first 2.31, last 0.14, min 0.12, max 2.45`.
+struct MetricSeries {
+  var key: String
+  var count: Int
+  var first: Double, last: Double, min: Double, max: Double
+
+  /// One series per key, in the order of `metrics` (by key, then step). NaN steps count, but do not set min or max.
+  static func summaries(_ metrics: [MetricRecord]) -> [MetricSeries] {
+    var series: [MetricSeries] = []
+    for metric in metrics {
+      let v = metric.value
+      if var s = series.last, s.key == metric.key {
+        s.count += 1
+        s.last = v
+        if !v.isNaN { s.min = s.min.isNaN ? v : Swift.min(s.min, v); s.max = s.max.isNaN ? v : Swift.max(s.max, v) }
+        series[series.count - 1] = s
+      } else {
+        series.append(MetricSeries(key: metric.key, count: 1, first: v, last: v, min: v, max: v))
+      }
+    }
+    return series
+  }
+
+  /// `key = value` for a single step, else the summary.
+  var text: String {
+    guard count > 1 else { return "\(key) = \(Self.number(first))" }
+    return "\(key): \(count) steps, first \(Self.number(first)), last \(Self.number(last)), "
+      + "min \(Self.number(min)), max \(Self.number(max))"
+  }
+
+  /// Six significant digits (a summary is for reading; `--all` lists the exact values).
+  static func number(_ value: Double) -> String {
+    value.isNaN || (value == value.rounded() && abs(value) < 1e15) ? Format.number(value) : String(format: "%.6g", value)
   }
 }
 

@@ -1,58 +1,48 @@
-// Notebook+Blobs: content-addressed blobs (inline or chunked), artifacts that name them, and the `check` report.
+// Notebook+Blobs: content-addressed blobs (inline, or in content-defined parts; chunked in older files), artifacts
+// that name them, and the `check` report.
 import Foundation
 
-/// A blob whose chunks (if any) are written and whose `blob` row is still to be inserted, by the same transaction
+/// A blob whose parts (if any) are written and whose `blob` row is still to be inserted, by the same transaction
 /// as the first row that references it: a half-written blob is never visible.
 struct StagedBlob {
   var hash: String
   var size: Int
-  /// nil for chunked blobs.
-  var content: [UInt8]?
+  /// `raw` (content is the bytes) or `parts` (content is the parts list).
+  var codec: String
+  var content: [UInt8]
 }
 
 extension Notebook {
-  /// Blobs larger than this are stored `chunked`.
+  /// Blobs larger than this are stored as `parts`: content-defined pieces of 32 to 512 KiB, each a raw blob
+  /// under its own hash, shared by every blob that contains it. (Files of schema version 1 hold `chunked` blobs:
+  /// 1 MiB `blob_chunk` rows; they are still read.)
   public static let chunkThreshold = 16 * 1024 * 1024
-  /// Size of one `blob_chunk` row.
+  /// Size of one `blob_chunk` row of a `chunked` blob.
   public static let chunkSize = 1024 * 1024
-  /// Chunks per write transaction: bounds the -wal file and the size of one transaction (64 MiB).
+  /// Bytes per write transaction, in chunks: bounds the -wal file and the size of one transaction (64 MiB).
   static let chunksPerTransaction = 64
 
   /// The artifact kinds the schema allows.
   public static let artifactKinds: Set<String> = ["tensor", "model", "image", "table", "curve", "report", "file"]
 
-  /// Hashes `bytes` and, when large, writes its chunks (each batch its own transaction).
+  /// Hashes `bytes` and, when large, writes its parts (each batch its own transaction).
   func stageBlob(_ bytes: [UInt8]) throws -> StagedBlob {
     let hash = SHA256.hex(bytes)
-    guard bytes.count > Notebook.chunkThreshold else { return StagedBlob(hash: hash, size: bytes.count, content: bytes) }
-    if try db.scalar("SELECT 1 FROM blob WHERE hash = ?", [.text(hash)]) != nil {
-      return StagedBlob(hash: hash, size: bytes.count, content: nil)
+    guard bytes.count > Notebook.chunkThreshold else { return StagedBlob(hash: hash, size: bytes.count, codec: "raw", content: bytes) }
+    if let codec = try db.scalar("SELECT codec FROM blob WHERE hash = ?", [.text(hash)])?.string {
+      return StagedBlob(hash: hash, size: bytes.count, codec: codec, content: [])
     }
-    let chunkCount = (bytes.count + Notebook.chunkSize - 1) / Notebook.chunkSize
-    let insert = try db.prepare("INSERT OR REPLACE INTO blob_chunk(hash, idx, content) VALUES (?, ?, ?)")
-    try bytes.withUnsafeBytes { raw in
-      for first in stride(from: 0, to: chunkCount, by: Notebook.chunksPerTransaction) {
-        try db.transaction {
-          for index in first..<min(first + Notebook.chunksPerTransaction, chunkCount) {
-            let start = index * Notebook.chunkSize, end = min(start + Notebook.chunkSize, bytes.count)
-            try insert.bind([.text(hash), .integer(Int64(index)), .null])
-            try insert.bindBlob(3, UnsafeRawBufferPointer(rebasing: raw[start..<end]))
-            while try insert.step() {}
-          }
-        }
-      }
-    }
-    return StagedBlob(hash: hash, size: bytes.count, content: nil)
+    return StagedBlob(hash: hash, size: bytes.count, codec: "parts", content: try stageParts(bytes))
   }
 
   /// `INSERT OR IGNORE`s the blob row of a staged blob; call inside the transaction that references it.
   func insertBlobRow(_ blob: StagedBlob) throws {
     try db.execute("INSERT OR IGNORE INTO blob(hash, size, codec, content) VALUES (?, ?, ?, ?)",
-                   [.text(blob.hash), .integer(Int64(blob.size)), .text(blob.content == nil ? "chunked" : "raw"),
-                    blob.content.map { .blob($0) } ?? .null])
+                   [.text(blob.hash), .integer(Int64(blob.size)), .text(blob.codec),
+                    ["chunked", "external"].contains(blob.codec) ? .null : .blob(blob.content)])
   }
 
-  /// Stores `bytes` once under its SHA-256 and returns the hash. Blobs over 16 MiB are stored in 1 MiB chunks.
+  /// Stores `bytes` once under its SHA-256 and returns the hash. Blobs over 16 MiB are stored as parts.
   @discardableResult
   public func putBlob(_ bytes: [UInt8]) throws -> String {
     try requireWritable("store a blob")
@@ -84,6 +74,8 @@ extension Notebook {
         chunks.withBlob(1) { bytes.append(contentsOf: $0) }
         expected += 1
       }
+    case "parts":
+      bytes = try assembleParts(manifest: row[2].bytes ?? [], hash: hash, size: size)
     default:
       throw NotebookError.badBlob(hash: hash, reason: "codec \(row[1]) is not supported by this build")
     }

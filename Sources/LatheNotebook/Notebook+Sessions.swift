@@ -140,6 +140,17 @@ extension Notebook {
     try db.query("SELECT \(Notebook.sessionColumns) FROM session ORDER BY session_id").map(session(row:))
   }
 
+  /// Every session, oldest first, with how many runs it recorded and how many of them ended in an error.
+  public func sessionCounts() throws -> [(session: SessionRecord, runs: Int, errors: Int)] {
+    try syncPendingOutputs()
+    let columns = Notebook.sessionColumns.split(separator: ",").map { "s." + $0.trimmingCharacters(in: .whitespaces) }
+    let sql = """
+      SELECT \(columns.joined(separator: ", ")), count(r.run_id), coalesce(sum(r.status = 'error'), 0)
+      FROM session s LEFT JOIN run r ON r.session_id = s.session_id GROUP BY s.session_id ORDER BY s.session_id
+      """
+    return try db.query(sql).map { row in (try session(row: row), row[10].int ?? 0, row[11].int ?? 0) }
+  }
+
   public func session(id: Int64) throws -> SessionRecord? {
     try db.query("SELECT \(Notebook.sessionColumns) FROM session WHERE session_id = ?", [.integer(id)])
       .first.map(session(row:))

@@ -9,21 +9,28 @@ public enum Schema {
   /// The `meta.format` value of every notebook.
   public static let format = "lathe-notebook"
 
-  public static let migrations: [String] = [version1]
+  public static let migrations: [String] = [version1, version2]
 
   /// The schema version this build writes.
   public static var latestVersion: Int { migrations.count }
 
   /// Brings `db` from `version` to `latestVersion` in one `BEGIN IMMEDIATE` transaction that ends with
-  /// `PRAGMA user_version=N`, so a migration killed half-way leaves the old version intact.
+  /// `PRAGMA user_version=N`, so a migration killed half-way leaves the old version intact. Foreign keys are off
+  /// meanwhile (SQLite's procedure for rebuilding a table that others reference), and checked before the commit.
   static func migrate(_ db: Database, from version: Int) throws {
     guard version < latestVersion else { return }
+    // Outside the transaction: inside one the pragma does nothing.
+    try db.execute("PRAGMA foreign_keys = OFF")
+    defer { try? db.execute("PRAGMA foreign_keys = ON") }
     try db.transaction {
       // Read again inside the write lock: another connection may have migrated meanwhile.
       let current = try db.pragma("user_version")?.int ?? 0
       guard current < latestVersion else { return }
       for index in current..<latestVersion { try db.executeScript(migrations[index]) }
       if current == 0 { try db.execute("PRAGMA application_id = \(applicationID)") }
+      if let row = try db.query("PRAGMA foreign_key_check").first {
+        throw NotebookError.invalidArgument("migrating to schema version \(latestVersion) broke a foreign key: \(row)")
+      }
       try db.execute("PRAGMA user_version = \(latestVersion)")
     }
   }
@@ -133,5 +140,21 @@ public enum Schema {
       run_id INTEGER REFERENCES run(run_id) ON DELETE CASCADE,
       value_hash TEXT NOT NULL REFERENCES blob(hash),
       created_at INTEGER NOT NULL, last_hit_at INTEGER, hits INTEGER NOT NULL DEFAULT 0) STRICT;
+    """
+
+  /// Version 2: the `parts` codec. A `parts` blob's content lists the SHA-256 and size of each part (see
+  /// PartsManifest); each part is a `raw` blob of its own, so blobs that share content share parts. SQLite cannot
+  /// change a CHECK in place, so `blob` is rebuilt with the same rows (outputs, artifacts and caches refer to it by
+  /// name, and find the new table under the old name).
+  static let version2 = """
+    CREATE TABLE blob_v2(
+      hash TEXT PRIMARY KEY NOT NULL CHECK(length(hash) = 64),
+      size INTEGER NOT NULL CHECK(size >= 0),
+      codec TEXT NOT NULL CHECK(codec IN ('raw', 'zlib', 'chunked', 'external', 'parts')),
+      content BLOB,
+      CHECK((codec IN ('chunked', 'external')) = (content IS NULL))) STRICT;
+    INSERT INTO blob_v2(hash, size, codec, content) SELECT hash, size, codec, content FROM blob;
+    DROP TABLE blob;
+    ALTER TABLE blob_v2 RENAME TO blob;
     """
 }

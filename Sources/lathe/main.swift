@@ -50,14 +50,15 @@ struct Run: ParsableCommand {
 
 struct Rerun: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Run a notebook's newest session again in a fresh interpreter with the same seed.")
+    abstract: "Run a notebook's newest session (or --session N) again in a fresh interpreter with the same seed.")
   @Argument(help: "The notebook.") var notebook: String
+  @Option(help: "This session id instead of the newest (lathe show --sessions lists them).") var session: Int64?
   @Flag(help: "Compare every output with the recorded one; exit 1 with a diff on a mismatch.") var check = false
   @Option(help: "Relative tolerance for floats.") var rtol = 1e-5
   @Option(help: "Absolute tolerance for floats.") var atol = 1e-6
 
   func run() throws {
-    throw ExitCode(Commands.rerun(notebook: notebook, check: check, rtol: rtol, atol: atol))
+    throw ExitCode(Commands.rerun(notebook: notebook, session: session, check: check, rtol: rtol, atol: atol))
   }
 }
 
@@ -66,10 +67,13 @@ struct Show: ParsableCommand {
   @Argument(help: "The notebook.") var notebook: String
   @Option(name: .customLong("run"), help: "Only this run id.") var runID: Int64?
   @Option(help: "This session id instead of the newest.") var session: Int64?
-  @Flag(help: "List each run's metrics.") var metrics = false
+  @Flag(help: "Summarise each run's metrics: count, first, last, min and max of each series.") var metrics = false
+  @Flag(name: .customLong("all"), help: "With --metrics: list every step of every series.") var allMetrics = false
+  @Flag(help: "List the notebook's sessions (id, kind, start, seed, cells run, errors) instead.") var sessions = false
 
   func run() throws {
-    throw ExitCode(Commands.show(notebook: notebook, run: runID, session: session, metrics: metrics))
+    throw ExitCode(Commands.show(notebook: notebook, run: runID, session: session, metrics: metrics,
+                                 allMetrics: allMetrics, sessions: sessions))
   }
 }
 

@@ -71,6 +71,43 @@ import LatheNotebook
     #expect(changed.err.contains("was: ticks: 14") && changed.err.contains("now: ticks: 13"), "diff: \(changed.err)")
   }
 
+  @Test func sessionsAreListedAndAnOlderOneReruns() throws {
+    let nb = try quickstartNotebook()
+    let repl = try TestPaths.runLathe(["repl", nb], input: "print(\"second\")\n1/0\n")
+    #expect(repl.out.contains("second"))
+    let list = try TestPaths.runLathe(["show", nb, "--sessions"])
+    let lines = list.out.split(separator: "\n").map(String.init)
+    #expect(list.status == 0 && lines.count == 3, "\(list.out)")
+    #expect(lines.first?.contains("cells run  errors") == true)
+    #expect(lines[1].contains(" run ") && lines[1].contains("quickstart.lathe"), "\(lines[1])")
+    #expect(lines[2].contains(" repl ") && lines[2].split(separator: " ").suffix(3) == ["2", "1", "closed"], "\(lines[2])")
+    // --session picks the older session; the newest (the REPL's) is what rerun takes by default.
+    let older = try TestPaths.runLathe(["rerun", nb, "--session", "1", "--check"])
+    #expect(older.status == 0 && older.out.contains("runs of session 1 reproduce"), "\(older.out) \(older.err)")
+    let newest = try TestPaths.runLathe(["rerun", nb])
+    #expect(newest.out.contains("reran 2 runs of session 2"), "\(newest.out) \(newest.err)")
+    let missing = try TestPaths.runLathe(["rerun", nb, "--session", "42"])
+    #expect(missing.status == 2 && missing.err.contains("has no session 42 (its sessions: 1, 2, 3, 4"), "\(missing.err)")
+    let metrics = try TestPaths.runLathe(["show", nb, "--session", "1", "--metrics"])
+    #expect(metrics.out.contains("  best = 0.97"), "\(metrics.out)")
+    let every = try TestPaths.runLathe(["show", nb, "--session", "1", "--all"])
+    #expect(every.out.contains("  best[0] = 0.97"), "\(every.out)")
+  }
+
+  @Test func pipedREPLExitsNonZeroAfterAnErrorAndRunCountsTheCellsThatRan() throws {
+    let bad = try TestPaths.runLathe(["--scratch"], input: "x = 1/0\nprint(\"after\")\n")
+    #expect(bad.status == 1 && bad.out.contains("after") && bad.err.contains("division by zero"), "\(bad)")
+    let good = try TestPaths.runLathe(["--scratch"], input: "let x = 1\nprint(x + 1)\n")
+    #expect(good.status == 0 && good.out.contains("2"), "\(good)")
+
+    let script = dir.appendingPathComponent("stops.lathe").path
+    try "# %%\nprint(1)\n\n# %% [markdown]\n# text\n\n# %%\n1/0\n\n# %%\nprint(3)\n".write(toFile: script, atomically: true, encoding: .utf8)
+    let stopped = try TestPaths.runLathe(["run", script, "--notebook", dir.appendingPathComponent("stops.lnb").path])
+    #expect(stopped.status == 1 && stopped.err.contains("ran 3 of 4 cells of stops.lathe into"), "\(stopped.err)")
+    let all = try TestPaths.runLathe(["run", script, "--keep-going", "--notebook", dir.appendingPathComponent("all.lnb").path])
+    #expect(all.status == 1 && all.err.contains("ran 4 cells of stops.lathe into"), "\(all.err)")
+  }
+
   @Test func floatsWithinToleranceAgreeAndIntsMustMatch() {
     #expect(OutputComparison.compare("loss 0.1234567", "loss 0.1234568", rtol: 1e-5, atol: 1e-6) == nil)
     #expect(OutputComparison.compare("loss 0.12", "loss 0.13", rtol: 1e-5, atol: 1e-6) != nil)

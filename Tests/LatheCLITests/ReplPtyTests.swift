@@ -129,6 +129,43 @@ final class ReplPtyTests {
     #expect(resultLines(called) == ["42"], "shown: \(called.debugDescription)")
   }
 
+  /// Types each line, expecting the continuation prompt after every one.
+  func typeContinued(_ s: PtySession, _ lines: [String]) throws {
+    for line in lines {
+      try s.send(line + "\r")
+      try s.expect("\n" + PtySession.continuationPrompt)
+    }
+  }
+
+  @Test func elseOnItsOwnLineContinuesTheIfBlockAbove() throws {
+    let s = try start()
+    try s.enter("let x = -1")
+    // After the if block's closing brace the REPL waits one more line, in case it starts with `else`.
+    try typeContinued(s, ["if x > 0 {", "print(\"positive\")", "}", "else {", "print(\"negative\")"])
+    let ran = try s.enter("}")
+    #expect(resultLines(ran) == ["negative"], "shown: \(ran.debugDescription)")
+
+    // Any other line runs the held if first, then itself; a blank line just runs it.
+    try typeContinued(s, ["if x < 0 {", "print(\"held\")", "}"])
+    let next = try s.enter("print(\"after\")")
+    #expect(resultLines(next) == ["held", "after"], "shown: \(next.debugDescription)")
+    try typeContinued(s, ["if x < 0 {", "print(\"blank\")", "}"])
+    let blank = try s.enter("")
+    #expect(resultLines(blank) == ["blank"], "shown: \(blank.debugDescription)")
+
+    // An else with no if before it fails as one cell: its body does not run on its own.
+    try typeContinued(s, ["else {", "print(\"orphan\")"])
+    let orphan = try s.enter("}")
+    #expect(orphan.contains("found 'else'") && !orphan.contains("\norphan"), "shown: \(orphan.debugDescription)")
+    // A one-line if runs at once.
+    let oneLine = try s.enter("if x < 0 { print(\"now\") }")
+    #expect(resultLines(oneLine) == ["now"], "shown: \(oneLine.debugDescription)")
+    // Ctrl-D after an if block runs it before leaving.
+    try typeContinued(s, ["if x < 0 {", "print(\"at the end\")", "}"])
+    try s.send("\u{04}")
+    try s.expect("at the end")
+  }
+
   // MARK: - Ctrl-C
 
   @Test(arguments: InterruptRoute.allCases)

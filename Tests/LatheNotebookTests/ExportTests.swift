@@ -15,7 +15,8 @@ import Testing
     let text = try NotebookRenderer(notebook).render(.text, options: RenderOptions(showMetrics: true))
     #expect(text.hasPrefix("== session 1 · run · closed"))
     let order = ["# Sample", "In [1]: x = ones([2, 3])", "        print(shape(x))", "[2, 3]",
-                 "Out[1]: Tensor<f32>[2, 3]", "[ok · 1.50 ms]", "loss[1] = 1.25", "In [2]: plot(x)", "<plot 10x10>",
+                 "Out[1]: Tensor<f32>[2, 3]", "[ok · 1.50 ms]", "loss: 2 steps, first 2.5, last 1.25, min 1.25, max 2.5", "tok/s = 123",
+                 "In [2]: plot(x)", "<plot 10x10>",
                  "## Notes", "In [3]: matmul", "error: matmul: shapes", "[error · 0.30 ms]"]
     var searchFrom = text.startIndex
     for piece in order {
@@ -23,7 +24,9 @@ import Testing
       searchFrom = found.upperBound
     }
     let withoutMetrics = try NotebookRenderer(notebook).render(.text)
-    #expect(!withoutMetrics.contains("loss[1]"))
+    #expect(!withoutMetrics.contains("loss"))
+    let every = try NotebookRenderer(notebook).render(.text, options: RenderOptions(showMetrics: true, allMetrics: true))
+    #expect(every.contains("loss[0] = 2.5\n  loss[1] = 1.25\n  tok/s[0] = 123\n"))
   }
 
   @Test func replSessionsRenderBySeqAndOneRunCanBePicked() throws {
@@ -48,7 +51,10 @@ import Testing
     #expect(md.contains("```text\n[2, 3]\n```"))
     #expect(md.contains(Fixtures.cells[0].source))
     #expect(md.contains("![output](data:image/svg+xml;base64,"))
-    #expect(md.contains("| loss | 1 | 1.25 |"))
+    #expect(md.contains("| metric | steps | first | last | min | max |"))
+    #expect(md.contains("| loss | 2 | 2.5 | 1.25 | 1.25 | 2.5 |\n| tok/s | 1 | 123 | 123 | 123 | 123 |"))
+    let every = try NotebookRenderer(try sampleNotebook()).render(.md, options: RenderOptions(showMetrics: true, allMetrics: true))
+    #expect(every.contains("| loss | 1 | 1.25 |"))
     #expect(Markdown.fenced("a ``` b", info: "") == "````\na ``` b\n````")
   }
 

@@ -6,6 +6,18 @@ import LatheTestSupport
 import LatheLang   // SplitMix64: every corruption case can be replayed from its seed
 
 enum Fixtures {
+  /// `count` random bytes from SplitMix64 seeded with `seed`.
+  static func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
+    var generator = SplitMix64(seed: seed)
+    var bytes = [UInt8](repeating: 0, count: count)
+    bytes.withUnsafeMutableBytes { raw in
+      let words = raw.bindMemory(to: UInt64.self)
+      for index in words.indices { words[index] = generator.next() }
+      for index in words.count * 8..<count { raw[index] = UInt8(truncatingIfNeeded: generator.next()) }
+    }
+    return bytes
+  }
+
   static let environment = EnvironmentInfo(
     latheVersion: "0.1.0-test", latheCommit: "abc123", buildConfig: "debug", swiftVersion: "6.3.1", os: "Linux",
     cpuModel: "test cpu", coreCount: 2, memoryBytes: 8 << 30, blas: "openblas", blasThreads: 1,

@@ -43,23 +43,19 @@ import Testing
     #expect(try notebook.check() == [])
   }
 
-  @Test func largeBlobIsChunkedAndHashesBack() throws {
+  @Test func largeBlobIsStoredInPartsAndHashesBack() throws {
     let path = try Fixtures.temporaryNotebookPath()
     let notebook = try Notebook.open(path: path)
-    var generator = SplitMix64(seed: 17)
-    let size = 17 * 1024 * 1024 + 12_345
-    var bytes = [UInt8](repeating: 0, count: size)
-    bytes.withUnsafeMutableBytes { raw in
-      let words = raw.bindMemory(to: UInt64.self)
-      for index in words.indices { words[index] = generator.next() }
-    }
+    let bytes = Fixtures.randomBytes(17 * 1024 * 1024 + 12_345, seed: 17)
     try notebook.saveArtifact(run: nil, name: "big", kind: "model", bytes: bytes, dtype: nil, shape: nil, meta: nil)
     let hash = SHA256.hex(bytes)
-    #expect(try notebook.db.scalar("SELECT codec FROM blob WHERE hash = ?", [.text(hash)]) == .text("chunked"))
-    #expect(try notebook.db.scalar("SELECT count(*) FROM blob_chunk WHERE hash = ?", [.text(hash)]) == .integer(18))
+    #expect(try notebook.db.scalar("SELECT codec FROM blob WHERE hash = ?", [.text(hash)]) == .text("parts"))
+    let parts = try notebook.db.scalar("SELECT count(*) FROM blob WHERE codec = 'raw'")?.int ?? 0
+    #expect(parts >= bytes.count / ContentParts.maximum && parts <= bytes.count / ContentParts.minimum + 1, "\(parts) parts")
+    #expect(try notebook.db.scalar("SELECT count(*) FROM blob_chunk") == .integer(0))
     // Storing the same content again adds nothing.
     #expect(try notebook.putBlob(bytes) == hash)
-    #expect(try notebook.db.scalar("SELECT count(*) FROM blob_chunk") == .integer(18))
+    #expect(try notebook.db.scalar("SELECT count(*) FROM blob") == .integer(Int64(parts + 1)))
     notebook.close()
 
     let reader = try Notebook.open(path: path, readOnly: true)
@@ -67,14 +63,20 @@ import Testing
     #expect(try reader.check() == [])
   }
 
-  @Test func damagedChunkIsReported() throws {
+  @Test func damagedPartIsReported() throws {
     let notebook = try Notebook.open(path: ":memory:")
-    let bytes = [UInt8](repeating: 7, count: Notebook.chunkThreshold + 1)
+    let bytes = Fixtures.randomBytes(Notebook.chunkThreshold + 1, seed: 3)
     let hash = try notebook.putBlob(bytes)
-    try notebook.db.execute("UPDATE blob_chunk SET content = zeroblob(1048576) WHERE idx = 3")
+    let part = try #require(try notebook.db.scalar("SELECT hash FROM blob WHERE codec = 'raw' ORDER BY hash LIMIT 1")?.string)
+    try notebook.db.execute("UPDATE blob SET content = zeroblob(size) WHERE hash = ?", [.text(part)])
     #expect(throws: NotebookError.self) { try notebook.getBlob(hash) }
-    #expect(try notebook.check().contains { $0.contains(hash) && $0.contains("does not match") })
+    let problems = try notebook.check()
+    #expect(problems.contains { $0.contains(hash) && $0.contains("part") && $0.contains("does not match") }, "\(problems)")
+    #expect(problems.contains { $0.contains(part) && $0.contains("does not match its hash") }, "\(problems)")
     #expect(throws: NotebookError.self) { try notebook.getBlob(String(repeating: "f", count: 64)) }
+    // A missing part is named.
+    try notebook.db.execute("DELETE FROM blob WHERE hash = ?", [.text(part)])
+    #expect(try notebook.check().contains { $0.contains(hash) && $0.contains("is missing") })
   }
 
   @Test func outputsAreBufferedMergedAndFlushed() throws {

@@ -99,6 +99,12 @@ public protocol HostObject: AnyObject {
   /// The object as the condition of `if`, `while`, `&&`, `||`, `!` and `assert`: nil when it cannot be one; a
   /// thrown error when it is ambiguous (a mask of several elements).
   func conditionValue() throws -> Bool?
+  /// One line for the REPL's `:vars`: the type and what tells two values of it apart (`tensor f32 [576, 1536]`,
+  /// `llm SmolLM2 134.5M params, compressed: rtn(bits: 4)`). Default: `typeName`.
+  var summary: String { get }
+  /// False when `description` was already written to the output as the object was made (a streamed generation):
+  /// the REPL then does not print it again as the value of the cell that made it. Default: true.
+  var echoesAsValue: Bool { get }
 }
 
 extension HostObject {
@@ -116,6 +122,8 @@ extension HostObject {
   public func serialized() throws -> (kind: String, bytes: [UInt8])? { nil }
   public var numericValue: Double? { nil }
   public func conditionValue() throws -> Bool? { nil }
+  public var summary: String { typeName }
+  public var echoesAsValue: Bool { true }
 }
 
 extension Value {
