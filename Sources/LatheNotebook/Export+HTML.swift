@@ -1,4 +1,4 @@
-// Export+HTML: a session as one self-contained HTML page (escaped text, inline SVG, a small stylesheet).
+// Export+HTML: a session as one self-contained HTML page (escaped text, SVG as image data URIs, a small stylesheet).
 import Foundation
 import LatheLang
 
@@ -85,22 +85,11 @@ enum HTML {
 
   static func escape(_ text: String) -> String { Markup.escape(text) }
 
-  /// An SVG output inline, when it is plainly a static picture; otherwise as an `<img>` data URI, where a browser
-  /// runs no script. Notebooks travel, so their SVG is not trusted to be script-free.
+  /// An SVG output as an `<img>` data URI, always: a browser runs no script and follows no link in an image, so no
+  /// markup of a notebook (which travels) is ever inlined. A filter that tried to tell safe SVG from unsafe missed
+  /// `<svg/onload=...>` and entity-encoded `javascript:` links.
   static func svg(_ text: String) -> String {
-    let lower = text.lowercased()
-    let risky = ["<script", "javascript:", "<foreignobject", "<iframe", "<!entity", "<use", "href=\"data:",
-                 "<a ", "<style"]
-    let hasHandler = lower.range(of: #"\son[a-z]+\s*="#, options: .regularExpression) != nil
-    let start = lower.drop { $0.isWhitespace }
-    if (start.hasPrefix("<svg") || start.hasPrefix("<?xml")), !hasHandler, !risky.contains(where: lower.contains) {
-      var inline = text
-      if let declaration = inline.range(of: #"^\s*<\?xml[^>]*\?>"#, options: .regularExpression) {
-        inline.removeSubrange(declaration)
-      }
-      return inline
-    }
-    return "<img alt=\"output\" src=\"data:image/svg+xml;base64,\(Data(text.utf8).base64EncodedString())\">"
+    "<img alt=\"output\" src=\"data:image/svg+xml;base64,\(Data(text.utf8).base64EncodedString())\">"
   }
 
   /// A small Markdown subset as HTML: ATX headings, fenced code, bullet lists, paragraphs; everything escaped.

@@ -63,13 +63,26 @@ import Testing
     #expect(html.hasPrefix("<!DOCTYPE html>"))
     #expect(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; more"))
     #expect(!html.contains("<script>"))
-    #expect(html.contains(Fixtures.svg), "a plain SVG is inline")
+    #expect(!html.contains("<svg") && html.contains("src=\"data:image/svg+xml;base64,\(Data(Fixtures.svg.utf8).base64EncodedString())\""),
+            "an SVG output is an image, never inline markup")
     #expect(html.contains("<h2>Sample</h2>") && html.contains("<li>one</li>"))
     #expect(html.contains("&lt;b&gt;tags&lt;/b&gt;"))
     #expect(html.contains("ok · 1.50 ms") && html.contains("status-error"))
     #expect(!html.contains("http://") || html.contains("xmlns=\"http://www.w3.org/2000/svg\""))
     let risky = HTML.svg("<svg onload=\"alert(1)\"></svg>")
     #expect(risky.hasPrefix("<img") && !risky.contains("onload"))
+  }
+
+  /// SVG that would run script or follow a javascript: link when inlined: each becomes an image data URI, in which a
+  /// browser runs nothing, so none of its markup reaches the page.
+  @Test(arguments: ["<svg/onload=alert(1)></svg>", "<svg\tonload=alert(1)>",
+                    "<svg><a xlink:href=\"&#106;avascript:alert(1)\"><text>x</text></a></svg>",
+                    "<svg><a href=\"jav&#x09;ascript:alert(1)\">x</a></svg>", "<SVG ONLOAD=alert(1)>",
+                    "<?xml version=\"1.0\"?><svg><set attributeName=\"onmouseover\" to=\"alert(1)\"/></svg>"])
+  func svgOutputsNeverInlineMarkup(_ svg: String) throws {
+    let html = HTML.svg(svg)
+    #expect(html == "<img alt=\"output\" src=\"data:image/svg+xml;base64,\(Data(svg.utf8).base64EncodedString())\">")
+    #expect(!html.lowercased().contains("onload") && !html.contains("avascript") && !html.contains("<svg"))
   }
 
   @Test func ipynbIsValidNbformat() throws {
