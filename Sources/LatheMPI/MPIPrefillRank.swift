@@ -23,7 +23,15 @@ public enum MPIPrefillRank {
     var rank: Int32 = 0, size: Int32 = 0
     MPI_Comm_rank(world, &rank); MPI_Comm_size(world, &size)
     do {
-      let job = try MPIPrefillJob(arguments: arguments)
+      // The token ids: rank 0 reads them from standard input (mpirun forwards it there) and broadcasts them.
+      let count = try MPIPrefillJob.tokenCount(arguments: arguments)
+      var ids = [Int32](repeating: 0, count: count)
+      if rank == 0 {
+        let text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        ids = try MPIPrefillJob.tokens(text: text, count: count).map { Int32(clamping: $0) }
+      }
+      try check(MPI_Bcast(&ids, Int32(count), lathe_mpi_int(), 0, world), "the broadcast of the token ids")
+      let job = try MPIPrefillJob(arguments: arguments, tokens: ids.map(Int.init))
       guard Int(size) == job.chunks.count else {
         throw ParallelError.invalidPlan("lathe-mpi: \(size) ranks for \(job.chunks.count) chunks")
       }

@@ -34,8 +34,9 @@ public struct MPILaunch: Sendable {
   /// TCP gets a progress thread: a message over the eager limit (64 KiB: 86 prompt tokens of one layer's keys)
   /// otherwise moves only when the sender next calls MPI, a layer later, so the receiver waits (1024 tokens,
   /// runahead 512/512: the last rank waited 2.6-5.3 s without it, 0.17 s with it).
-  func arguments(procs: Int, executable: String, job: MPIPrefillJob) -> [String] {
-    var a = ["--allow-run-as-root", "-np", String(procs), "--bind-to", "none", "--mca", "mpi_yield_when_idle", "1",
+  package func arguments(procs: Int, executable: String, job: MPIPrefillJob) -> [String] {
+    // Open MPI refuses to run as root without --allow-run-as-root: given only then (a container's root).
+    var a = (geteuid() == 0 ? ["--allow-run-as-root"] : []) + ["-np", String(procs), "--bind-to", "none", "--mca", "mpi_yield_when_idle", "1",
              "--mca", "btl_tcp_progress_thread", "1",
              "-x", "LATHE_THREADS=1", "-x", "OPENBLAS_NUM_THREADS=1", "-x", "SWIFT_BACKTRACE=enable=no"]
     if let hostfile { a += ["--hostfile", hostfile] } else { a += ["--oversubscribe"] }
@@ -55,7 +56,9 @@ public struct MPILaunch: Sendable {
   }
 }
 
-/// What every rank is told, as command-line arguments (so nothing needs a shared file system).
+/// What every rank is told: the method, chunks and model path as command-line arguments, the prompt's token ids on
+/// rank 0's standard input (mpirun forwards it), broadcast to the other ranks. Nothing needs a shared file system,
+/// and the command line stays short at any prompt length (30k ids as text would pass Linux's 128 KiB per argument).
 package struct MPIPrefillJob: Equatable {
   package var method: ParallelPrefillMethod
   package var chunks: [Int]
@@ -68,10 +71,33 @@ package struct MPIPrefillJob: Equatable {
 
   package var arguments: [String] {
     func list(_ v: [Int]) -> String { v.map(String.init).joined(separator: ",") }
-    return ["--method", method.rawValue, "--chunks", list(chunks), "--model", modelPath, "--tokens", list(tokens)]
+    return ["--method", method.rawValue, "--chunks", list(chunks), "--model", modelPath, "--token-count", String(tokens.count)]
   }
 
-  package init(arguments: [String]) throws {
+  /// The token ids as rank 0 reads them from standard input: comma-separated, then a newline.
+  package var tokenText: String { tokens.map(String.init).joined(separator: ",") + "\n" }
+
+  /// The number of token ids `arguments` announce (they come on standard input).
+  package static func tokenCount(arguments: [String]) throws -> Int {
+    guard let i = arguments.firstIndex(of: "--token-count"), i + 1 < arguments.count, let n = Int(arguments[i + 1]),
+          n > 0, n <= 1 << 24 else {
+      throw ParallelError.invalidPlan("lathe-mpi: --token-count must be a count of 1 to 16777216 token ids")
+    }
+    return n
+  }
+
+  /// `count` token ids read from text (comma-separated), as rank 0 gets them on standard input.
+  package static func tokens(text: String, count: Int) throws -> [Int] {
+    let parts = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",")
+    let ids = parts.compactMap { Int($0) }
+    guard ids.count == parts.count, ids.count == count else {
+      throw ParallelError.invalidPlan("lathe-mpi: standard input holds \(ids.count) token ids of \(count) announced")
+    }
+    return ids
+  }
+
+  /// The job of `arguments`, with the token ids given separately when the arguments announce a count.
+  package init(arguments: [String], tokens given: [Int]? = nil) throws {
     var fields: [String: String] = [:], i = 0
     while i < arguments.count {
       guard arguments[i].hasPrefix("--"), i + 1 < arguments.count else {
@@ -90,7 +116,15 @@ package struct MPIPrefillJob: Equatable {
       throw ParallelError.invalidPlan("lathe-mpi: --method must be runahead or tsp")
     }
     guard let path = fields["model"] else { throw ParallelError.invalidPlan("lathe-mpi: --model is missing") }
-    method = m; chunks = try ints("chunks"); tokens = try ints("tokens"); modelPath = path
+    method = m; chunks = try ints("chunks"); modelPath = path
+    if let given {
+      guard given.count == (try MPIPrefillJob.tokenCount(arguments: arguments)) else {
+        throw ParallelError.invalidPlan("lathe-mpi: \(given.count) token ids for --token-count \(fields["token-count"] ?? "")")
+      }
+      tokens = given
+    } else {
+      tokens = try ints("tokens")
+    }
     try PrefillPartition.check(chunks, tokens: tokens.count)
   }
 }
@@ -165,7 +199,7 @@ extension LlamaModel {
     let job = MPIPrefillJob(method: method, chunks: chunks, tokens: prompt, modelPath: path)
     let started = monotonicNanoseconds()
     let output = try runMPI(launch.arguments(procs: chunks.count, executable: try launch.rankExecutable(), job: job),
-                            mpirun: launch.mpirun)
+                            mpirun: launch.mpirun, input: job.tokenText)
     let wall = Double(monotonicNanoseconds() - started) / 1e9
     guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix(MPIPrefillResult.marker) }),
           let data = Data(base64Encoded: String(line.dropFirst(MPIPrefillResult.marker.count)).trimmingCharacters(in: .whitespacesAndNewlines)) else {
@@ -192,7 +226,7 @@ extension LlamaModel {
   }
 
   /// Runs mpirun with `arguments`; returns its standard output, or throws with the end of its standard error.
-  private func runMPI(_ arguments: [String], mpirun: String) throws -> String {
+  private func runMPI(_ arguments: [String], mpirun: String, input: String) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = [mpirun] + arguments
@@ -206,14 +240,25 @@ extension LlamaModel {
     defer { try? FileManager.default.removeItem(at: errors) }
     let errorHandle = try FileHandle(forWritingTo: errors)
     defer { try? errorHandle.close() }
-    let out = Pipe()
+    let out = Pipe(), inputPipe = Pipe()
     process.standardOutput = out
     process.standardError = errorHandle
-    process.standardInput = FileHandle.nullDevice
+    process.standardInput = inputPipe
     do { try process.run() } catch {
       throw ParallelError.mpiFailed("could not start \(mpirun) (install Open MPI: apt-get install openmpi-bin): \(error)")
     }
+    // The token ids go to rank 0 on standard input, written from another thread: a long prompt fills the pipe, and
+    // this thread must read the output meanwhile.
+    let writer = inputPipe.fileHandleForWriting
+    let bytes = Data(input.utf8)
+    let written = DispatchSemaphore(value: 0)
+    Thread.detachNewThread {
+      try? writer.write(contentsOf: bytes)
+      try? writer.close()
+      written.signal()
+    }
     let data = out.fileHandleForReading.readDataToEndOfFile()
+    written.wait()
     process.waitUntilExit()
     guard process.terminationReason == .exit, process.terminationStatus == 0 else {
       let text = (try? String(contentsOf: errors, encoding: .utf8)) ?? ""

@@ -79,3 +79,23 @@ struct MPIPrefillReleaseTests {
     #expect(error?.description.hasPrefix("parallel prefill over MPI: mpirun exited with status") == true, "\(String(describing: error))")
   }
 }
+
+/// The command line mpirun gets stays short at any prompt length (the ids travel on rank 0's standard input, and
+/// Linux limits one argument to 128 KiB), and --allow-run-as-root is there only for root.
+@Test(arguments: [1, 4_096, 30_000])
+func mpiArgumentsStayShortAndTokensTravelOnStandardInput(tokens: Int) throws {
+  let ids = (0..<tokens).map { ($0 * 7919) % 49_152 }
+  let job = MPIPrefillJob(method: .runahead, chunks: tokens == 1 ? [1] : [tokens / 2, tokens - tokens / 2], tokens: ids,
+                          modelPath: "/models/m.gguf")
+  let arguments = MPILaunch().arguments(procs: job.chunks.count, executable: "/bin/lathe-mpi", job: job)
+  #expect(arguments.allSatisfy { $0.utf8.count < 128 * 1024 } && arguments.joined(separator: " ").utf8.count < 4096)
+  #expect(!arguments.contains("--tokens") && arguments.contains("--token-count"))
+  #expect(arguments.contains("--allow-run-as-root") == (geteuid() == 0))
+  // What rank 0 reads back and every rank then builds the same job from.
+  let rankArguments = Array(arguments.drop { $0 != "/bin/lathe-mpi" }.dropFirst())
+  let count = try MPIPrefillJob.tokenCount(arguments: rankArguments)
+  let read = try MPIPrefillJob.tokens(text: job.tokenText, count: count)
+  #expect(try MPIPrefillJob(arguments: rankArguments, tokens: read) == job)
+  #expect(throws: (any Error).self) { try MPIPrefillJob.tokens(text: job.tokenText + ",5", count: count) }
+  #expect(throws: (any Error).self) { try MPIPrefillJob(arguments: rankArguments, tokens: Array(read.dropLast())) }
+}
