@@ -196,6 +196,9 @@ extension LlamaModel {
     guard let path = ggufPath else {
       throw ParallelError.invalidPlan("MPI prefill needs a model loaded from a GGUF file (every rank loads the file at the same path)")
     }
+    guard unchangedGGUFPath != nil else {
+      throw ParallelError.invalidPlan("MPI prefill: \(path) was replaced since this model was loaded from it; load it again")
+    }
     let job = MPIPrefillJob(method: method, chunks: chunks, tokens: prompt, modelPath: path)
     let started = monotonicNanoseconds()
     let output = try runMPI(launch.arguments(procs: chunks.count, executable: try launch.rankExecutable(), job: job),

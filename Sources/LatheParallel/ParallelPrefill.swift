@@ -168,7 +168,8 @@ extension LlamaModel {
                              startSeconds: 0, processes: [timeline], processCaches: processCaches ? [try cache.copy()] : [],
                              attentionMACs: macs)
     }
-    let path = try ggufPath ?? pool.temporaryGGUF(for: self)
+    // The file the model came from, unless it was replaced since: then the workers get a copy of this model.
+    let path = try unchangedGGUFPath ?? pool.temporaryGGUF(for: self)
     let cache = try makeCache(capacity: prompt.count + Swift.max(0, extra))
     let outcome = try pool.run(method, model: self, modelPath: path, prompt: prompt, chunks: chunks, into: cache,
                                processCaches: processCaches, interrupt: interrupt)

@@ -71,7 +71,9 @@ public final class WorkerPool: @unchecked Sendable {
       let executable = try WorkerProcess.executable()
       while workers.count < count { workers.append(try WorkerProcess.spawn(slot: workers.count, executable: executable)) }
     }
-    let loading = workers.prefix(count).filter { $0.modelPath != modelPath }
+    // Workers hold a model by its file's path and identity: a new file saved over the same path is loaded again.
+    let key = modelPath + "@" + (FileIdentity.of(path: modelPath)?.description ?? "")
+    let loading = workers.prefix(count).filter { $0.modelPath != key }
     var w = FrameWriter()
     w.string(modelPath)
     for worker in loading {
@@ -84,7 +86,7 @@ public final class WorkerPool: @unchecked Sendable {
         switch kind {
         case .ready:
           _ = try r.int("pid"); try r.finish("a ready message")
-          worker.modelPath = modelPath
+          worker.modelPath = key
         case .failure: throw ParallelError.workerFailed(worker: worker.slot, message: try r.string("message"))
         default: throw ParallelError.malformedFrame("worker \(worker.slot) answered a load with \(kind)")
         }

@@ -57,8 +57,12 @@ enum Chromium {
   let export = try TestPaths.runLathe(["export", notebook.path, "--to", "html", "-o", html.path])
   #expect(export.status == 0, Comment(rawValue: export.err))
   let page = try String(contentsOf: html, encoding: .utf8)
-  #expect(page.contains("<svg"), "the plot is inline SVG")
-  #expect(page.components(separatedBy: "class=\"series\"").count - 1 == 2)
+  // The plot is an SVG image (a data URI: no markup of a notebook is inlined into the page).
+  let prefix = "src=\"data:image/svg+xml;base64,"
+  let encoded = try #require(page.range(of: prefix).map { page[$0.upperBound...].prefix { $0 != "\"" } }, "no SVG image in the page")
+  let svg = String(decoding: try #require(Data(base64Encoded: String(encoded))), as: UTF8.self)
+  #expect(svg.contains("<svg") && !page.contains("<svg"), "the plot is an SVG image, not inline markup")
+  #expect(svg.components(separatedBy: "class=\"series\"").count - 1 == 2)
   #expect(!page.contains("⠀"), "HTML shows the SVG, not the braille alternative")
 
   guard let chromium = Chromium.executable else {
@@ -68,7 +72,7 @@ enum Chromium {
   }
   // The same page without its SVG: the plot must add a good deal of drawing to the screenshot.
   let bare = directory.appendingPathComponent("bare.html")
-  try page.replacingOccurrences(of: #"<svg[\s\S]*?</svg>"#, with: "", options: .regularExpression)
+  try page.replacingOccurrences(of: #"<img alt="output" src="data:image/svg\+xml;base64,[^"]*">"#, with: "", options: .regularExpression)
     .write(to: bare, atomically: true, encoding: .utf8)
   let withPlot = try #require(try Chromium.screenshot(chromium, page: html, in: directory, name: "plot.png"))
   let without = try #require(try Chromium.screenshot(chromium, page: bare, in: directory, name: "bare.png"))

@@ -5,6 +5,7 @@
 
 import Foundation
 import Testing
+import LatheTestSupport
 import LatheModels
 import LatheParallel
 
@@ -67,4 +68,31 @@ let prefillCases: [PrefillCase] = {
       #expect(continued.tokens == serial.tokens, "\(method)")
     }
   }
+}
+
+/// Workers hold a model by its file's identity, not its path: a model saved over the same path and loaded again is
+/// what they run (not the first one, which they had loaded), and a model whose file was replaced after it was loaded
+/// runs from a copy of itself. Each parallel prefill equals the serial one of the model it was asked of.
+extension ParallelPrefillReleaseTests {
+@Test func workersFollowAModelSavedOverTheSamePath() throws {
+  let dir = try TestPaths.temporaryDirectory("same-path")
+  defer { try? FileManager.default.removeItem(at: dir) }
+  let path = dir.appendingPathComponent("m.gguf").path
+  let prompt = try SmolLM2Parallel.prompt(24)
+  func check(_ model: LlamaModel, _ label: String) throws {
+    let serial = try model.prefill(prompt, extra: 0)
+    let r = try model.parallelPrefill(prompt, method: .runahead, chunks: [12, 12], extra: 0)
+    expectMatchesSerial(r, method: .runahead, chunks: [12, 12], model: model, serial: serial, label: label)
+  }
+  try SmolLM2Parallel.model().writeGGUF(to: path)                       // Q4_1 as loaded
+  let first = try LlamaModel(path: path)
+  try check(first, "the first model")
+  try first.writeGGUF(to: path, type: GGMLType.q8_0)                           // other weights, same path
+  let second = try LlamaModel(path: path)
+  #expect(second.unchangedGGUFPath == path && first.unchangedGGUFPath == nil)
+  try check(second, "the model saved over it")
+  try first.writeGGUF(to: path)                                        // replaced again while `second` is loaded
+  #expect(second.unchangedGGUFPath == nil)
+  try check(second, "a model whose file was replaced")
+}
 }

@@ -121,6 +121,14 @@ extension LlamaModel {
     }
     // Worker processes map the same file (an image read from memory, such as a notebook's, has none).
     ggufPath = FileManager.default.fileExists(atPath: file.path) ? file.path : nil
+    ggufIdentity = ggufPath.flatMap(FileIdentity.of)
+  }
+
+  /// The file this model was loaded from, while it is still that file (same device, inode, size and mtime): worker
+  /// processes may load it by path. nil when the model has no file or the file was replaced since.
+  public var unchangedGGUFPath: String? {
+    guard let path = ggufPath, let identity = ggufIdentity, FileIdentity.of(path: path) == identity else { return nil }
+    return path
   }
 
   /// Loads a GGUF file by path.

@@ -30,6 +30,8 @@ public final class LlamaModel: @unchecked Sendable {
   /// The GGUF file the weights were loaded from, for another process to load the same model (parallel prefill).
   /// nil for a model built any other way, copies included (a technique replaces matrices of a copy).
   public var ggufPath: String?
+  /// The identity of `ggufPath`'s file when the model was loaded from it.
+  public var ggufIdentity: FileIdentity?
 
   public init(config: LlamaConfig, layers: [LlamaLayer], tokenEmbedding: LinearWeight, outputNorm: Tensor, outputWeight: Tensor? = nil,
               tokenizer: BPETokenizer? = nil, name: String = "llama") throws {

@@ -50,3 +50,16 @@ public enum AtomicFile {
     }
   }
 }
+
+/// What a file is on disk: device, inode, size and modification time. A file saved over the same path (renamed
+/// into place, or rewritten) has another identity, so a cache keyed by it never serves the old contents.
+public struct FileIdentity: Equatable, Sendable, CustomStringConvertible {
+  public let device: UInt64, inode: UInt64, size: Int64, modified: Int64
+  public static func of(path: String) -> FileIdentity? {
+    var s = stat()
+    guard stat(path, &s) == 0 else { return nil }
+    return FileIdentity(device: UInt64(s.st_dev), inode: UInt64(s.st_ino), size: Int64(s.st_size),
+                        modified: Int64(s.st_mtim.tv_sec) * 1_000_000_000 + Int64(s.st_mtim.tv_nsec))
+  }
+  public var description: String { "\(device):\(inode):\(size):\(modified)" }
+}

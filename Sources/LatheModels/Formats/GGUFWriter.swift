@@ -119,29 +119,18 @@ public struct GGUFWriter {
     return out
   }
 
-  /// Writes the file at `path` (replacing it), streaming the tensor data.
+  /// Writes the file at `path`, streaming the tensor data, through a temporary file renamed over it
+  /// (AtomicFile): a failed write leaves the old file, and a process that has the old file mapped (a loaded model)
+  /// keeps reading the old bytes instead of finding them truncated under it.
   public func write(to path: String) throws {
     let head = try header(), align = try alignment()
-    guard let f = fopen(path, "wb") else {
-      throw ModelFormatError.notFound(path: path, field: "file", reason: "cannot be created (\(String(cString: strerror(errno))))")
-    }
-    var closed = false
-    defer { if !closed { fclose(f) } }
-    func put(_ bytes: [UInt8]) throws {
-      let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
-      guard written == bytes.count else {
-        throw ModelFormatError.notFound(path: path, field: "file", reason: "write failed (\(String(cString: strerror(errno))))")
+    try AtomicFile.write(to: path) { f in
+      try AtomicFile.put(head, to: f, path: path)
+      for e in entries {
+        try AtomicFile.put(e.data, to: f, path: path)
+        let padding = (align - e.data.count % align) % align
+        if padding > 0 { try AtomicFile.put([UInt8](repeating: 0, count: padding), to: f, path: path) }
       }
-    }
-    try put(head)
-    for e in entries {
-      try put(e.data)
-      let padding = (align - e.data.count % align) % align
-      if padding > 0 { try put([UInt8](repeating: 0, count: padding)) }
-    }
-    closed = true
-    guard fclose(f) == 0 else {
-      throw ModelFormatError.notFound(path: path, field: "file", reason: "cannot be closed (\(String(cString: strerror(errno))))")
     }
   }
 
