@@ -60,6 +60,12 @@ public enum Commands {
         summary(ran: reached, of: cells.count, name: name, target: target, started: started, display)
         return 1
       }
+      if let lost = outcome.recordingError {
+        // The cell ran, but the notebook could not keep it (a full disk): a failure, and the run stops.
+        failures += 1
+        display.write("lathe: the notebook \(target) could not record cell \(index + 1) (\(lost)); stopping\n", error: true)
+        break
+      }
       if outcome.status == .error && !cell.tags.contains(raisesTag) {
         failures += 1
         if !keepGoing {

@@ -195,7 +195,7 @@ public final class REPL {
 
   private func submit(_ source: String) {
     let outcome = session.execute(source)
-    if outcome.status == .error || outcome.status == .interrupted { failed = true }
+    if outcome.status == .error || outcome.status == .interrupted || outcome.recordingError != nil { failed = true }
   }
 
   private func remember(_ entry: String) {

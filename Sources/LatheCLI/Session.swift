@@ -27,6 +27,9 @@ public struct CellOutcome {
   public var diagnostic: Diagnostic?
   public var wallSeconds: Double
   public var runID: Int64?
+  /// The first error writing this cell to the notebook (beginning its run, an output, its end), when there was
+  /// one: the cell ran, but the notebook does not hold all of it. `lathe run` counts it as a failure.
+  public var recordingError: String?
 }
 
 public final class Session {
@@ -48,6 +51,8 @@ public final class Session {
   /// Opens a session; `notebook` nil runs without recording (a scratch session).
   public init(notebook: Notebook?, mode: SessionMode, seed: UInt64, remark: String? = nil,
               display: SessionDisplay? = TerminalDisplay(), loadPrelude: Bool = true) throws {
+    // Past a file-size limit a write fails with EFBIG (an error the session reports) instead of SIGXFSZ killing it.
+    signal(SIGXFSZ, SIG_IGN)
     self.notebook = notebook
     self.seed = seed
     self.display = display
@@ -93,7 +98,19 @@ public final class Session {
     case .warning: mapped = .warning
     case .progress: return                                  // progress bars are for the terminal only
     }
-    try? notebook.appendOutput(run: run, kind: mapped, text: text)
+    record { try notebook.appendOutput(run: run, kind: mapped, text: text) }
+  }
+
+  /// The first notebook write error of the running cell (reported once, on standard error).
+  private var recordingError: String?
+
+  /// Runs one notebook write; a failure is shown (once per cell) and kept for the cell's outcome, never dropped.
+  private func record(_ write: () throws -> Void) {
+    do { try write() } catch {
+      guard recordingError == nil else { return }
+      recordingError = "\(error)"
+      display?.write("notebook: could not record cell \(seq): \(error)\n", error: true)
+    }
   }
 
   /// A rich output: the text/plain alternative on the terminal, every alternative in the notebook.
@@ -102,7 +119,7 @@ public final class Session {
       display?.write(plain.text.hasSuffix("\n") ? plain.text : plain.text + "\n", error: false)
     }
     guard let notebook, let run = currentRun else { return }
-    try? notebook.appendDisplay(run: run, alternatives: alternatives)
+    record { try notebook.appendDisplay(run: run, alternatives: alternatives) }
   }
 
   /// Runs one cell: records it as a run (source, seed, timings, outputs, status) and shows what it prints.
@@ -112,9 +129,12 @@ public final class Session {
                       path: String? = nil) -> CellOutcome {
     seq += 1
     let cellName = name ?? "cell \(seq)"
+    recordingError = nil
     if let notebook, let sessionID, !notebook.isReadOnly {
-      currentRun = try? notebook.beginRun(session: sessionID, seq: seq, cellID: cellID, source: source,
-                                          seed: Int64(bitPattern: seed), threads: 1)
+      record {
+        currentRun = try notebook.beginRun(session: sessionID, seq: seq, cellID: cellID, source: source,
+                                           seed: Int64(bitPattern: seed), threads: 1)
+      }
     }
     interpreter.pendingMetrics.removeAll()
     interpreter.pendingParams.removeAll()
@@ -132,7 +152,7 @@ public final class Session {
           if !alreadyStreamed(value) {
             let text = value.display + "\n"
             display?.write(text, error: false)
-            if let notebook, let run = currentRun { try? notebook.appendOutput(run: run, kind: .result, text: text) }
+            if let notebook, let run = currentRun { record { try notebook.appendOutput(run: run, kind: .result, text: text) } }
           }
         }
       }
@@ -142,26 +162,25 @@ public final class Session {
       let text = d.rendered + "\n"
       // After Ctrl-C the terminal has echoed "^C" on the current line: start the message on a fresh one.
       display?.write((d.kind == .interrupted && isatty(2) != 0 ? "\n" : "") + text, error: true)
-      if let notebook, let run = currentRun { try? notebook.appendOutput(run: run, kind: .error, text: text) }
+      if let notebook, let run = currentRun { record { try notebook.appendOutput(run: run, kind: .error, text: text) } }
     } catch {
       outcome.status = .error
       let text = "\(cellName): error: \(error)\n"
       display?.write(text, error: true)
-      if let notebook, let run = currentRun { try? notebook.appendOutput(run: run, kind: .error, text: text) }
+      if let notebook, let run = currentRun { record { try notebook.appendOutput(run: run, kind: .error, text: text) } }
     }
     let wall = DispatchTime.now().uptimeNanoseconds - start
     outcome.wallSeconds = Double(wall) / 1e9
     if let notebook, let run = currentRun {
-      do {
+      record {
         try notebook.finishRun(run, status: outcome.status, wallNs: Int64(wall),
                                cpuNs: Session.cpuNanoseconds() - usageBefore, peakRSS: Session.peakRSS(),
                                metrics: interpreter.pendingMetrics, params: interpreter.pendingParams,
                                inputs: interpreter.pendingInputs.compactMap(Session.fileInput))
-      } catch {
-        display?.write("notebook: could not record run \(seq): \(error)\n", error: true)
       }
     }
     currentRun = nil
+    outcome.recordingError = recordingError
     return outcome
   }
 

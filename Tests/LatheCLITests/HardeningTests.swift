@@ -16,10 +16,12 @@ func deeplyNestedValuesAreFreedWithoutOverflow(_ program: String) throws {
 }
 
 /// Runs the lathe REPL (scratch) on `input` under a file-size limit of `kib` KiB (RLIMIT_FSIZE, through the shell).
-func runLatheUnderFileSizeLimit(kib: Int, input: String) throws -> (status: Int32, out: String, err: String) {
+func runLatheUnderFileSizeLimit(kib: Int, input: String, arguments: [String] = ["--scratch"], cwd: URL? = nil) throws
+  -> (status: Int32, out: String, err: String) {
   let p = Process()
   p.executableURL = URL(fileURLWithPath: "/bin/bash")
-  p.arguments = ["-c", "ulimit -f \(kib); exec \"$0\" --scratch", TestPaths.latheBinary.path]
+  p.arguments = ["-c", "ulimit -f \(kib); exec \"$@\"", "lathe", TestPaths.latheBinary.path] + arguments
+  if let cwd { p.currentDirectoryURL = cwd }
   let out = Pipe(), err = Pipe(), inp = Pipe()
   p.standardOutput = out; p.standardError = err; p.standardInput = inp
   try p.run()
@@ -82,4 +84,25 @@ func allocationsUnderAnAddressSpaceLimitAreErrors(_ cell: String) throws {
   p.waitUntilExit()
   #expect(p.terminationStatus < 128 && o.contains("alive"), "status \(p.terminationStatus): \(e.suffix(800))")
   #expect(e.contains("memory budget"), "\(e)")
+}
+
+/// A notebook that cannot take a cell's output (its file may not grow past 256 KiB) is an error the user sees:
+/// `lathe run` says so, stops and exits 1; what was committed before stays, and the file checks clean.
+@Test(arguments: ["print(join(map(range(0, 20000), i => \"line of output \\(i)\"), \"\\n\"))",
+                  "save(\"big\", zeros(300, 300))",
+                  "for i in 0..<4000 { print(join(map(range(0, 100), j => \"x\"), \"\")) }"])
+func aNotebookThatCannotRecordStopsTheRunVisibly(_ cell: String) throws {
+  let dir = try TestPaths.temporaryDirectory("full-notebook")
+  defer { try? FileManager.default.removeItem(at: dir) }
+  try "# %%\nprint(\"small\")\n# %%\n\(cell)\n# %%\nprint(\"after\")\n"
+    .write(to: dir.appendingPathComponent("s.lathe"), atomically: true, encoding: .utf8)
+  let r = try runLatheUnderFileSizeLimit(kib: 256, input: "", arguments: ["run", "s.lathe", "--notebook", "nb.lnb"], cwd: dir)
+  #expect(r.status == 1, "status \(r.status): \(r.err.suffix(600))")
+  // The cell's outputs (notebook: could not record cell 2), or save's own write (the cell's error), fail visibly.
+  #expect(r.err.contains("could not record cell 2") || (r.err.contains("s.lathe, 4:") && r.err.contains("disk I/O error")), "\(r.err)")
+  #expect(!r.out.contains("after"), "the run went on after the notebook failed")
+  let check = try TestPaths.runLathe(["check", "nb.lnb"], cwd: dir)
+  #expect(check.status == 0, "\(check.out) \(check.err)")
+  let show = try TestPaths.runLathe(["show", "nb.lnb"], cwd: dir)
+  #expect(show.out.contains("small"), "\(show.out)")
 }
