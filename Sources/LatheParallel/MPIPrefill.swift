@@ -215,7 +215,7 @@ extension LlamaModel {
           (0..<layers).allSatisfy({ result.keys[$0].count == prompt.count * widths[$0] && result.values[$0].count == prompt.count * widths[$0] }) else {
       throw ParallelError.malformedFrame("MPI result does not fit the model and prompt")
     }
-    let cache = try makeCache(capacity: prompt.count + Swift.max(0, extra))
+    let cache = try makeCache(capacity: cacheCapacity(prompt: prompt.count, extra: extra))
     for l in 0..<layers {
       try cache.write(layer: l, at: 0, rows: prompt.count, keys: result.keys[l], values: result.values[l], limit: config.contextLength)
     }

@@ -170,7 +170,7 @@ extension LlamaModel {
     }
     // The file the model came from, unless it was replaced since: then the workers get a copy of this model.
     let path = try unchangedGGUFPath ?? pool.temporaryGGUF(for: self)
-    let cache = try makeCache(capacity: prompt.count + Swift.max(0, extra))
+    let cache = try makeCache(capacity: cacheCapacity(prompt: prompt.count, extra: extra))
     let outcome = try pool.run(method, model: self, modelPath: path, prompt: prompt, chunks: chunks, into: cache,
                                processCaches: processCaches, interrupt: interrupt)
     let last = outcome.replies.count - 1

@@ -30,10 +30,16 @@ extension LlamaModel {
     return tokenizer
   }
 
+  /// Rows for a cache of `prompt` tokens and `extra` more: never more than the context allows past the prompt, so a
+  /// huge `room:` is the context, not an overflow.
+  public func cacheCapacity(prompt: Int, extra: Int) -> Int {
+    prompt + Swift.min(Swift.max(0, extra), Swift.max(0, config.contextLength - prompt))
+  }
+
   /// Prefills `prompt` into a fresh cache with room for `extra` more positions; returns the cache and the logits
   /// after the last prompt token.
   public func prefill(_ prompt: [Int], extra: Int = 256) throws -> (cache: KVCache, logits: [Float]) {
-    let cache = try makeCache(capacity: prompt.count + Swift.max(0, extra))
+    let cache = try makeCache(capacity: cacheCapacity(prompt: prompt.count, extra: extra))
     let logits = try forward(prompt, cache: cache)
     return (cache, logits)
   }

@@ -44,7 +44,7 @@ extension Variable {
     var cosines = [Float](repeating: 0, count: t * d / 2), sines = cosines
     for p in 0..<t {
       for i in 0..<(d / 2) {
-        let theta = Double(p + start) * Foundation.pow(Double(base), -2 * Double(i) / Double(d))
+        let theta = (Double(p) + Double(start)) * Foundation.pow(Double(base), -2 * Double(i) / Double(d))   // no Int overflow
         cosines[p * d / 2 + i] = Float(Foundation.cos(theta)); sines[p * d / 2 + i] = Float(Foundation.sin(theta))
       }
     }

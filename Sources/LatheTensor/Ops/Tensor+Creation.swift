@@ -18,7 +18,11 @@ extension Tensor {
     guard step != 0, step.isFinite, start.isFinite, stop.isFinite else {
       throw TensorError.invalidArgument(op: "arange", reason: "needs finite bounds and a nonzero step")
     }
-    let n = max(0, Int(((stop - start) / step).rounded(.up)))
+    let steps = ((stop - start) / step).rounded(.up)
+    guard steps < 9.0e15 else {                           // past that, the count is not an Int (the budget stops far sooner)
+      throw TensorError.invalidArgument(op: "arange", reason: "\(start) to \(stop) in steps of \(step) is \(steps) values, too many")
+    }
+    let n = max(0, Int(steps))
     var t = try Tensor(zeros: [n], op: "arange")
     let p = try t.mutablePointer()
     for i in 0..<n { p[i] = Float(start + Double(i) * step) }
