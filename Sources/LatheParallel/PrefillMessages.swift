@@ -67,8 +67,13 @@ struct PrefillRequest: Equatable {
     let p = chunks.count, layers = widths.count
     func fail(_ reason: String) -> ParallelError { .malformedFrame("prefill request: \(reason)") }
     guard p >= 1, index >= 0, index < p else { throw fail("index \(index) of \(p) processes") }
-    guard chunks.allSatisfy({ $0 >= 1 }) else { throw fail("chunk sizes \(chunks) must each be at least 1") }
+    guard chunks.allSatisfy({ $0 >= 1 && $0 <= 1 << 30 }) else { throw fail("chunk sizes \(chunks) must each be 1 to 2^30") }
+    guard regionBytes >= 0, rows.allSatisfy({ $0 >= 0 && $0 <= 1 << 32 }), widths.allSatisfy({ $0 >= 0 && $0 <= 1 << 24 }) else {
+      throw fail("sizes out of range (region \(regionBytes) bytes, rows \(rows))")
+    }
     guard tokens.count == chunks[index] else { throw fail("\(tokens.count) tokens for a chunk of \(chunks[index])") }
+    // Every product below stays far inside Int: chunks ≤ 2^30 (a 256 MiB frame holds at most 2^25 of them), rows ≤ 2^32,
+    // widths ≤ 2^24, so rows·width·4 ≤ 2^58.
     guard keyOffsets.count == p * layers, valueOffsets.count == p * layers, semaphoreOffsets.count == p * layers, rows.count == p else {
       throw fail("the layout is not \(p) processes × \(layers) layers")
     }

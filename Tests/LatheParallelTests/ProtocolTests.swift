@@ -64,6 +64,16 @@ import Testing
   #expect(throws: ParallelError.self) { try bad.validate(widths: [8]) }
   bad = good; bad.semaphoreOffsets = [0, 4095]
   #expect(throws: ParallelError.self) { try bad.validate(widths: [8]) }
+  // Sizes that would overflow the layout arithmetic are malformed frames, not traps (the worker replies a failure).
+  bad = good; bad.chunks = [Int.max, 1]
+  #expect(throws: ParallelError.self) { try bad.validate(widths: [8]) }
+  bad = good; bad.chunks = [2, Int.max]; bad.index = 1
+  #expect(throws: ParallelError.self) { try bad.validate(widths: [8]) }
+  bad = good; bad.rows = [Int.max, Int.max]
+  #expect(throws: ParallelError.self) { try bad.validate(widths: [8]) }
+  bad = good; bad.regionBytes = Int.min
+  #expect(throws: ParallelError.self) { try bad.validate(widths: [8]) }
+  #expect(throws: ParallelError.self) { try good.validate(widths: [Int.max / 2]) }
 }
 
 @Test func partitionsMapToChunkSizes() throws {
