@@ -130,6 +130,10 @@ func fastSearchFindsTheLiteralMinimum(block: Int, coeffs: Int) throws {
   #expect(back.packed() == bytes)
   #expect(try back.dequantized().scalars == (try m.dequantized().scalars))
   #expect(throws: SeedLMError.self) { try SeedMatrix.unpack(Array(bytes.dropLast()), technique: technique, shape: [6, 16]) }
+  // A crafted shape (from a file's lathe.compressed.* keys) is an error, never an overflow trap.
+  for shape in [[Int.max, 1], [1 << 31, 1 << 31], [Int.max / 2, 3], [-1, 16], [6]] {
+    #expect(throws: SeedLMError.self) { try SeedMatrix.unpack(bytes, technique: technique, shape: shape) }
+  }
 }
 
 @Test(arguments: [4, 3])

@@ -18,7 +18,10 @@ public final class SeedMatrix: CompressedMatrix, @unchecked Sendable {
   let stream: UnsafeMutableRawPointer
 
   public convenience init(technique: SeedLM, shape: [Int], seeds: [UInt16], exponents: [Int8], mantissas: [Int8]) throws {
-    let count = shape.reduce(1, *), blocks = (count + technique.block - 1) / technique.block
+    guard let count = Memory.count(shape), count >= 0, count <= 1 << 48 else {
+      throw SeedLMError.invalid("shape", "needs at most 2^48 weights, got \(shape)")
+    }
+    let blocks = (count + technique.block - 1) / technique.block
     guard shape.count == 2, seeds.count == blocks, exponents.count == blocks, mantissas.count == blocks * technique.coeffs else {
       throw SeedLMError.invalid("packed", "\(seeds.count) seeds, \(exponents.count) exponents and \(mantissas.count) mantissas do not fit \(blocks) blocks of shape \(shape)")
     }
@@ -111,8 +114,9 @@ public final class SeedMatrix: CompressedMatrix, @unchecked Sendable {
 
   /// Reads a bitstream written by `packed()` back (checking every seed is a state of the register).
   public static func unpack(_ bytes: [UInt8], technique: SeedLM, shape: [Int]) throws -> SeedMatrix {
-    guard shape.count == 2, shape.allSatisfy({ $0 > 0 }), let count = Memory.count(shape) else {
-      throw SeedLMError.invalid("shape", "needs [rows, cols] with positive sizes, got \(shape)")
+    // 2^48 weights bound the block and bit counts far inside Int (a crafted shape in a file is an error, not a trap).
+    guard shape.count == 2, shape.allSatisfy({ $0 > 0 }), let count = Memory.count(shape), count <= 1 << 48 else {
+      throw SeedLMError.invalid("shape", "needs [rows, cols] with positive sizes and at most 2^48 weights, got \(shape)")
     }
     let blocks = (count + technique.block - 1) / technique.block
     let expected = (blocks * technique.bitsPerBlock + 7) / 8
