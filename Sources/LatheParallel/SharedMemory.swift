@@ -30,6 +30,9 @@ final class SharedFolder {
     let prefix = "lathe-\(getuid())-"
     for name in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] where name.hasPrefix(prefix) {
       guard let pid = Int32(name.dropFirst(prefix.count).prefix { $0.isNumber }), pid != getpid() else { continue }
+      // Only a real directory of this user's (lstat: a symlink named like one of ours is not followed).
+      var info = stat()
+      guard lstat("\(base)/\(name)", &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == getuid() else { continue }
       if kill(pid, 0) != 0 && errno == ESRCH { removeTree("\(base)/\(name)") }
     }
   }
@@ -62,9 +65,29 @@ final class SharedFolder {
     lock.lock(); let paths = live; live = []; lock.unlock()
     for p in paths { removeTree(p) }
   }
-  private static func removeTree(_ path: String) {
-    if let names = try? FileManager.default.contentsOfDirectory(atPath: path) {
-      for name in names { unlink("\(path)/\(name)") }
+  /// Removes a folder of ours and the plain files in it. The folder is opened without following a symlink
+  /// (O_NOFOLLOW) and must be a directory owned by this user; its entries are unlinked relative to that open folder
+  /// (unlinkat), so a symlink planted under /dev/shm in the folder's place, or inside it, never leads the removal to
+  /// another folder's files. Subfolders and foreign files are left.
+  static func removeTree(_ path: String) {
+    let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+    guard fd >= 0 else { return }
+    var info = stat()
+    guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == getuid(), let dir = fdopendir(fd) else {
+      close(fd)
+      return
+    }
+    defer { closedir(dir) }                                // closes fd too
+    var names: [String] = []
+    while let entry = readdir(dir) {
+      let name = withUnsafePointer(to: entry.pointee.d_name) { $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) } }
+      if name != "." && name != ".." { names.append(name) }
+    }
+    for name in names {
+      var entry = stat()
+      guard fstatat(fd, name, &entry, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+      let kind = entry.st_mode & S_IFMT
+      if kind == S_IFREG || kind == S_IFLNK { unlinkat(fd, name, 0) }   // a link itself goes, never its target
     }
     rmdir(path)
   }

@@ -178,3 +178,27 @@ import LatheTestSupport
     #expect(one.bytesSent == [0])
   }
 }
+
+/// The stale shared-memory cleanup removes only real folders of this user's, and inside them only their own
+/// entries: a symlink planted in a stale folder's place, or inside one, leaves its target intact.
+@Test func staleCleanupNeverFollowsAPlantedSymlink() throws {
+  let victim = try TestPaths.temporaryDirectory("victim")
+  defer { try? FileManager.default.removeItem(at: victim) }
+  let precious = victim.appendingPathComponent("precious.txt")
+  try Data("keep me".utf8).write(to: precious)
+  let base = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : (ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")
+  let dead: Int32 = 2_147_483_000                                      // past any pid_max: no such process
+  let planted = "\(base)/lathe-\(getuid())-\(dead)"                     // a symlink named like a stale folder
+  let stale = "\(base)/lathe-\(getuid())-\(dead + 1)"                   // a real stale folder holding a symlink
+  defer { unlink(planted); unlink(stale + "/link"); unlink(stale + "/region"); rmdir(stale) }
+  #expect(symlink(victim.path, planted) == 0)
+  #expect(mkdir(stale, 0o700) == 0)
+  #expect(symlink(precious.path, stale + "/link") == 0)
+  #expect(FileManager.default.createFile(atPath: stale + "/region", contents: Data([1, 2, 3])))
+  SharedFolder.removeStale(in: base)
+  #expect(FileManager.default.fileExists(atPath: precious.path), "the planted symlink's target lost its file")
+  #expect(String(decoding: try Data(contentsOf: precious), as: UTF8.self) == "keep me")
+  #expect(!FileManager.default.fileExists(atPath: stale), "the real stale folder is gone")
+  var info = stat()
+  #expect(lstat(planted, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK, "the planted link itself is left alone")
+}
