@@ -21,10 +21,18 @@ public enum Commands {
     return url.deletingPathExtension().appendingPathExtension("lnb").path
   }
 
+  /// The outcome of a cell that Ctrl-C stopped before it started.
+  static func interruptedOutcome() -> CellOutcome {
+    Interrupt.clear()
+    return CellOutcome(status: .interrupted, result: nil, diagnostic: nil, wallSeconds: 0, runID: nil)
+  }
+
   /// `lathe run script.lathe`: runs the percent-format cells in order into a notebook. Stops at the first error
   /// of a cell not tagged raises-exception, unless `keepGoing`. Exit status 0, 1 (a cell failed) or 2 (no run).
   public static func run(script path: String, notebook notebookPath: String? = nil, seed: UInt64 = 0,
                          keepGoing: Bool = false, display: SessionDisplay = TerminalDisplay()) -> Int32 {
+    // Ctrl-C from the first instruction on: it stops the running cell, and the run ends cleanly (marked interrupted).
+    Signals.installInterruptHandler()
     guard let data = FileManager.default.contents(atPath: path) else { return fail("cannot read \(path)", display) }
     guard let text = String(data: data, encoding: .utf8) else { return fail("\(path) is not UTF-8 text", display) }
     let cells = PercentScript.parse(text)
@@ -39,7 +47,6 @@ public enum Commands {
       return fail("cannot start a session: \(error)", display)
     }
     defer { session.close() }
-    Signals.installInterruptHandler()                      // Ctrl-C stops the running cell, and the run ends cleanly
     let name = URL(fileURLWithPath: path).lastPathComponent
     var failures = 0, reached = 0
     var ids = Set<String>()
@@ -54,7 +61,9 @@ public enum Commands {
         return fail("cannot record cell \(index + 1): \(error)", display)
       }
       guard cell.kind == .code, !cell.source.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { continue }
-      let outcome = session.execute(cell.source, cellID: id, name: name, firstLine: cell.firstLine, path: path)
+      // A Ctrl-C between cells (or while the notebook opened) stops the run before the next cell starts.
+      let outcome = Interrupt.isRequested ? interruptedOutcome()
+        : session.execute(cell.source, cellID: id, name: name, firstLine: cell.firstLine, path: path)
       if outcome.status == .interrupted {
         display.write("interrupted\n", error: true)
         summary(ran: reached, of: cells.count, name: name, target: target, started: started, display)
@@ -96,6 +105,7 @@ public enum Commands {
   /// prints a diff of mismatches.
   public static func rerun(notebook path: String, session sessionID: Int64? = nil, check: Bool, rtol: Double = 1e-5,
                            atol: Double = 1e-6, display: SessionDisplay = TerminalDisplay()) -> Int32 {
+    Signals.installInterruptHandler()                      // as lathe run: Ctrl-C stops a cell, never the process
     let notebook: Notebook
     do { notebook = try Notebook.open(path: path) } catch { return fail("\(error)", display) }
     defer { notebook.close() }
@@ -131,13 +141,19 @@ public enum Commands {
     for run in runs where run.status != .running && run.status != .crashed {
       let cell = run.cellID.flatMap { cells[$0] }
       let name = (run.cellID != nil ? scriptName : nil) ?? "cell \(run.seq)"
-      let outcome = session.execute(run.source, cellID: run.cellID, name: name,
-                                    firstLine: cell.map { Int($0.position) } ?? 1, path: original.remark)
+      // Positions come from the file: a NaN or huge one (a damaged notebook) places errors at line 1.
+      let line = cell.map { $0.position.isFinite && abs($0.position) < 1e9 ? Int($0.position) : 1 } ?? 1
+      let outcome = Interrupt.isRequested ? interruptedOutcome()
+        : session.execute(run.source, cellID: run.cellID, name: name, firstLine: line, path: original.remark)
+      if outcome.status == .interrupted {
+        display.write("interrupted\n", error: true)
+        return 1
+      }
       guard check else { continue }
       if cell?.tags.contains(volatileTag) == true { continue }
       compared += 1
       let fresh = (try? outcome.runID.flatMap { try notebook.run(id: $0) }?.outputs) ?? []
-      let where_ = "run \(run.seq)" + (cell.map { " (\($0.id), line \(Int($0.position)))" } ?? "")
+      let where_ = "run \(run.seq)" + (cell.map { " (\($0.id), line \(line))" } ?? "")
       if outcome.status != run.status {
         mismatches.append("\(where_): status was \(run.status.rawValue), now \(outcome.status.rawValue)")
       }

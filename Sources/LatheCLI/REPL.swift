@@ -267,5 +267,11 @@ public enum Signals {
     sigemptyset(&action.sa_mask)
     action.sa_flags = 0                                  // no SA_RESTART: poll() returns EINTR at the prompt
     sigaction(SIGINT, &action, nil)
+    // A parent may have started us with SIGINT blocked (the mask survives exec): then Ctrl-C would stay pending
+    // forever. Unblock it on this thread, which the interpreter's threads are started from.
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, SIGINT)
+    pthread_sigmask(SIG_UNBLOCK, &set, nil)
   }
 }

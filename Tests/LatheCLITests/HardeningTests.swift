@@ -106,3 +106,35 @@ func aNotebookThatCannotRecordStopsTheRunVisibly(_ cell: String) throws {
   let show = try TestPaths.runLathe(["show", "nb.lnb"], cwd: dir)
   #expect(show.out.contains("small"), "\(show.out)")
 }
+
+/// SIGINT during `lathe run` and `lathe rerun` stops the cell, ends the command with status 1 (not a signal's 130),
+/// and the notebook records the run as interrupted.
+@Test(arguments: [false, true])
+func runAndRerunStopCleanlyOnSIGINT(rerun: Bool) throws {
+  let dir = try TestPaths.temporaryDirectory("sigint")
+  defer { try? FileManager.default.removeItem(at: dir) }
+  let script = dir.appendingPathComponent("s.lathe"), notebook = dir.appendingPathComponent("s.lnb")
+  try "# %%\nlet n = 1\n# %%\nsleep(rerun_seconds)\n# %%\nprint(\"after\")\n"
+    .replacingOccurrences(of: "rerun_seconds", with: rerun ? "1.5" : "20")
+    .write(to: script, atomically: true, encoding: .utf8)
+  if rerun {
+    let first = try TestPaths.runLathe(["run", script.path, "--notebook", notebook.path])
+    #expect(first.status == 0, "\(first.err)")
+    try "# %%\nlet n = 1\n# %%\nsleep(20)\n# %%\nprint(\"after\")\n".write(to: script, atomically: true, encoding: .utf8)
+  }
+  let p = Process()
+  p.executableURL = TestPaths.latheBinary
+  p.arguments = rerun ? ["rerun", notebook.path] : ["run", script.path, "--notebook", notebook.path]
+  let out = Pipe(), err = Pipe()
+  p.standardOutput = out; p.standardError = err
+  try p.run()
+  Thread.sleep(forTimeInterval: rerun ? 0.8 : 1.0)
+  kill(p.processIdentifier, SIGINT)
+  let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+  let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+  p.waitUntilExit()
+  #expect(p.terminationReason == .exit && p.terminationStatus == 1, "status \(p.terminationStatus): \(e)")
+  #expect(e.contains("interrupted") && !o.contains("after"), "\(o) \(e)")
+  let show = try TestPaths.runLathe(["show", notebook.path])
+  #expect(show.out.contains("interrupted"), "\(show.out)")
+}
