@@ -197,9 +197,19 @@ public final class Session {
   }
 
   /// A file a run read, with its SHA-256 and size, for the notebook's `input` table (nil if it is gone).
+  /// The file is hashed in 1 MiB pieces, never held whole (a model is 100 MB and more).
   static func fileInput(_ input: (role: String, path: String)) -> (role: String, uri: String, sha256: String, size: Int64)? {
-    guard let data = FileManager.default.contents(atPath: input.path) else { return nil }
-    return (input.role, URL(fileURLWithPath: input.path).absoluteString, SHA256.hex([UInt8](data)), Int64(data.count))
+    guard let handle = FileHandle(forReadingAtPath: input.path) else { return nil }
+    defer { try? handle.close() }
+    var hasher = SHA256(), size: Int64 = 0
+    while true {
+      let piece: Data?
+      do { piece = try handle.read(upToCount: 1 << 20) } catch { return nil }
+      guard let piece, !piece.isEmpty else { break }        // nil or empty: the end of the file
+      piece.withUnsafeBytes { hasher.update($0) }
+      size += Int64(piece.count)
+    }
+    return (input.role, URL(fileURLWithPath: input.path).absoluteString, SHA256.hexString(hasher.finalize()), size)
   }
 
   static func cpuNanoseconds() -> Int64 {

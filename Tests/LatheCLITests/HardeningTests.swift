@@ -3,6 +3,7 @@
 import Foundation
 import Testing
 import LatheTestSupport
+import LatheNotebook
 
 /// A list nested 300,000 deep is built, compared, printed (cut at 32 levels) and freed at exit without a stack
 /// overflow: values are released on a thread with a large stack.
@@ -137,4 +138,24 @@ func runAndRerunStopCleanlyOnSIGINT(rerun: Bool) throws {
   #expect(e.contains("interrupted") && !o.contains("after"), "\(o) \(e)")
   let show = try TestPaths.runLathe(["show", notebook.path])
   #expect(show.out.contains("interrupted"), "\(show.out)")
+}
+
+/// A file a cell reads is hashed in pieces, never held whole: the recorded SHA-256 and size of a 3 MiB input are
+/// those of the file.
+@Test func inputsAreHashedInPieces() throws {
+  let dir = try TestPaths.temporaryDirectory("inputs")
+  defer { try? FileManager.default.removeItem(at: dir) }
+  let tensors = dir.appendingPathComponent("w.safetensors").path
+  let script = dir.appendingPathComponent("s.lathe")
+  try "# %%\nsavetensors(\"\(tensors)\", {w: randn(1000, 800, seed: 3)})\n# %%\nprint(shape(loadtensors(\"\(tensors)\").w))\n"
+    .write(to: script, atomically: true, encoding: .utf8)
+  let nbPath = dir.appendingPathComponent("s.lnb").path
+  let r = try TestPaths.runLathe(["run", script.path, "--notebook", nbPath])
+  #expect(r.status == 0 && r.out.contains("[1000, 800]"), "\(r.err)")
+  let nb = try Notebook.open(path: nbPath, readOnly: true)
+  defer { nb.close() }
+  let inputs = try nb.runs(session: 1).flatMap { try nb.inputs(run: $0.id) }
+  let input = try #require(inputs.first { $0.role == "tensors" }, "\(inputs)")
+  let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: tensors)))
+  #expect(bytes.count > 3_000_000 && input.size == Int64(bytes.count) && input.sha256 == SHA256.hex(bytes))
 }
