@@ -4,6 +4,7 @@ import Foundation
 import Testing
 import LatheTestSupport
 import LatheNotebook
+import LatheModels
 
 /// A list nested 300,000 deep is built, compared, printed (cut at 32 levels) and freed at exit without a stack
 /// overflow: values are released on a thread with a large stack.
@@ -158,4 +159,21 @@ func runAndRerunStopCleanlyOnSIGINT(rerun: Bool) throws {
   let input = try #require(inputs.first { $0.role == "tensors" }, "\(inputs)")
   let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: tensors)))
   #expect(bytes.count > 3_000_000 && input.size == Int64(bytes.count) && input.sha256 == SHA256.hex(bytes))
+}
+
+/// GGUF metadata is held to the memory budget in total, not only array by array: many arrays just under the
+/// per-array limit make a loading error, never an exhausted machine.
+@Test(arguments: [20, 60])
+func ggufMetadataArraysCountAgainstTheBudgetTogether(arrays: Int) throws {
+  let dir = try TestPaths.temporaryDirectory("gguf-metadata")
+  defer { try? FileManager.default.removeItem(at: dir) }
+  var w = GGUFWriter()
+  w.set("general.architecture", .string("llama"))
+  for i in 0..<arrays { w.set("junk.\(i)", .array([GGUFValue](repeating: .uint8(7), count: 100_000))) }
+  let path = dir.appendingPathComponent("junk.gguf").path
+  try w.write(to: path)
+  let r = try TestPaths.runLathe(["--scratch"], input: "load(\"\(path)\")\nprint(\"alive\")\n",
+                                 environment: ["LATHE_MEMORY_BUDGET": String(64 << 20)])
+  #expect(r.out.contains("alive") && r.status < 128, "\(r.err.suffix(500))")
+  #expect(r.err.contains("gguf metadata") && r.err.contains("memory budget"), "\(r.err.suffix(500))")
 }

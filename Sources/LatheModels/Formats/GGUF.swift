@@ -243,6 +243,9 @@ public final class GGUFFile: @unchecked Sendable {     // immutable after init; 
 struct GGUFCursor {
   let base: UnsafeRawPointer, size: Int, path: String
   var position = 0
+  /// Array elements decoded so far, all arrays together: each is a GGUFValue in memory (tens of bytes for one
+  /// byte of file), so their total is held to the memory budget, not only each array's count.
+  var arrayElements = 0
 
   func malformed(_ field: String, _ reason: String) -> ModelFormatError { .malformed(path: path, field: field, reason: reason) }
 
@@ -303,6 +306,12 @@ struct GGUFCursor {
       }
       let n = try count(field(), minimumBytesEach: size)
       guard n <= GGUFFile.maxArrayCount else { throw malformed(field(), "\(n) elements are more than the limit of \(GGUFFile.maxArrayCount)") }
+      arrayElements += n
+      let bytesHeld = arrayElements.multipliedReportingOverflow(by: MemoryLayout<GGUFValue>.stride)
+      guard !bytesHeld.overflow, bytesHeld.partialValue <= Memory.budget / 2 else {
+        throw TensorError.outOfMemory(op: "gguf metadata (\(arrayElements) array elements so far)", bytes: bytesHeld.partialValue,
+                                      budget: Memory.budget / 2)
+      }
       var values: [GGUFValue] = []
       values.reserveCapacity(n)
       for i in 0..<n { values.append(try value(type: elementType, field: "\(field())[\(i)]", depth: depth + 1)) }
