@@ -7,10 +7,14 @@ import LatheNotebook
 import LatheModels
 
 /// A list nested 300,000 deep is built, compared, printed (cut at 32 levels) and freed at exit without a stack
-/// overflow: values are released on a thread with a large stack.
+/// overflow: values are released on a thread with a large stack, and at exit level by level (5 million deep).
 @Test(arguments: ["var x = []\nfor i in 0..<300000 { x = [x] }\nprint(1)\n",
                   "var x = {}\nfor i in 0..<300000 { x = {next: x} }\nprint(1)\n",
-                  "var x = []\nfor i in 0..<300000 { x = [1, x] }\nlet y = x\nprint(x == y, len(repr(x)) > 0)\n"])
+                  "var x = []\nfor i in 0..<300000 { x = [1, x] }\nlet y = x\nprint(x == y, len(repr(x)) > 0)\n",
+                  // Past what any stack holds: freed level by level (Value.releaseIteratively).
+                  "var x = []\nfor i in 0..<5000000 { x = [x] }\nprint(1)\n",
+                  // 2^64 paths through 64 shared lists: each list is visited once.
+                  "var x = [1]\nfor i in 0..<64 { x = [x, {a: x}] }\nprint(1)\n"])
 func deeplyNestedValuesAreFreedWithoutOverflow(_ program: String) throws {
   let r = try TestPaths.runLathe(["--scratch"], input: program)
   #expect(r.status == 0, "\(r.err.suffix(1500))")

@@ -162,8 +162,17 @@ public final class Interpreter {
     // On a large stack: releasing a deeply nested value (a list 300,000 levels deep) recurses once per level.
     Interpreter.onLargeStack {
       for i in 0..<globals.names.count {
+        var value = globals.values[i]
         globals.values[i] = .none
         globals.defined[i] = false
+        Value.releaseIteratively(&value)
+      }
+      // Frame slots keep what the last frames held (a temporary copy of a deep list) until they are reused.
+      for i in 0..<Interpreter.stackCapacity {
+        if case .none = stackBase[i] { continue }
+        var value = stackBase[i]
+        stackBase[i] = .none
+        Value.releaseIteratively(&value)
       }
     }
     pendingMetrics.removeAll()

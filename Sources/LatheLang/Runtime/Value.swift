@@ -168,3 +168,33 @@ final class Cell: HostObject {
   var typeName: String { "cell" }
   var description: String { "cell" }
 }
+
+extension Value {
+  /// Drops `value`, releasing nested lists and records level by level with an explicit stack instead of Swift's
+  /// recursive release, so a list nested millions deep is freed without running out of native stack. Each array
+  /// buffer is visited once (a shared subtree is not walked again), and only containers are pushed.
+  /// `value` is set to none: the caller must hold no other reference, or the release happens when it lets go.
+  public static func releaseIteratively(_ value: inout Value) {
+    var stack: [Value] = [value]
+    value = .none
+    var visited = Set<UnsafeRawPointer>()
+    func push(_ v: Value) {
+      switch v {
+      case .list(let xs):
+        guard !xs.isEmpty else { return }
+        let id = xs.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) }
+        if let id, visited.insert(id).inserted { stack.append(v) }
+      case .record(let r) where !r.fields.isEmpty: stack.append(v)
+      default: break
+      }
+    }
+    while let v = stack.popLast() {
+      // The children are held by the stack before `v` (possibly their last owner) goes at the end of this turn.
+      switch v {
+      case .list(let xs): for x in xs { push(x) }
+      case .record(let r): for f in r.fields { push(f.value) }
+      default: break
+      }
+    }
+  }
+}
