@@ -127,10 +127,13 @@ final class CapturedDisplay: SessionDisplay {
 }
 
 enum DocExampleRunner {
-  /// A session as `lathe` opens one, seed 0, recording into an in-memory notebook (so `save` and `load` work).
-  static func session(_ display: CapturedDisplay) throws -> Session {
-    let session = try Session(notebook: try Notebook.open(path: ":memory:"), mode: .repl, seed: 0, display: display,
-                              loadPrelude: false)
+  /// A session as `lathe` opens one, seed 0; a block that saves values records into an in-memory notebook (so
+  /// `save`, `saved` and `load` work), the others run as `lathe --scratch` does (a notebook would hash every file
+  /// a cell reads, the model's 92 MB included).
+  static func session(_ display: CapturedDisplay, for block: DocBlock) throws -> Session {
+    let needsNotebook = block.body.contains { $0.contains("save(") || $0.contains("saved(") }
+    let session = try Session(notebook: needsNotebook ? try Notebook.open(path: ":memory:") : nil, mode: .repl, seed: 0,
+                              display: display, loadPrelude: false)
     try session.interpreter.loadPrelude(from: TestPaths.packageRoot.appendingPathComponent("stdlib").path)
     return session
   }
@@ -145,7 +148,7 @@ enum DocExampleRunner {
 
   static func transcriptProblems(_ block: DocBlock) throws -> [String] {
     let display = CapturedDisplay()
-    let session = try session(display)
+    let session = try session(display, for: block)
     defer { session.close() }
     let repl = REPL(session: session, historyPath: "/dev/null")
     var problems: [String] = []
@@ -170,7 +173,7 @@ enum DocExampleRunner {
 
   static func annotatedProblems(_ block: DocBlock) throws -> [String] {
     let display = CapturedDisplay()
-    let session = try session(display)
+    let session = try session(display, for: block)
     defer { session.close() }
     var problems: [String] = []
     var chunk: [String] = [], chunkLine = block.line + 1
