@@ -1,4 +1,4 @@
-// Runs the code examples of docs/ whose expected output is given, and checks that docs/language.md names every
+// Runs the code examples of README.md and docs/ whose expected output is given, and checks that docs/language.md names every
 // builtin and writes its labels as the registry has them. The convention is in CONTRIBUTING.md ("Examples in the
 // docs"):
 //
@@ -55,10 +55,10 @@ struct DocBlock: CustomStringConvertible, Sendable {
     info.split(separator: " ").contains("release") || body.contains { $0.contains("load(\"smollm2\")") }
   }
 
-  /// Every fenced block of the Markdown files that hold examples: docs/*.md and docs/techniques/*.md.
+  /// Every fenced block of the Markdown files that hold examples: README.md, docs/*.md and docs/techniques/*.md.
   static func all() -> [DocBlock] {
     let root = TestPaths.packageRoot
-    var files: [String] = []
+    var files: [String] = ["README.md"]
     for folder in ["docs", "docs/techniques"] {
       let names = (try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent(folder).path)) ?? []
       files += names.filter { $0.hasSuffix(".md") }.sorted().map { "\(folder)/\($0)" }
