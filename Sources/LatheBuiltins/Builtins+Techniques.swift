@@ -488,9 +488,10 @@ public final class TableValue: HostObject, IterableHostObject {
     if tail > 0 { lines.insert("… \(rows.count - head - tail) more rows …", at: head + 1) }
     return lines.joined(separator: "\n")
   }
-  public var memberNames: [String] { ["rows", "columns"] + columns }
+  public var memberNames: [String] { ["rows", "columns", "count"] + columns.filter { $0 != "count" } }
   public func member(_ name: String) throws -> Value? {
     if name == "rows" { return .list(rows.indices.map(record)) }
+    if name == "count" && !columns.contains("count") { return .int(rows.count) }     // len(t) too
     if name == "columns" { return .list(columns.map { .string($0) }) }
     if let i = columns.firstIndex(of: name) { return .list(rows.map { $0[i] }) }
     return nil

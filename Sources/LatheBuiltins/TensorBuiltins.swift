@@ -164,8 +164,9 @@ enum TensorBuiltins {
     if dims.count == 1, case .list = dims[0] { return try shape(dims[0], "\(op): shape") }
     return try dims.map {
       guard case .int(let d) = $0 else {
+        let seeded = c.function.parameters.contains { $0.name == "seed" }
         throw LatheError("\(op): the shape is ints, as in \(op)(2, 3) or \(op)([2, 3]), got \($0.typeName) \($0.brief)"
-                         + " (a seed is given by label: \(op)(2, 3, seed: 0))", kind: .type)
+                         + (seeded ? " (a seed is given by label: \(op)(2, 3, seed: 0))" : ""), kind: .type)
       }
       return d
     }

@@ -147,6 +147,9 @@ public final class TensorValue: IterableHostObject, ReducibleHostObject {
     default:
       values = try TensorBuiltins.variable(value, "index assignment: value")
       if let viewShape, values.value.count != 1 {
+        guard (try? Tensor.broadcastShape(values.value.shape, viewShape, op: "")) == viewShape else {
+          throw LatheError("index assignment: a value of shape \(values.value.shape) does not fit the selected shape \(viewShape)", kind: .type)
+        }
         values = try values.add(Variable(try Tensor.zeros(viewShape))).reshaped(to: [positions.count])
       }
     }
