@@ -196,7 +196,8 @@ extension LlamaModel {
     guard let path = ggufPath else {
       throw ParallelError.invalidPlan("MPI prefill needs a model loaded from a GGUF file (every rank loads the file at the same path)")
     }
-    guard unchangedGGUFPath != nil else {
+    // Another file saved at the path would be what the ranks load: refuse. (A file that is gone the ranks report.)
+    if let now = FileIdentity.of(path: path), now != ggufIdentity {
       throw ParallelError.invalidPlan("MPI prefill: \(path) was replaced since this model was loaded from it; load it again")
     }
     let job = MPIPrefillJob(method: method, chunks: chunks, tokens: prompt, modelPath: path)
