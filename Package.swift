@@ -37,7 +37,7 @@ var targets: [Target] = [
                                           "LatheParallel"],
           swiftSettings: interpreterSettings),
   .target(name: "LatheNotebook", dependencies: ["CSQLite", "LatheLang"], swiftSettings: cpuSettings),
-  .target(name: "LatheCLI", dependencies: ["LatheLang", "LatheBuiltins", "LatheNotebook", "CReadline", "CBLAS"],
+  .target(name: "LatheCLI", dependencies: ["LatheLang", "LatheBuiltins", "LatheModels", "LatheNotebook", "CReadline", "CBLAS"],
           swiftSettings: interpreterSettings),
   .executableTarget(name: "lathe", dependencies: [
     "LatheCLI", "LatheParallel", "LatheTechniques", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

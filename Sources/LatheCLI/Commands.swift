@@ -2,6 +2,7 @@
 
 import Foundation
 import LatheLang
+import LatheModels
 import LatheNotebook
 
 public enum Commands {
@@ -203,7 +204,8 @@ public enum Commands {
       let options = RenderOptions(session: session, run: run, showMetrics: metrics, allMetrics: allMetrics)
       let text = try NotebookRenderer(notebook).render(format, options: options)
       if let output {
-        try text.write(toFile: output, atomically: true, encoding: .utf8)
+        // A temporary file in the same folder, synced and renamed: a failed export leaves an older one intact.
+        try AtomicFile.write(Array(text.utf8), to: output)
       } else {
         display.write(text.hasSuffix("\n") ? text : text + "\n", error: false)
       }

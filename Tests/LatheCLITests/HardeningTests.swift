@@ -181,3 +181,21 @@ func ggufMetadataArraysCountAgainstTheBudgetTogether(arrays: Int) throws {
   #expect(r.out.contains("alive") && r.status < 128, "\(r.err.suffix(500))")
   #expect(r.err.contains("gguf metadata") && r.err.contains("memory budget"), "\(r.err.suffix(500))")
 }
+
+/// `lathe export` writes through a temporary file and a rename: an export that cannot be written whole (past a
+/// 64 KiB file-size limit) is an error, and the older export at the path is still there, with nothing beside it.
+@Test(arguments: ["html", "md", "ipynb"])
+func aFailedExportLeavesTheOldFileIntact(format: String) throws {
+  let dir = try TestPaths.temporaryDirectory("atomic-export")
+  defer { try? FileManager.default.removeItem(at: dir) }
+  try "# %%\nprint(join(map(range(0, 20000), i => \"line \\(i)\"), \"\\n\"))\n"
+    .write(to: dir.appendingPathComponent("s.lathe"), atomically: true, encoding: .utf8)
+  let run = try TestPaths.runLathe(["run", "s.lathe", "--notebook", "s.lnb"], cwd: dir)
+  #expect(run.status == 0, "\(run.err)")
+  let old = Data("an older export".utf8)
+  try old.write(to: dir.appendingPathComponent("out"))
+  let r = try runLatheUnderFileSizeLimit(kib: 64, input: "", arguments: ["export", "s.lnb", "--to", format, "-o", "out"], cwd: dir)
+  #expect(r.status != 0 && r.status < 128, "status \(r.status): \(r.err)")
+  #expect(try Data(contentsOf: dir.appendingPathComponent("out")) == old)
+  #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["out", "s.lathe", "s.lnb"])
+}
