@@ -20,6 +20,8 @@ public final class Notebook {
 
   let db: Database
   private var lock: WriterLock?
+  /// A private copy this read-only notebook was opened from (removed at close): see `openReadOnly`.
+  private var snapshotFolder: String?
 
   // Output buffering (Notebook+Outputs.swift): rows not yet written, and when the buffer was last written.
   var pendingOutputs: [PendingOutput] = []
@@ -62,6 +64,21 @@ public final class Notebook {
       try NotebookFile.checkHeader(header, path: path)
     }
     let directory = (path as NSString).deletingLastPathComponent
+    // A -wal file and no live writer: a writer crashed. Reading it in place would rebuild the -shm index, a write to
+    // the folder; read a private copy of the file and its WAL instead (nothing committed is missed).
+    if NotebookFile.exists(path + "-wal"), !WriterLock.isHeldInProcess(path: path), let copy = try snapshotWithoutWriter(path: path) {
+      do {
+        let db = try Database(path: NotebookFile.uri(path: copy.file, immutable: false), flags: SQLITE_OPEN_READONLY)
+        try configure(db)
+        let version = try validate(db, path: path)
+        let notebook = Notebook(path: path, db: db, readOnly: true, version: version, lock: nil)
+        notebook.snapshotFolder = copy.folder
+        return notebook
+      } catch {
+        try? FileManager.default.removeItem(atPath: copy.folder)
+        throw NotebookError.classify(error, path: path)
+      }
+    }
     let immutable = !NotebookFile.exists(path + "-wal") || access(directory.isEmpty ? "." : directory, W_OK) != 0
     do {
       let db = try Database(path: NotebookFile.uri(path: path, immutable: immutable), flags: SQLITE_OPEN_READONLY)
@@ -71,6 +88,29 @@ public final class Notebook {
     } catch {
       throw NotebookError.classify(error, path: path)
     }
+  }
+
+  /// When no process holds the notebook for writing (a shared flock is granted), copies the file and its -wal into
+  /// a new private folder and returns them; nil when a writer is live (its -shm is its own to update). The shared
+  /// lock is held during the copy, so no writer starts half-way through it.
+  private static func snapshotWithoutWriter(path: String) throws -> (folder: String, file: String)? {
+    let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else { return nil }
+    defer { Glibc.close(descriptor) }
+    guard flock(descriptor, LOCK_SH | LOCK_NB) == 0 else { return nil }
+    defer { flock(descriptor, LOCK_UN) }
+    let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    var template = Array((base + "/lathe-notebook-XXXXXX").utf8CString)
+    guard let made = mkdtemp(&template) else { throw NotebookError.io(path: path, operation: "mkdtemp", errno: errno) }
+    let folder = String(cString: made), file = folder + "/notebook.lnb"
+    do {
+      try FileManager.default.copyItem(atPath: path, toPath: file)
+      try FileManager.default.copyItem(atPath: path + "-wal", toPath: file + "-wal")
+    } catch {
+      try? FileManager.default.removeItem(atPath: folder)
+      throw NotebookError.io(path: path, operation: "copy for a read-only open", errno: errno)
+    }
+    return (folder, file)
   }
 
   private static func openWritable(path: String) throws -> Notebook {
@@ -233,6 +273,10 @@ public final class Notebook {
     db.close()
     lock?.release()
     lock = nil
+    if let folder = snapshotFolder {
+      snapshotFolder = nil
+      try? FileManager.default.removeItem(atPath: folder)
+    }
   }
 
   public var isOpen: Bool { db.isOpen }
@@ -245,5 +289,9 @@ public final class Notebook {
     db.close()
     lock?.release()
     lock = nil
+    if let folder = snapshotFolder {
+      snapshotFolder = nil
+      try? FileManager.default.removeItem(atPath: folder)
+    }
   }
 }

@@ -196,3 +196,32 @@ import Testing
     #expect(notebook.recoveredSessions == [session])
   }
 }
+
+/// After a writer crashed (its -wal left behind, un-checkpointed), a read-only open changes no byte of the folder
+/// (SQLite would rebuild the -shm index in place: it reads a private copy instead) and still sees every commit.
+@Test(arguments: [1, 3, 12])
+func readOnlyOpenAfterACrashedWriterChangesNothing(runs: Int) throws {
+  let path = try Fixtures.temporaryNotebookPath()
+  let folder = (path as NSString).deletingLastPathComponent
+  let writer = try Notebook.open(path: path)
+  let env = try writer.recordEnvironment(Fixtures.environment)
+  let session = try writer.beginSession(mode: .repl, seed: 0, environmentID: env, remark: nil)
+  for i in 0..<runs {
+    let run = try writer.beginRun(session: session, seq: i + 1, cellID: nil, source: "print(\(i))", seed: 0, threads: 1)
+    try writer.appendOutput(run: run, kind: .stdout, text: "output \(i)\n")
+    try writer.finishRun(run, status: .ok, wallNs: 1, cpuNs: 1, peakRSS: 1, metrics: [], params: [], inputs: [])
+  }
+  writer.abandonForTesting()
+  #expect(Fixtures.exists(path + "-wal"))
+  func snapshot() throws -> [String: String] {
+    var out: [String: String] = [:]
+    for name in try FileManager.default.contentsOfDirectory(atPath: folder) { out[name] = try Fixtures.sha256(of: folder + "/" + name) }
+    return out
+  }
+  let before = try snapshot()
+  let reader = try Notebook.open(path: path, readOnly: true)
+  let seen = try reader.runs(session: session)
+  #expect(seen.count == runs && seen.last?.outputs.last?.text == "output \(runs - 1)\n")
+  reader.close()
+  #expect(try snapshot() == before, "a read-only open changed the folder")
+}
