@@ -324,11 +324,7 @@ enum TechniqueBuiltins {
   static func moduleReport(_ m: ModuleValue) throws -> Value {
     var rows: [[Value]] = []
     var linearWeights = 0, linearBytes = 0
-    func walk(_ module: Module, _ path: String) {
-      if let s = module as? Sequential {
-        for (i, layer) in s.layers.enumerated() { walk(layer, path.isEmpty ? "\(i)" : "\(path).\(i)") }
-        return
-      }
+    for (path, module) in m.module.leaves {
       let packed = module as? PackedLinear
       if let packed { linearWeights += packed.weight.rows * packed.weight.cols; linearBytes += packed.weight.byteCount }
       if let linear = module as? Linear { linearWeights += linear.weight.value.count; linearBytes += linear.weight.value.count * 4 }
@@ -338,7 +334,6 @@ enum TechniqueBuiltins {
       rows.append([.string(path.isEmpty ? "0" : path), .string(module.summary), .int(params), .int(bytes),
                    .float(params == 0 ? 0 : Double(bytes * 8) / Double(params)), .string(technique)])
     }
-    walk(m.module, "")
     let params = rows.reduce(0) { if case .int(let p) = $1[2] { return $0 + p } else { return $0 } }
     let bytes = m.module.byteCount
     let layers = Value.host(TableValue(columns: ["layer", "summary", "params", "bytes", "bitsPerWeight", "technique"], rows: rows))

@@ -28,23 +28,18 @@ public final class ModuleValue: HostObject {
   /// Every weight by name: the parameters ("1.weight"), and packed layers' weights dequantised ("1.weight", rtn).
   var namedWeights: [(name: String, tensor: () throws -> Tensor, shape: [Int], dtype: String, bytes: Int)] {
     var out: [(name: String, tensor: () throws -> Tensor, shape: [Int], dtype: String, bytes: Int)] = []
-    func walk(_ module: Module, _ path: String) {
-      if let s = module as? Sequential {
-        for (i, layer) in s.layers.enumerated() { walk(layer, path.isEmpty ? "\(i)" : "\(path).\(i)") }
-        return
-      }
+    for (path, module) in module.leaves {
       let prefix = path.isEmpty ? "" : path + "."
       if let packed = module as? PackedLinear {
         let w = packed.weight
         out.append((prefix + "weight", { try w.dequantized() }, w.shape, String(w.technique.prefix { $0 != "(" }), w.byteCount))
         if let bias = packed.bias { out.append((prefix + "bias", { bias }, bias.shape, "f32", bias.count * 4)) }
-        return
+        continue
       }
       for (name, v) in module.namedParameters {
         out.append((prefix + name, { v.value }, v.value.shape, v.value.dtype.rawValue, (v.value.dtype.bytes(forElements: v.value.count) ?? 0)))
       }
     }
-    walk(module, "")
     return out
   }
 

@@ -38,3 +38,17 @@ extension Module {
     }
   }
 }
+
+extension Module {
+  /// The layers of (nested) Sequentials in order with their paths ("0", "1.2"); any other module is its own one
+  /// leaf with the path "". For reports and weight tables that list a model layer by layer.
+  public var leaves: [(path: String, module: Module)] {
+    var out: [(path: String, module: Module)] = []
+    func walk(_ module: Module, _ path: String) {
+      guard let s = module as? Sequential else { out.append((path, module)); return }
+      for (i, layer) in s.layers.enumerated() { walk(layer, path.isEmpty ? "\(i)" : "\(path).\(i)") }
+    }
+    walk(self, "")
+    return out
+  }
+}

@@ -21,12 +21,12 @@ func deeplyNestedValuesAreFreedWithoutOverflow(_ program: String) throws {
   #expect(r.out.hasPrefix("1") || r.out.hasPrefix("true"), "\(r.out)")
 }
 
-/// Runs the lathe REPL (scratch) on `input` under a file-size limit of `kib` KiB (RLIMIT_FSIZE, through the shell).
-func runLatheUnderFileSizeLimit(kib: Int, input: String, arguments: [String] = ["--scratch"], cwd: URL? = nil) throws
+/// Runs lathe with `arguments` on `input` under a shell resource limit (`ulimit -f 64`, `ulimit -v 4194304`).
+func runLatheUnder(limit: String, input: String, arguments: [String] = ["--scratch"], cwd: URL? = nil) throws
   -> (status: Int32, out: String, err: String) {
   let p = Process()
   p.executableURL = URL(fileURLWithPath: "/bin/bash")
-  p.arguments = ["-c", "ulimit -f \(kib); exec \"$@\"", "lathe", TestPaths.latheBinary.path] + arguments
+  p.arguments = ["-c", "\(limit); exec \"$@\"", "lathe", TestPaths.latheBinary.path] + arguments
   if let cwd { p.currentDirectoryURL = cwd }
   let out = Pipe(), err = Pipe(), inp = Pipe()
   p.standardOutput = out; p.standardError = err; p.standardInput = inp
@@ -36,6 +36,12 @@ func runLatheUnderFileSizeLimit(kib: Int, input: String, arguments: [String] = [
   let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
   p.waitUntilExit()
   return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+/// Runs lathe under a file-size limit of `kib` KiB (RLIMIT_FSIZE).
+func runLatheUnderFileSizeLimit(kib: Int, input: String, arguments: [String] = ["--scratch"], cwd: URL? = nil) throws
+  -> (status: Int32, out: String, err: String) {
+  try runLatheUnder(limit: "ulimit -f \(kib)", input: input, arguments: arguments, cwd: cwd)
 }
 
 /// A write that fails part-way (here: past a 64 KiB file-size limit) is an error the session survives, and the file
@@ -77,19 +83,9 @@ func aFailedSaveLeavesTheOldFileIntact(tensors: [String]) throws {
 /// system refusing one is an error too, not an abort.
 @Test(arguments: ["zeros([30000, 30000])", "ones(20000, 20000) + ones(20000, 20000)", "randn(60000, 20000, seed: 0)"])
 func allocationsUnderAnAddressSpaceLimitAreErrors(_ cell: String) throws {
-  let p = Process()
-  p.executableURL = URL(fileURLWithPath: "/bin/bash")
-  p.arguments = ["-c", "ulimit -v 4194304; exec \"$0\" --scratch", TestPaths.latheBinary.path]
-  let out = Pipe(), err = Pipe(), inp = Pipe()
-  p.standardOutput = out; p.standardError = err; p.standardInput = inp
-  try p.run()
-  inp.fileHandleForWriting.write(Data((cell + "\nprint(\"alive\")\n").utf8))
-  try? inp.fileHandleForWriting.close()
-  let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-  let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-  p.waitUntilExit()
-  #expect(p.terminationStatus < 128 && o.contains("alive"), "status \(p.terminationStatus): \(e.suffix(800))")
-  #expect(e.contains("memory budget"), "\(e)")
+  let r = try runLatheUnder(limit: "ulimit -v 4194304", input: cell + "\nprint(\"alive\")\n")
+  #expect(r.status < 128 && r.out.contains("alive"), "status \(r.status): \(r.err.suffix(800))")
+  #expect(r.err.contains("memory budget"), "\(r.err)")
 }
 
 /// A notebook that cannot take a cell's output (its file may not grow past 256 KiB) is an error the user sees:
