@@ -39,14 +39,19 @@ var targets: [Target] = [
   .target(name: "LatheNotebook", dependencies: ["CSQLite", "LatheLang"], swiftSettings: cpuSettings),
   .target(name: "LatheCLI", dependencies: ["LatheLang", "LatheBuiltins", "LatheModels", "LatheNotebook", "CReadline", "CBLAS"],
           swiftSettings: interpreterSettings),
+  // The checks behind every fuzz target (scripts/fuzz), in a library so that `lathe fuzz-replay` replays kept inputs
+  // under the fuzzer's own limits in a process of its own.
+  .target(name: "LatheFuzzing", dependencies: ["LatheLang", "LatheBuiltins", "LatheTensor", "LatheData", "LatheModels",
+                                               "LatheNotebook", "LatheParallel", "LatheTechniques"],
+          swiftSettings: interpreterSettings),
   .executableTarget(name: "lathe", dependencies: [
-    "LatheCLI", "LatheParallel", "LatheTechniques", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+    "LatheCLI", "LatheParallel", "LatheTechniques", "LatheFuzzing", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
   .executableTarget(name: "lathe-bench", dependencies: ["LatheLang", "LatheTensor", "LatheNN", "LatheData", "LatheModels", "CBLAS", "LatheTechniques",
                                                       "LatheParallel"],
                     swiftSettings: interpreterSettings),
   .target(name: "LatheTestSupport", dependencies: ["LatheLang"], path: "Tests/LatheTestSupport"),
   .testTarget(name: "LatheLangTests", dependencies: ["LatheLang", "LatheTestSupport"],
-              resources: [.copy("Scripts"), .copy("FuzzRegressions")]),
+              resources: [.copy("Scripts")]),
   .testTarget(name: "LatheTensorTests", dependencies: ["LatheTensor"]),
   .testTarget(name: "LatheNNTests", dependencies: ["LatheNN", "LatheTensor"]),
   .testTarget(name: "LatheModelsTests", dependencies: ["LatheModels", "LatheTensor", "LatheTestSupport", "LatheNotebook"]),
@@ -56,12 +61,14 @@ var targets: [Target] = [
   .testTarget(name: "LatheBuiltinsTests", dependencies: ["LatheBuiltins", "LatheLang", "LatheModels", "LatheTechniques", "LatheTestSupport"],
               resources: [.copy("Scripts")]),
   .testTarget(name: "LatheNotebookTests", dependencies: ["LatheNotebook", "LatheLang", "LatheTestSupport"]),
+  .testTarget(name: "LatheFuzzingTests", dependencies: ["LatheFuzzing", "LatheParallel", "LatheModels", "LatheNotebook",
+                                                      "LatheTechniques", "LatheData"]),
   .testTarget(name: "LatheCLITests", dependencies: ["LatheCLI", "LatheNotebook", "LatheTestSupport"]),
 ]
 // libFuzzer supplies main(), so this target cannot link in a plain `swift build`: it is declared on request only.
 //   LATHE_FUZZ=1 swift build -c release --sanitize=fuzzer --product lathe-fuzz
 if env["LATHE_FUZZ"] == "1" {
-  targets.append(.executableTarget(name: "lathe-fuzz", dependencies: ["LatheLang", "LatheBuiltins", "LatheTensor", "LatheModels"],
+  targets.append(.executableTarget(name: "lathe-fuzz", dependencies: ["LatheFuzzing"],
                                    swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
 }
 // The Open MPI transport of parallel prefill (ranks on several machines) needs libmpi, so it is declared on request

@@ -125,8 +125,15 @@ final class Channel {
     guard try read(into: &header, atFrameStart: true) else { throw Closed() }
     let length = Int(header.reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
     guard length >= 1, length <= Channel.maximumFrame else { throw ParallelError.malformedFrame("frame length \(length) is not in 1...\(Channel.maximumFrame)") }
-    var body = [UInt8](repeating: 0, count: length)
-    _ = try read(into: &body, atFrameStart: false)
+    // Read in pieces of at most 1 MiB: a length claimed in a header costs memory only as its bytes arrive.
+    var body: [UInt8] = []
+    var piece = [UInt8]()
+    while body.count < length {
+      let n = min(length - body.count, 1 << 20)
+      if piece.count != n { piece = [UInt8](repeating: 0, count: n) }
+      _ = try read(into: &piece, atFrameStart: false)
+      body += piece
+    }
     guard let kind = MessageKind(rawValue: body[0]) else { throw ParallelError.malformedFrame("unknown message kind \(body[0])") }
     return (kind, FrameReader(Array(body[1...])))
   }

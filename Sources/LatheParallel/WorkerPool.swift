@@ -7,6 +7,9 @@ import Foundation
 import LatheModels
 
 public final class WorkerPool: @unchecked Sendable {
+  /// False where no process may be started (the fuzzer's language target): a parallel prefill then ends in an error.
+  nonisolated(unsafe) public static var spawningAllowed = true
+
   /// The process's pool.
   public static let shared = WorkerPool()
 
@@ -43,6 +46,7 @@ public final class WorkerPool: @unchecked Sendable {
   /// that was not loaded from one (a compressed model's packed matrices are written dequantised, as F32). Files of
   /// models that no longer exist are deleted here.
   func temporaryGGUF(for model: LlamaModel) throws -> String {
+    guard Self.spawningAllowed else { throw ParallelError.invalidPlan("worker processes are switched off in this process (the fuzzer's language target)") }
     lock.lock(); defer { lock.unlock() }
     for t in temporaries where t.model.model == nil { unlink(t.path) }
     temporaries.removeAll { $0.model.model == nil }

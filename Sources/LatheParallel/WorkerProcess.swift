@@ -35,7 +35,8 @@ final class WorkerProcess {
   /// Starts `executable worker --parent <pid>` with its control socket on fd 3, one compute thread, and no Swift
   /// backtracer (a crash ends the worker at once). Runs on the spawning thread (see SpawnThread).
   static func spawn(slot: Int, executable: String) throws -> WorkerProcess {
-    try SpawnThread.shared.perform { try spawnHere(slot: slot, executable: executable) }
+    guard WorkerPool.spawningAllowed else { throw ParallelError.invalidPlan("worker processes are switched off in this process (the fuzzer's language target)") }
+    return try SpawnThread.shared.perform { try spawnHere(slot: slot, executable: executable) }
   }
 
   private static func spawnHere(slot: Int, executable: String) throws -> WorkerProcess {

@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import LatheCLI
+import LatheFuzzing
 import LatheNotebook
 import LatheParallel
 import LatheTechniques
@@ -11,7 +12,7 @@ struct Lathe: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "A REPL and notebook scripting environment for research on efficient deep learning.",
     version: MachineEnvironment.versionText(),
-    subcommands: [Repl.self, Run.self, Rerun.self, Show.self, Export.self, Check.self, Worker.self],
+    subcommands: [Repl.self, Run.self, Rerun.self, Show.self, Export.self, Check.self, Worker.self, FuzzReplay.self],
     defaultSubcommand: Repl.self)
 }
 
@@ -105,6 +106,30 @@ struct Worker: ParsableCommand {
 
   func run() throws {
     throw ExitCode(ParallelWorker.run(fd: 3, parent: parent, formats: Techniques.formats))
+  }
+}
+
+/// Replays fuzz inputs (the kept crash inputs of Tests/FuzzRegressions/<target>/) through a target's check, under the
+/// fuzzer's budgets and its 10 s limit per input, in this process alone; for the tests and for whoever fixes a finding.
+struct FuzzReplay: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "fuzz-replay", abstract: "Replay fuzz inputs through a fuzz target's check.",
+                                                  shouldDisplay: false)
+  @Argument(help: "The target: \(FuzzTarget.allCases.map(\.rawValue).joined(separator: ", ")).") var target: String
+  @Option(help: "Write the target's seed files into this folder first, and replay them too.") var seeds: String?
+  @Argument(help: "Input files, or folders of them.") var paths: [String] = []
+
+  func run() throws {
+    guard let chosen = FuzzTarget(rawValue: target) else {
+      FileHandle.standardError.write(Data("lathe fuzz-replay: no target '\(target)'\n".utf8))
+      throw ExitCode(2)
+    }
+    if let seeds {
+      do { try chosen.writeSeeds(into: seeds) } catch {
+        FileHandle.standardError.write(Data("lathe fuzz-replay: cannot write the seeds into \(seeds): \(error)\n".utf8))
+        throw ExitCode(2)
+      }
+    }
+    throw ExitCode(FuzzReplayer.replay(chosen, paths: (seeds.map { [$0] } ?? []) + paths))
   }
 }
 

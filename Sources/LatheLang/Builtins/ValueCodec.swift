@@ -3,13 +3,13 @@
 // Layout: one tag byte, then the payload; integers little-endian; lengths as UInt64. Decoding checks every length
 // against the bytes left, so a damaged artifact is an error, never a read past the end.
 
-enum ValueCodec {
-  static func artifactKind(_ v: Value) -> String {
+package enum ValueCodec {
+  package static func artifactKind(_ v: Value) -> String {
     if case .host(let h) = v { return h.typeName == "tensor" ? "tensor" : (h.typeName == "model" ? "model" : "file") }
     return "table"
   }
 
-  static func encode(_ v: Value) throws -> [UInt8] {
+  package static func encode(_ v: Value) throws -> [UInt8] {
     var out: [UInt8] = [0x4C, 0x56, 1]   // "LV", version 1
     try encode(v, into: &out, depth: 0)
     return out
@@ -43,7 +43,7 @@ enum ValueCodec {
     }
   }
 
-  static func decode(_ bytes: [UInt8], registry: BuiltinRegistry) throws -> Value {
+  package static func decode(_ bytes: [UInt8], registry: BuiltinRegistry) throws -> Value {
     guard bytes.count >= 3, bytes[0] == 0x4C, bytes[1] == 0x56 else { throw LatheError("load: not a saved Lathe value") }
     guard bytes[2] == 1 else { throw LatheError("load: saved with a newer format (version \(bytes[2]))") }
     var reader = Reader(bytes: bytes, position: 3, registry: registry)
