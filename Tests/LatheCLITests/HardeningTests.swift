@@ -195,3 +195,46 @@ func aFailedExportLeavesTheOldFileIntact(format: String) throws {
   #expect(try Data(contentsOf: dir.appendingPathComponent("out")) == old)
   #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["out", "s.lathe", "s.lnb"])
 }
+
+/// The notebook on a small tmpfs that fills up (C.4 row 9's "tiny tmpfs"): `lathe run` shows the error and exits 1,
+/// no later cell runs, the file checks clean, and once space is freed the next run into the same notebook succeeds
+/// and both sessions are there. The tmpfs is mounted in a mount namespace of its own (`unshare -m`; `-rm` when not
+/// root), so nothing outside the test sees it.
+@Test(arguments: ["print(join(map(range(0, 20000), i => \"line of output \\(i)\"), \"\\n\"))",
+                  "save(\"big\", randn(400, 400, seed: 1))",
+                  "for i in 0..<6000 { print(join(map(range(0, 100), j => \"x\"), \"\")) }"])
+func aNotebookOnAFullTmpfsFailsVisiblyAndRecovers(_ cell: String) throws {
+  let dir = try TestPaths.temporaryDirectory("full-tmpfs")
+  defer { try? FileManager.default.removeItem(at: dir) }
+  let mountPoint = dir.appendingPathComponent("mnt"), logs = dir.appendingPathComponent("logs")
+  try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
+  try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
+  try "# %%\nprint(\"small\")\n# %%\n\(cell)\n# %%\nprint(\"after\")\n".write(to: dir.appendingPathComponent("s.lathe"), atomically: true, encoding: .utf8)
+  try "# %%\nprint(\"again\")\n".write(to: dir.appendingPathComponent("t.lathe"), atomically: true, encoding: .utf8)
+  let script = """
+    mount -t tmpfs -o size=512k tmpfs "$M" || { echo mount=failed > "$O/status"; exit 0; }
+    cd "$M" && dd if=/dev/zero of=filler bs=1k count=64 2>/dev/null
+    "$L" run "$D/s.lathe" --notebook nb.lnb > "$O/run.out" 2> "$O/run.err"; echo "run=$?" > "$O/status"
+    "$L" check nb.lnb > "$O/check.out" 2>&1; echo "check=$?" >> "$O/status"
+    rm filler
+    "$L" run "$D/t.lathe" --notebook nb.lnb > "$O/again.out" 2>&1; echo "again=$?" >> "$O/status"
+    "$L" show nb.lnb --sessions > "$O/show.out" 2>&1
+    """
+  let p = Process()
+  p.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+  p.arguments = (geteuid() == 0 ? ["-m"] : ["-rm"]) + ["/bin/sh", "-c", script]
+  p.environment = ["M": mountPoint.path, "O": logs.path, "D": dir.path, "L": TestPaths.latheBinary.path, "PATH": "/usr/bin:/bin"]
+  try p.run()
+  p.waitUntilExit()
+  func read(_ name: String) -> String { (try? String(contentsOf: logs.appendingPathComponent(name), encoding: .utf8)) ?? "" }
+  let status = read("status")
+  #expect(p.terminationStatus == 0 && !status.contains("mount=failed"), "the test tmpfs could not be mounted: \(status)")
+  #expect(status.contains("run=1"), "\(status) \(read("run.err").suffix(600))")
+  #expect(read("run.err").contains("could not record cell 2") || read("run.err").contains("disk is full")
+          || read("run.err").contains("database or disk is full"), "\(read("run.err").suffix(800))")
+  #expect(!read("run.out").contains("after"), "the run went on after the notebook failed")
+  #expect(status.contains("check=0"), "\(status) \(read("check.out"))")
+  #expect(status.contains("again=0"), "\(status) \(read("again.out"))")
+  #expect(read("show.out").contains("session 2") || read("show.out").components(separatedBy: "\n").filter { $0.contains("run") }.count >= 2,
+          "\(read("show.out"))")
+}
