@@ -5,6 +5,7 @@
 
 import Foundation
 import LatheModels
+import LatheTensor
 
 public final class WorkerPool: @unchecked Sendable {
   /// False where no process may be started (the fuzzer's language target): a parallel prefill then ends in an error.
@@ -73,7 +74,12 @@ public final class WorkerPool: @unchecked Sendable {
     let started = monotonicNanoseconds()
     if workers.count < count {
       let executable = try WorkerProcess.executable()
-      while workers.count < count { workers.append(try WorkerProcess.spawn(slot: workers.count, executable: executable)) }
+      // Each worker's memory budget is its share of this process's: together they cannot take more than the session
+      // may (a worker that would is refused its allocation with the budget's error, which reaches the caller).
+      let share = Swift.max(256 << 20, Memory.budget / Swift.max(1, count))
+      while workers.count < count {
+        workers.append(try WorkerProcess.spawn(slot: workers.count, executable: executable, budget: share))
+      }
     }
     // Workers hold a model by its file's path and identity: a new file saved over the same path is loaded again.
     let key = modelPath + "@" + (FileIdentity.of(path: modelPath)?.description ?? "")

@@ -34,12 +34,12 @@ final class WorkerProcess {
 
   /// Starts `executable worker --parent <pid>` with its control socket on fd 3, one compute thread, and no Swift
   /// backtracer (a crash ends the worker at once). Runs on the spawning thread (see SpawnThread).
-  static func spawn(slot: Int, executable: String) throws -> WorkerProcess {
+  static func spawn(slot: Int, executable: String, budget: Int) throws -> WorkerProcess {
     guard WorkerPool.spawningAllowed else { throw ParallelError.invalidPlan("worker processes are switched off in this process (the fuzzer's language target)") }
-    return try SpawnThread.shared.perform { try spawnHere(slot: slot, executable: executable) }
+    return try SpawnThread.shared.perform { try spawnHere(slot: slot, executable: executable, budget: budget) }
   }
 
-  private static func spawnHere(slot: Int, executable: String) throws -> WorkerProcess {
+  private static func spawnHere(slot: Int, executable: String, budget: Int) throws -> WorkerProcess {
     var fds: [Int32] = [-1, -1]
     guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
       throw ParallelError.posix("socketpair", "creating worker \(slot)'s control socket")
@@ -66,6 +66,7 @@ final class WorkerProcess {
     environment["OPENBLAS_NUM_THREADS"] = "1"
     environment["LATHE_PIN"] = "0"
     environment["SWIFT_BACKTRACE"] = "enable=no"
+    environment["LATHE_MEMORY_BUDGET"] = String(budget)      // the worker's share of the session's budget
     let arguments = [executable, "worker", "--parent", String(getpid())]
     let argv = arguments.map { strdup($0) } + [nil]
     let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]

@@ -1,5 +1,6 @@
-// Ctrl-C stops long kernels quickly: a loop of 2048×2048 matmuls and one 4096×4096 matmul return to the prompt
-// within 250 ms at the 95th percentile (matmul checks the flag between blocks of rows; loops check it every step).
+// Ctrl-C stops long kernels quickly: a loop of 2048×2048 matmuls, one 4096×4096 matmul, the compression of a
+// 2048×2048 matrix and a training run return to the prompt within 250 ms at the 95th percentile (matmul checks the
+// flag between blocks of rows, compression between pieces of its progress, training every step, loops every step).
 
 #if canImport(Glibc)
 import Foundation
@@ -8,11 +9,14 @@ import LatheTestSupport
 import Testing
 
 extension ReplPtyTests {            // in the serialized suite: latencies are not measured against other sessions
-  @Test(arguments: ["for i in 0..<1000 { let c = big @ big }", "let c = huge @ huge"])
+  @Test(arguments: ["for i in 0..<1000 { let c = big @ big }", "let c = huge @ huge",
+                    "let q = compress(big, seedlm(bits: 4))", "let q = compress(huge, rtn(bits: 3, group: 64))",
+                    "let run = train(mlp([64, 512, 512, 10]), d, recipe(epochs: 1000, batch: 64, seed: 0))"])
   func interruptStopsMatmulsWithinAQuarterSecond(cell: String) throws {
     let s = try start()
     try s.enter("let big = randn(2048, 2048, seed: 0)", timeout: 60)
     try s.enter("let huge = randn(4096, 4096, seed: 1)", timeout: 60)
+    try s.enter("let d = digits()", timeout: 60)
     var latencies: [Double] = []
     for trial in 0..<10 {
       try s.send(cell + "\r")

@@ -5,6 +5,7 @@
 import Foundation
 import Testing
 import LatheModels
+import LatheTensor
 @testable import LatheParallel
 import LatheTestSupport
 
@@ -31,6 +32,24 @@ import LatheTestSupport
     let again = try model.parallelPrefill(prompt, method: .runahead, chunks: [3, 3], extra: 4, pool: pool)
     #expect(again.firstToken == first.firstToken)
     #expect(Set(pool.workerPIDs).isDisjoint(with: pids))
+  }
+
+  /// Each worker runs under its share of this process's memory budget (LATHE_MEMORY_BUDGET in its environment), so
+  /// the workers together cannot take more than the session may.
+  @Test func eachWorkerHasItsShareOfTheMemoryBudget() throws {
+    let model = try SmolLM2Parallel.model()
+    let prompt = try SmolLM2Parallel.prompt(6)
+    let pool = WorkerPool()
+    defer { pool.shutdown() }
+    _ = try model.parallelPrefill(prompt, method: .runahead, chunks: [2, 2, 2], extra: 4, pool: pool)
+    let pids = pool.workerPIDs
+    try #require(pids.count == 3)
+    let share = max(256 << 20, Memory.budget / 3)
+    for pid in pids {
+      let environ = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))
+      let entries = environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+      #expect(entries.contains("LATHE_MEMORY_BUDGET=\(share)"), "worker \(pid): \(entries.filter { $0.hasPrefix("LATHE_") })")
+    }
   }
 
   @Test func anInterruptStopsTheRunAndWorkersKeepOutOfTheTerminalsGroup() throws {

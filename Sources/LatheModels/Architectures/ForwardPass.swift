@@ -119,6 +119,7 @@ struct ForwardPass {
     }
     let observe = hooks.observe
     for l in hooks.layers ?? Array(0..<config.layerCount) {
+      try Cancellation.check("forward")          // Ctrl-C between layers: a 512-token window stops within one layer
       let layer = model.layers[l]
       let heads = config.headCounts[l], kvHeads = config.kvHeadCounts[l], ffn = config.ffnWidths[l]
       try rmsNorm(x, layer.attentionNorm, into: h)
@@ -150,6 +151,7 @@ struct ForwardPass {
         throw TensorError.invalidArgument(op: "forward", reason: "neither a KV cache nor an exchange")
       }
       attend(layer: l, heads: heads, kvHeads: kvHeads, keys: keys, values: values, length: length)
+      try Cancellation.check("attention")
       try project(layer.output, attention, into: projected)
       add(projected, into: x, count: T * d)
       try rmsNorm(x, layer.ffnNorm, into: h)
@@ -268,43 +270,49 @@ struct ForwardPass {
     let hd = config.headDimension, group = heads / kvHeads
     let qStride = heads * hd, kvStride = kvHeads * hd
     let scale = 1 / Float(hd).squareRoot()
-    let scoreCount = T * length
     let (q, attention, T, start, threads) = (self.q, self.attention, self.T, self.start, self.threads)
     let mask = hooks.mask
+    // Queries in blocks of `block` rows: the scores of one block at a time (block × length floats, not T × length),
+    // and a Ctrl-C check between blocks (Cancellation.requested; the caller throws after the heads return).
+    let block = 256
     let body: (Int) -> Void = { head in
       let kvHead = head / group
-      let scores = UnsafeMutablePointer<Float>.allocate(capacity: scoreCount)
+      let scores = UnsafeMutablePointer<Float>.allocate(capacity: Swift.min(T, block) * length)
       defer { scores.deallocate() }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(length), Int32(hd), scale, q + head * hd, Int32(qStride),
-                  keys + kvHead * hd, Int32(kvStride), 0, scores, Int32(length))
-      if let mask {
-        // The caller's additive mask over every row in place of the causal cut (validated: [T, length]).
-        mask.withUnsafeBufferPointer { m in
-          guard let base = m.baseAddress else { return }       // validated: T × length entries, never empty
-          for t in 0..<T {
-            let row = scores + t * length, add = base + t * length
-            var top = -Float.infinity
-            for j in 0..<length { row[j] += add[j]; top = Swift.max(top, row[j]) }
+      for first in stride(from: 0, to: T, by: block) {
+        if Cancellation.requested { return }
+        let rows = Swift.min(block, T - first)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(length), Int32(hd), scale, q + first * qStride + head * hd,
+                    Int32(qStride), keys + kvHead * hd, Int32(kvStride), 0, scores, Int32(length))
+        if let mask {
+          // The caller's additive mask over every row in place of the causal cut (validated: [T, length]).
+          mask.withUnsafeBufferPointer { m in
+            guard let base = m.baseAddress else { return }       // validated: T × length entries, never empty
+            for r in 0..<rows {
+              let row = scores + r * length, add = base + (first + r) * length
+              var top = -Float.infinity
+              for j in 0..<length { row[j] += add[j]; top = Swift.max(top, row[j]) }
+              var sum: Float = 0
+              for j in 0..<length { let e = top == -.infinity ? 0 : Foundation.exp(row[j] - top); row[j] = e; sum += e }
+              let inv = sum > 0 ? 1 / sum : 0
+              for j in 0..<length { row[j] *= inv }
+            }
+          }
+        } else {
+          for r in 0..<rows {
+            let row = scores + r * length, visible = start + first + r + 1
+            var m = -Float.infinity
+            for j in 0..<visible { m = Swift.max(m, row[j]) }
             var sum: Float = 0
-            for j in 0..<length { let e = top == -.infinity ? 0 : Foundation.exp(row[j] - top); row[j] = e; sum += e }
-            let inv = sum > 0 ? 1 / sum : 0
-            for j in 0..<length { row[j] *= inv }
+            for j in 0..<visible { let e = Foundation.exp(row[j] - m); row[j] = e; sum += e }
+            let inv = 1 / sum
+            for j in 0..<visible { row[j] *= inv }
+            for j in visible..<length { row[j] = 0 }
           }
         }
-      } else {
-      for t in 0..<T {
-        let row = scores + t * length, visible = start + t + 1
-        var m = -Float.infinity
-        for j in 0..<visible { m = Swift.max(m, row[j]) }
-        var sum: Float = 0
-        for j in 0..<visible { let e = Foundation.exp(row[j] - m); row[j] = e; sum += e }
-        let inv = 1 / sum
-        for j in 0..<visible { row[j] *= inv }
-        for j in visible..<length { row[j] = 0 }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hd), Int32(length), 1, scores, Int32(length),
+                    values + kvHead * hd, Int32(kvStride), 0, attention + first * qStride + head * hd, Int32(qStride))
       }
-      }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(hd), Int32(length), 1, scores, Int32(length),
-                  values + kvHead * hd, Int32(kvStride), 0, attention + head * hd, Int32(qStride))
     }
     if threads <= 1 { for head in 0..<heads { body(head) } } else { ThreadPool.shared.parallelFor(heads, body) }
   }

@@ -106,7 +106,8 @@ public final class RTNMatrix: CompressedMatrix {
     return total
   }
 
-  /// Encodes a dense matrix by the rules above; `progress(rowsDone, rows)` is called every 64 rows and at the end.
+  /// Encodes a dense matrix by the rules above; `progress(rowsDone, rows)` is called every 16,384 weights (in whole
+  /// rows) and at the end, which is how often Ctrl-C can stop it.
   public init(encoding matrix: Tensor, bits: Int, group: Int, symmetric: Bool = false,
               progress: (Int, Int) throws -> Void = { _, _ in }) throws {
     byteCount = try RTNMatrix.packedByteCount(shape: matrix.shape, bits: bits, group: group, symmetric: symmetric)
@@ -117,6 +118,7 @@ public final class RTNMatrix: CompressedMatrix {
     let groupBytes = self.groupBytes, parameterBytes = self.parameterBytes
     let codes = UnsafeMutablePointer<UInt8>.allocate(capacity: group)
     defer { codes.deallocate() }
+    let every = Swift.max(1, 16_384 / cols)
     for r in 0..<rows {
       for g in 0..<(cols / group) {
         let weights = w + r * cols + g * group, p = out + (r * (cols / group) + g) * groupBytes
@@ -130,7 +132,7 @@ public final class RTNMatrix: CompressedMatrix {
         }
         BitPacking.pack(codes, count: group, bits: bits, into: p + parameterBytes)
       }
-      if r % 64 == 63 || r == rows - 1 { try progress(r + 1, rows) }
+      if (r + 1) % every == 0 || r == rows - 1 { try progress(r + 1, rows) }
     }
   }
 

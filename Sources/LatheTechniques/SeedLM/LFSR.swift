@@ -3,6 +3,7 @@
 // Float64) and Gram matrix, computed once per (K, C, P) and shared.
 
 import Foundation
+import LatheTensor
 
 public struct LFSR: Sendable, Equatable {
   public let bits: Int
@@ -98,12 +99,6 @@ public final class SeedBases: @unchecked Sendable {
     for i in 0..<(n + window) { u[i] = (Double(states[i % n]) - half) / scale }
     cycleDouble = u
     cycle = u.map(Float.init)
-    strided = (0..<coeffs).map { r in
-      let values = stride(from: r, to: u.count, by: coeffs).map { Float(u[$0]) } + [Float](repeating: 0, count: block + 16)
-      let table = UnsafeMutablePointer<Float>.allocate(capacity: values.count)
-      table.initialize(from: values, count: values.count)
-      return table
-    }
     var forOffset = [UInt16](repeating: 0, count: n), forState = [Int32](repeating: -1, count: 1 << bits)
     for j in 0..<n {
       let state = states[(j - 1 + n) % n]           // c[j−1]; c[N−1] is state 1, the state for offset 0
@@ -114,6 +109,8 @@ public final class SeedBases: @unchecked Sendable {
     var pinv = [Float](repeating: 0, count: n * window), gram = [Float](repeating: 0, count: n * coeffs * coeffs)
     var ill = [Bool](repeating: false, count: n), conds = [Double](repeating: 0, count: n)
     for j in 0..<n {
+      // Ctrl-C while the tables are built (a second in release): nothing is cached, nothing is left allocated.
+      if j % 2048 == 0 { try Cancellation.check("seedlm") }
       let (p, g, cond) = SeedBases.pseudoInverse(u, start: j, rows: block, cols: coeffs)
       for i in 0..<window { pinv[j * window + i] = Float(p[i]) }
       for i in 0..<(coeffs * coeffs) { gram[j * coeffs * coeffs + i] = Float(g[i]) }
@@ -121,6 +118,13 @@ public final class SeedBases: @unchecked Sendable {
       ill[j] = !(cond <= 1e3)
     }
     self.pinv = pinv; self.gram = gram; illConditioned = ill; conditionNumbers = conds
+    // Allocated last: a throw above leaves no table behind (deinit does not run for a failed init).
+    strided = (0..<coeffs).map { r in
+      let values = stride(from: r, to: u.count, by: coeffs).map { Float(u[$0]) } + [Float](repeating: 0, count: block + 16)
+      let table = UnsafeMutablePointer<Float>.allocate(capacity: values.count)
+      table.initialize(from: values, count: values.count)
+      return table
+    }
   }
 
   deinit { for table in strided { table.deallocate() } }

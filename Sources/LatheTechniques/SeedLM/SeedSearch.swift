@@ -53,6 +53,7 @@ public struct SeedSearch: Sendable {
             let end = Swift.min(groups, done + batch), first = done
             let body: (Int) -> Void = { g in self.searchGroup(first + g, values: vp.pointer, blocks: blocks, offsets: op.pointer, errors: ep.pointer) }
             if threads <= 1 { for g in 0..<(end - first) { body(g) } } else { ThreadPool.shared.parallelFor(end - first, body) }
+            try Cancellation.check("seedlm")
             done = end
             try progress(Swift.min(blocks, done * 16), blocks)
           }
@@ -122,7 +123,11 @@ public struct SeedSearch: Sendable {
       bases.pinv.withUnsafeBufferPointer { pinv in
         bases.gram.withUnsafeBufferPointer { gram in
           let pinv = pinv.baseAddress!, gram = gram.baseAddress!
-          for run in wellRuns {
+          // Pieces of at most 4096 windows, so that Ctrl-C (Cancellation.requested) stops a group within one piece;
+          // an interrupted search leaves its lanes unfinished and `run` throws.
+          for whole in wellRuns { for start in stride(from: whole.lowerBound, to: whole.upperBound, by: 4096) {
+            if Cancellation.requested { return }
+            let run = start..<Swift.min(whole.upperBound, start + 4096)
             if c == 8 && p == 3 {
               SeedSearch.kernel8x3(w, run: run, pinv: pinv, gram: gram, rangeRule: rangeRule, best: &best, bestJ: &bestJ)
             } else if c == 12 && p == 4 {
@@ -143,7 +148,7 @@ public struct SeedSearch: Sendable {
                 bestJ = bestJ.replacing(with: SIMD16(repeating: Float(j)), where: better)
               }
             }
-          }
+          } }
           for j in illWindows {
             quantizeLanes(j, w: w, pinv: pinv, rangeRule: rangeRule, t: t, hat: hat, d: d)
             for lane in 0..<lanes {

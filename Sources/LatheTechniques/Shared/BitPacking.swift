@@ -78,9 +78,13 @@ enum BitPacking {
     }
     let dense = try matrix.contiguous()
     let p = dense.readPointer(), n = dense.count
-    for i in 0..<n where !(abs(p[i]) <= Float(Float16.greatestFiniteMagnitude)) {
-      throw TensorError.invalidArgument(op: op, reason: "weight \(i) of the matrix \(matrix.shape) is \(p[i]), "
-                                        + "outside f16's finite range ±65504")
+    let limit = Float(Float16.greatestFiniteMagnitude)
+    for start in stride(from: 0, to: n, by: 1 << 20) {
+      try Cancellation.check(op)                       // Ctrl-C between pieces of a large matrix
+      for i in start..<Swift.min(n, start + (1 << 20)) where !(abs(p[i]) <= limit) {
+        throw TensorError.invalidArgument(op: op, reason: "weight \(i) of the matrix \(matrix.shape) is \(p[i]), "
+                                          + "outside f16's finite range ±65504")
+      }
     }
     return dense
   }
