@@ -60,7 +60,9 @@ var targets: [Target] = [
   .testTarget(name: "LatheDataTests", dependencies: ["LatheData", "LatheTensor", "LatheTestSupport"]),
   .testTarget(name: "LatheBuiltinsTests", dependencies: ["LatheBuiltins", "LatheLang", "LatheModels", "LatheTechniques", "LatheTestSupport"],
               resources: [.copy("Scripts")]),
-  .testTarget(name: "LatheNotebookTests", dependencies: ["LatheNotebook", "LatheLang", "LatheTestSupport"]),
+  // A SQLite VFS that fails writes and syncs or loses power on cue, for the notebook's fault tests.
+  .target(name: "CFaultVFS", dependencies: ["CSQLite"], path: "Tests/CFaultVFS"),
+  .testTarget(name: "LatheNotebookTests", dependencies: ["LatheNotebook", "LatheLang", "LatheTestSupport", "CFaultVFS"]),
   .testTarget(name: "LatheFuzzingTests", dependencies: ["LatheFuzzing", "LatheParallel", "LatheModels", "LatheNotebook",
                                                       "LatheTechniques", "LatheData"]),
   .testTarget(name: "LatheCLITests", dependencies: ["LatheCLI", "LatheNotebook", "LatheTestSupport"]),

@@ -53,17 +53,36 @@ extension Notebook {
 
   /// The content of blob `hash`, verified against the hash.
   public func getBlob(_ hash: String) throws -> [UInt8] {
-    guard let row = try db.query("SELECT size, codec, content FROM blob WHERE hash = ?", [.text(hash)]).first else {
+    var bytes: [UInt8] = []
+    if let size = try db.scalar("SELECT size FROM blob WHERE hash = ?", [.text(hash)])?.int64 {
+      bytes.reserveCapacity(Int(max(0, min(size, 1 << 30))))
+    }
+    try readBlob(hash) { bytes.append(contentsOf: $0) }
+    return bytes
+  }
+
+  /// Streams blob `hash` to `body` piece by piece, holding one piece at a time: a raw blob whole (at most 16 MiB),
+  /// an old chunked blob chunk by chunk, a parts blob part by part, each part checked against its own hash and size
+  /// before it is handed on. The total size and the whole hash are checked at the end: a damaged blob throws
+  /// `NotebookError.badBlob` (after `body` saw the pieces before the damage).
+  public func readBlob(_ hash: String, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+    guard let row = try db.query("SELECT size, codec FROM blob WHERE hash = ?", [.text(hash)]).first else {
       throw NotebookError.badBlob(hash: hash, reason: "not in notebook \(path)")
     }
     let size = row[0].int64 ?? -1
-    var bytes: [UInt8]
+    var hasher = SHA256()
+    var total: Int64 = 0
+    func take(_ piece: UnsafeRawBufferPointer) throws {
+      hasher.update(piece)
+      total += Int64(piece.count)
+      try body(piece)
+    }
     switch row[1].string {
     case "raw":
-      bytes = row[2].bytes ?? []
+      let content = try db.prepare("SELECT content FROM blob WHERE hash = ?")
+      try content.bind([.text(hash)])
+      if try content.step() { try content.withBlob(0) { try take($0) } }
     case "chunked":
-      bytes = []
-      bytes.reserveCapacity(Int(max(0, min(size, 256 << 20))))
       let chunks = try db.prepare("SELECT idx, content FROM blob_chunk WHERE hash = ? ORDER BY idx")
       try chunks.bind([.text(hash)])
       var expected: Int64 = 0
@@ -71,21 +90,21 @@ extension Notebook {
         guard chunks.column(0).int64 == expected else {
           throw NotebookError.badBlob(hash: hash, reason: "chunk \(expected) is missing")
         }
-        chunks.withBlob(1) { bytes.append(contentsOf: $0) }
+        try chunks.withBlob(1) { try take($0) }
         expected += 1
       }
     case "parts":
-      bytes = try assembleParts(manifest: row[2].bytes ?? [], hash: hash, size: size)
+      let manifest = try db.scalar("SELECT content FROM blob WHERE hash = ?", [.text(hash)])?.bytes ?? []
+      try readParts(manifest: manifest, hash: hash, size: size) { try take($0) }
     default:
       throw NotebookError.badBlob(hash: hash, reason: "codec \(row[1]) is not supported by this build")
     }
-    guard Int64(bytes.count) == size else {
-      throw NotebookError.badBlob(hash: hash, reason: "has \(bytes.count) bytes, its row says \(size)")
+    guard total == size else {
+      throw NotebookError.badBlob(hash: hash, reason: "has \(total) bytes, its row says \(size)")
     }
-    guard SHA256.hex(bytes) == hash else {
+    guard SHA256.hexString(hasher.finalize()) == hash else {
       throw NotebookError.badBlob(hash: hash, reason: "content does not match its hash (the file is damaged)")
     }
-    return bytes
   }
 
   /// Stores `bytes` as a blob and records artifact `name` of `kind` (tensor, model, image, table, curve, report,
@@ -160,7 +179,7 @@ extension Notebook {
     section("blob check") {
       for row in try db.query("SELECT hash FROM blob ORDER BY hash") {
         guard let hash = row.first?.string else { continue }
-        do { _ = try getBlob(hash) } catch { problems.append("\(error)") }
+        do { try readBlob(hash) { _ in } } catch { problems.append("\(error)") }     // streamed: one piece at a time
       }
     }
     section("source check") {

@@ -128,15 +128,14 @@ extension Notebook {
     }
   }
 
-  /// The bytes of a `parts` blob: each part read as a raw blob and checked against its own hash (the caller checks
-  /// the whole). Parts are never themselves `parts` blobs, so a damaged list cannot make the read loop.
-  func assembleParts(manifest: [UInt8], hash: String, size: Int64) throws -> [UInt8] {
+  /// The parts of a `parts` blob, in order: each read as a raw blob and checked against its own hash and size
+  /// before `body` sees it (the caller checks the whole). Parts are never themselves `parts` blobs, so a damaged
+  /// list cannot make the read loop.
+  func readParts(manifest: [UInt8], hash: String, size: Int64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
     let list = try PartsManifest(bytes: manifest, hash: hash)
     guard Int64(list.parts.reduce(0) { $0 + $1.size }) == size else {
       throw NotebookError.badBlob(hash: hash, reason: "its parts add up to \(list.parts.reduce(0) { $0 + $1.size }) bytes, its row says \(size)")
     }
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(Int(max(0, min(size, 1 << 30))))
     let read = try db.prepare("SELECT codec, content FROM blob WHERE hash = ?")
     for (index, part) in list.parts.enumerated() {
       try read.bind([.text(part.hash)])
@@ -146,17 +145,14 @@ extension Notebook {
       guard read.column(0).string == "raw" else {
         throw NotebookError.badBlob(hash: hash, reason: "part \(index) (\(part.hash)) is stored as \(read.column(0)), not raw")
       }
-      let ok = read.withBlob(1) { piece -> Bool in
+      try read.withBlob(1) { piece in
         var hasher = SHA256()
         hasher.update(piece)
-        guard piece.count == part.size, SHA256.hexString(hasher.finalize()) == part.hash else { return false }
-        bytes.append(contentsOf: piece)
-        return true
-      }
-      guard ok else {
-        throw NotebookError.badBlob(hash: hash, reason: "part \(index) (\(part.hash)) does not match its hash or size (the file is damaged)")
+        guard piece.count == part.size, SHA256.hexString(hasher.finalize()) == part.hash else {
+          throw NotebookError.badBlob(hash: hash, reason: "part \(index) (\(part.hash)) does not match its hash or size (the file is damaged)")
+        }
+        try body(piece)
       }
     }
-    return bytes
   }
 }

@@ -61,7 +61,7 @@ public final class Notebook {
   private static func openReadOnly(path: String) throws -> Notebook {
     if let header = try NotebookFile.readHeader(path: path) {
       guard !header.isEmpty else { throw NotebookError.notANotebook(path: path, reason: "empty file") }
-      try NotebookFile.checkHeader(header, path: path)
+      do { try NotebookFile.checkHeader(header, path: path) } catch where NotebookFile.walMayHoldTheHeader(path: path) {}
     }
     let directory = (path as NSString).deletingLastPathComponent
     // A -wal file and no live writer: a writer crashed. Reading it in place would rebuild the -shm index, a write to
@@ -129,7 +129,9 @@ public final class Notebook {
     do {
       let header = try NotebookFile.header(descriptor: descriptor, path: path)
       isNew = header.isEmpty
-      if !isNew { try NotebookFile.checkHeader(header, path: path) }
+      if !isNew {
+        do { try NotebookFile.checkHeader(header, path: path) } catch where NotebookFile.walMayHoldTheHeader(path: path) {}
+      }
     } catch {
       Glibc.close(descriptor)
       throw error

@@ -133,6 +133,18 @@ enum NotebookFile {
     }
   }
 
+  /// Whether `path-wal` starts with a WAL header (magic 0x377F0682 or 0x377F0683). After a power loss during a
+  /// checkpoint, the main file's first page may be torn while the WAL still holds it whole: SQLite reads page 1
+  /// from the WAL, so the raw header check gives way to `validate` (application_id through SQLite) then.
+  static func walMayHoldTheHeader(path: String) -> Bool {
+    let descriptor = open(path + "-wal", O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else { return false }
+    defer { Glibc.close(descriptor) }
+    var magic = [UInt8](repeating: 0, count: 4)
+    guard magic.withUnsafeMutableBytes({ pread(descriptor, $0.baseAddress, 4, 0) }) == 4 else { return false }
+    return magic[0..<3] == [0x37, 0x7F, 0x06] && (magic[3] == 0x82 || magic[3] == 0x83)
+  }
+
   /// Reads the header of the file at `path` (read-only opens). Skipped (nil) when this process holds the file for
   /// writing, since closing a descriptor would drop that connection's POSIX locks.
   static func readHeader(path: String) throws -> [UInt8]? {

@@ -166,3 +166,22 @@ import Testing
     #expect(throws: NotebookError.self) { try writer.putBlob([1]) }
   }
 }
+
+/// A large blob streams: `readBlob` hands it on part by part (no piece over the 512 KiB part limit), the pieces add
+/// up to the blob and its hash, and `check()`, which streams the same way, finds nothing.
+@Test(arguments: [16 * 1024 * 1024 + 1, 17 * 1024 * 1024 + 12_345, 24 * 1024 * 1024])
+func largeBlobsStreamPartByPart(size: Int) throws {
+  let notebook = try Notebook.open(path: ":memory:")
+  let bytes = Fixtures.randomBytes(size, seed: UInt64(size))
+  let hash = try notebook.putBlob(bytes)
+  var pieces = 0, largest = 0, total = 0
+  var hasher = SHA256()
+  try notebook.readBlob(hash) { piece in
+    pieces += 1; largest = max(largest, piece.count); total += piece.count
+    hasher.update(piece)
+  }
+  #expect(pieces > 16 && largest <= 512 * 1024, "\(pieces) pieces, the largest \(largest) bytes")
+  #expect(total == size && SHA256.hexString(hasher.finalize()) == hash)
+  #expect(try notebook.check() == [])
+  #expect(try notebook.getBlob(hash) == bytes)
+}
