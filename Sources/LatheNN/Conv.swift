@@ -13,9 +13,15 @@ public final class Conv2d: Module {
     guard inChannels > 0, outChannels > 0, kernel > 0, groups > 0, inChannels % groups == 0, outChannels % groups == 0 else {
       throw TensorError.invalidArgument(op: "conv2d", reason: "channels \(inChannels) → \(outChannels) must be positive multiples of groups \(groups), kernel positive")
     }
+    let largest = ConvGeometry.maximumParameter
+    guard kernel <= largest, stride >= 1, stride <= largest, padding >= 0, padding <= largest, dilation >= 1, dilation <= largest else {
+      throw TensorError.invalidArgument(op: "conv2d", reason: "kernel, stride and dilation must be 1 to \(largest) and padding 0 to \(largest), got kernel \(kernel), stride \(stride), dilation \(dilation), padding \(padding)")
+    }
+    guard let fanIn = Memory.count([inChannels / groups, kernel, kernel]) else {
+      throw TensorError.invalidShape(op: "conv2d", shape: [outChannels, inChannels / groups, kernel, kernel], reason: "has sizes whose product is too large")
+    }
     self.inChannels = inChannels; self.outChannels = outChannels; self.kernel = kernel; self.stride = stride
     self.padding = padding; self.dilation = dilation; self.groups = groups
-    let fanIn = inChannels / groups * kernel * kernel
     let bound = 1 / Float(fanIn).squareRoot()
     weight = Variable(try Tensor.rand([outChannels, inChannels / groups, kernel, kernel], seed: seed)
       .binary(.multiply, scalar: 2 * bound).binary(.subtract, scalar: bound), requiresGrad: true, name: "weight")
@@ -45,7 +51,10 @@ public final class Pool2d: Module {
   public enum Kind: String { case max, average }
   public let kind: Kind, kernel: Int, stride: Int
   public init(_ kind: Kind, kernel: Int, stride: Int? = nil) throws {
-    guard kernel > 0, (stride ?? kernel) > 0 else { throw TensorError.invalidArgument(op: "pool2d", reason: "kernel and stride must be positive") }
+    let largest = ConvGeometry.maximumParameter
+    guard kernel > 0, kernel <= largest, (stride ?? kernel) > 0, (stride ?? kernel) <= largest else {
+      throw TensorError.invalidArgument(op: "pool2d", reason: "kernel \(kernel) and stride \(stride ?? kernel) must be 1 to \(largest)")
+    }
     self.kind = kind; self.kernel = kernel; self.stride = stride ?? kernel
   }
   public var parameters: [Variable] { [] }

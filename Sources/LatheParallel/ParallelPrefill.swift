@@ -53,6 +53,9 @@ public struct ParallelPrefill {
 /// The one partition rule of every parallel prefill, real, simulated or over MPI: KVRunahead's partitions, the
 /// simulator and the MPI ranks all take their chunks from here.
 public enum PrefillPartition {
+  /// The most processes one prefill may use (an MPI job's ranks are bounded the same way).
+  public static let maximumProcs = 4096
+
   /// C/p tokens each, the first C mod p chunks one more (an even split gives its extra tokens to the earliest chunks).
   public static func even(tokens: Int, procs: Int) throws -> [Int] {
     try checkProcs(procs, tokens: tokens)
@@ -80,7 +83,9 @@ public enum PrefillPartition {
       running += r
       let lowest = (ends.last ?? 0) + 1, highest = tokens - (p - 1 - i)
       let end = (running / sum * Double(tokens)).rounded(.toNearestOrEven)
-      ends.append(i == p - 1 ? tokens : Swift.min(highest, Swift.max(lowest, Int(Swift.min(end, Double(tokens))))))
+      // Compared as a Double first: Double(Int.max) is 2^63, which Int(_:) would trap on.
+      let clamped = end >= Double(tokens) ? tokens : Int(end)
+      ends.append(i == p - 1 ? tokens : Swift.min(highest, Swift.max(lowest, clamped)))
     }
     return ends.enumerated().map { i, e in e - (i == 0 ? 0 : ends[i - 1]) }
   }
@@ -89,12 +94,18 @@ public enum PrefillPartition {
   public static func check(_ chunks: [Int], tokens: Int) throws {
     try checkProcs(chunks.count, tokens: tokens)
     guard chunks.allSatisfy({ $0 >= 1 }) else { throw ParallelError.invalidPlan("every chunk needs at least 1 token, got \(chunks)") }
-    let sum = chunks.reduce(0, +)
+    var sum = 0
+    for c in chunks {
+      let (next, overflow) = sum.addingReportingOverflow(c)
+      guard !overflow else { throw ParallelError.invalidPlan("chunk sizes \(chunks) sum past Int's range; the prompt has \(tokens) tokens") }
+      sum = next
+    }
     guard sum == tokens else { throw ParallelError.invalidPlan("chunk sizes \(chunks) sum to \(sum), the prompt has \(tokens) tokens") }
   }
 
   static func checkProcs(_ procs: Int, tokens: Int) throws {
     guard procs >= 1 else { throw ParallelError.invalidPlan("procs must be at least 1, got \(procs)") }
+    guard procs <= maximumProcs else { throw ParallelError.invalidPlan("procs must be at most \(maximumProcs), got \(procs)") }
     guard tokens >= 1 else { throw ParallelError.invalidPlan("the prompt is empty") }
     guard procs <= tokens else { throw ParallelError.invalidPlan("\(procs) processes for a \(tokens)-token prompt: each needs at least one token") }
   }

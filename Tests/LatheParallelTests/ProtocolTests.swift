@@ -112,3 +112,47 @@ import Testing
   #expect(PrefillPartition.attentionMACs(.runahead, chunks: [1024], config: config)
           == PrefillPartition.attentionMACs(.tsp, chunks: [1024], config: config))
 }
+
+/// The partition arithmetic at Int's edges: sizes and fractions that overflow a sum or a product are errors.
+@Test func partitionArithmeticAtIntsEdgesIsAnError() throws {
+  #expect(throws: ParallelError.self) { try PrefillPartition.check([Int.max, Int.max], tokens: 10) }
+  #expect(throws: ParallelError.self) { try PrefillPartition.check([Int.max, 1], tokens: Int.min) }
+  #expect(throws: ParallelError.self) { try PrefillPartition.even(tokens: Int.max, procs: Int.max) }
+  #expect(throws: ParallelError.self) { try PrefillPartition.even(tokens: 10, procs: Int.min) }
+  #expect(throws: ParallelError.self) { try PrefillPartition.sizes(fractions: [.infinity, 1], tokens: 10) }
+  #expect(throws: ParallelError.self) { try PrefillPartition.sizes(fractions: [.nan, 1], tokens: 10) }
+  #expect(throws: ParallelError.self) { try PrefillPartition.sizes(fractions: [1e308, 1e308], tokens: 10) }
+  // A prompt of Int.max tokens is split without trapping (2^63 as a Double is past Int's range).
+  #expect(try PrefillPartition.sizes(fractions: [1, 0, 0], tokens: Int.max) == [Int.max - 2, 1, 1])
+  #expect(try PrefillPartition.sizes(fractions: [0.5, 0.5], tokens: Int.max).reduce(0, &+) == Int.max)
+  #expect(throws: ParallelError.self) { try PrefillPartition.even(tokens: 1 << 40, procs: 1 << 20) }
+}
+
+/// A worker answers a malformed or misdirected frame with a failure frame and goes on serving: the frame that
+/// follows (a load of a missing file) gets its own failure, naming the path.
+@Test(arguments: [0, 1, 2, 3])
+func aWorkerAnswersMalformedFramesWithAFailure(case number: Int) throws {
+  let worker = try WorkerProcess.spawn(slot: 0, executable: try WorkerProcess.executable(), budget: 1 << 30)
+  defer { worker.finish(within: 1) }
+  var payload = FrameWriter()
+  let kind: MessageKind
+  switch number {
+  case 0: payload.string("not a method"); kind = .prefill              // an unknown prefill method
+  case 1: payload.int(7); kind = .prefill                              // a field cut short
+  case 2: kind = .done                                                 // a message only a worker sends
+  default:                                                             // a well-formed request with no model loaded
+    let request = PrefillRequest(method: .runahead, index: 0, chunks: [1], tokens: [1], regionPath: "/x", regionBytes: 0,
+                                 keyOffsets: [], valueOffsets: [], semaphoreOffsets: [], rows: [1], epoch: 0, wantLogits: false)
+    payload = request.encoded(); kind = .prefill
+  }
+  try worker.channel.send(kind, payload)
+  var (reply, reader) = try worker.channel.receive()
+  #expect(reply == .failure)
+  #expect(!(try reader.string("message")).isEmpty)
+  var load = FrameWriter()
+  load.string("/nonexistent/model.gguf")
+  try worker.channel.send(.load, load)
+  (reply, reader) = try worker.channel.receive()
+  #expect(reply == .failure)
+  #expect(try reader.string("message").contains("/nonexistent/model.gguf"))
+}

@@ -93,7 +93,8 @@ public final class RTNMatrix: CompressedMatrix {
       throw TensorError.invalidShape(op: "rtn", shape: shape, reason: "is not a non-empty matrix [rows, cols]")
     }
     guard shape[1] % group == 0 else {
-      let fits = (8...shape[1]).filter { shape[1] % $0 == 0 }.prefix(12).map(String.init).joined(separator: ", ")
+      // Candidates up to 4096 only: a crafted shape in a file may claim rows of 2^40 weights.
+      let fits = (8...Swift.max(8, Swift.min(shape[1], 4096))).lazy.filter { shape[1] % $0 == 0 }.prefix(12).map(String.init).joined(separator: ", ")
       throw TensorError.invalidShape(op: "rtn", shape: shape, reason: "has rows of \(shape[1]) weights, which group \(group) does not divide; "
                                      + "groups that do: \(fits.isEmpty ? "\(shape[1])" : fits)")
     }

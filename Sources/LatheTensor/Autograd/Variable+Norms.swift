@@ -111,6 +111,10 @@ extension Variable {
       throw TensorError.invalidArgument(op: "adaptiveavgpool", reason: "needs [N, C, H, W] and an output size of at least 1×1, got \(shape) → \(oh)×\(ow)")
     }
     let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+    // Window bounds are products i·size: sizes within 2^24 (output) and 2^38 (input) keep them inside Int.
+    guard oh <= 1 << 24, ow <= 1 << 24, h <= 1 << 38, w <= 1 << 38 else {
+      throw TensorError.invalidArgument(op: "adaptiveavgpool", reason: "output \(oh)×\(ow) must be at most 2^24 a side, input \(shape) at most 2^38")
+    }
     func window(_ i: Int, _ out: Int, _ size: Int) -> Range<Int> { (i * size / out)..<(((i + 1) * size + out - 1) / out) }
     let src = try value.contiguous(), sp = src.readPointer()
     var out = try Tensor(zeros: [n, c, oh, ow], op: "adaptiveavgpool")

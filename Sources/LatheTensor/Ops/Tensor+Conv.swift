@@ -3,11 +3,21 @@
 /// The geometry of one convolution or pooling: input [N, C, H, W], kernel kh×kw, output [N, O, oh, ow].
 public struct ConvGeometry: Equatable {
   public let n, c, h, w, kh, kw, stride, padding, dilation, groups, oh, ow: Int
+  /// The largest kernel size, stride, padding, dilation or group count: with sides of at most 2^40 (any tensor the
+  /// budget allows), every size below stays far inside Int.
+  public static let maximumParameter = 1 << 24
 
   public init(input: [Int], kernel: (Int, Int), stride: Int, padding: Int, dilation: Int, groups: Int, op: String) throws {
     guard input.count == 4 else { throw TensorError.invalidShape(op: op, shape: input, reason: "must be [batch, channels, height, width]") }
     guard stride >= 1, padding >= 0, dilation >= 1, groups >= 1, kernel.0 >= 1, kernel.1 >= 1 else {
       throw TensorError.invalidArgument(op: op, reason: "stride, dilation, groups and kernel sizes must be >= 1 and padding >= 0")
+    }
+    let largest = ConvGeometry.maximumParameter
+    guard stride <= largest, padding <= largest, dilation <= largest, groups <= largest, kernel.0 <= largest, kernel.1 <= largest else {
+      throw TensorError.invalidArgument(op: op, reason: "stride \(stride), padding \(padding), dilation \(dilation), groups \(groups) and kernel \(kernel.0)×\(kernel.1) must each be at most \(largest)")
+    }
+    guard input.allSatisfy({ $0 >= 0 && $0 <= 1 << 40 }) else {
+      throw TensorError.invalidShape(op: op, shape: input, reason: "has a side outside 0...2^40")
     }
     n = input[0]; c = input[1]; h = input[2]; w = input[3]; kh = kernel.0; kw = kernel.1
     self.stride = stride; self.padding = padding; self.dilation = dilation; self.groups = groups
@@ -77,6 +87,11 @@ extension Tensor {
     let xs = try x.contiguous(), ws = try weight.contiguous()
     var out = try Tensor(uninitialized: [g.n, o, g.oh, g.ow], op: "conv2d")
     let outP = try out.mutablePointer(), xP = xs.readPointer(), wP = ws.readPointer()
+    // Each task's column buffer [k, area], within the budget (its size is checked for overflow first).
+    guard let columns = Memory.count([k, area, 4, Swift.max(1, Swift.min(g.n, ThreadPool.shared.threadCount))]) else {
+      throw TensorError.outOfMemory(op: "conv2d", bytes: Int.max, budget: Memory.budget)
+    }
+    try Memory.check(columns, op: "conv2d")
     // One image per task: each writes its own output planes, so the result does not depend on the thread count.
     ThreadPool.shared.parallelFor(g.n) { b in
       if Cancellation.requested { return }               // Ctrl-C: the remaining images are skipped
@@ -109,6 +124,13 @@ extension Tensor {
     // One image per task; each image's weight and bias gradients go to its own slot and are summed in image order
     // afterwards, so the result is the same for any thread count.
     let wCount = weight.count
+    // The per-image partial gradients and each task's two column buffers, within the budget.
+    let tasks = Swift.max(1, Swift.min(g.n, ThreadPool.shared.threadCount))
+    guard let partials = Memory.count([g.n, wCount + o, 4]), let columns = Memory.count([k, area, 8, tasks]),
+          partials <= Int.max - columns else {
+      throw TensorError.outOfMemory(op: "conv2d", bytes: Int.max, budget: Memory.budget)
+    }
+    try Memory.check(partials + columns, op: "conv2d")
     let partialW = UnsafeMutablePointer<Float>.allocate(capacity: g.n * wCount), partialB = UnsafeMutablePointer<Float>.allocate(capacity: g.n * o)
     defer { partialW.deallocate(); partialB.deallocate() }
     ThreadPool.shared.parallelFor(g.n) { b in
