@@ -42,7 +42,7 @@ enum FileBuiltins {
       let path = try c.string(0)
       let entries = try tensors(c[1], "savetensors")
       // Through a temporary file and a rename: a failed write leaves an old file at the path intact.
-      do { try AtomicFile.write(try Safetensors.write(entries), to: path) }
+      do { try Safetensors.write(entries, to: path) }        // streamed, through a temporary file and a rename
       catch let e as SafetensorsError { throw e } catch { throw LatheError("savetensors: cannot write \(path): \(error)") }
       c.interpreter.pendingInputs.append((role: "output", path: path))
       return .none

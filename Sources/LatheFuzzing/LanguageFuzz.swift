@@ -19,6 +19,30 @@ enum LanguageFuzz {
     Limits.maxElements = 1 << 16            // lists of at most 65536 elements: 1.5 MiB each
     Memory.budget = 64 << 20                // all live tensors together: 64 MiB
     WorkerPool.spawningAllowed = false      // parallel prefill ends in an error instead of starting workers
+    _ = watchdog
+  }
+
+  /// A builtin's work (a training run, a compression) is one step of the step budget: an input still running after
+  /// this many seconds is interrupted as Ctrl-C would, so every loop, kernel and training step stops it within a
+  /// quarter second, as an `interrupted` error, well inside the fuzzer's 10 s limit (the seed notebooks train).
+  static let secondsPerInput = 3.0
+  private static let deadlineLock = NSLock()
+  nonisolated(unsafe) private static var deadline = UInt64.max
+  private static let watchdog: Thread = {
+    let thread = Thread {
+      while true {
+        usleep(20_000)
+        deadlineLock.lock()
+        if DispatchTime.now().uptimeNanoseconds > deadline { Interrupt.flag.pointee = 1 }
+        deadlineLock.unlock()
+      }
+    }
+    thread.start()
+    return thread
+  }()
+
+  static func setDeadline(_ value: UInt64) {
+    deadlineLock.lock(); deadline = value; deadlineLock.unlock()
   }
 
   static func makeInterpreter() -> Interpreter {
@@ -44,6 +68,8 @@ enum LanguageFuzz {
       interpreter = makeInterpreter()
     }
     guard let interp = interpreter else { return }
+    setDeadline(DispatchTime.now().uptimeNanoseconds + UInt64(secondsPerInput * 1e9))
+    defer { setDeadline(.max); Interrupt.clear() }
     do {
       _ = try interp.run(source, name: "fuzz")
     } catch let d as Diagnostic {

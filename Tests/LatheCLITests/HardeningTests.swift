@@ -81,7 +81,8 @@ func aFailedSaveLeavesTheOldFileIntact(tensors: [String]) throws {
 
 /// Under an address-space limit the memory budget shrinks to fit: allocations past it are clean errors, and the
 /// system refusing one is an error too, not an abort.
-@Test(arguments: ["zeros([30000, 30000])", "ones(20000, 20000) + ones(20000, 20000)", "randn(60000, 20000, seed: 0)"])
+@Test(arguments: ["zeros([30000, 30000])", "ones(20000, 20000) + ones(20000, 20000)", "randn(60000, 20000, seed: 0)",
+                  "eye(40000)", "arange(0, 2000000000)", "full([3, 20000, 20000], 1.5)"])
 func allocationsUnderAnAddressSpaceLimitAreErrors(_ cell: String) throws {
   let r = try runLatheUnder(limit: "ulimit -v 4194304", input: cell + "\nprint(\"alive\")\n")
   #expect(r.status < 128 && r.out.contains("alive"), "status \(r.status): \(r.err.suffix(800))")
@@ -141,29 +142,31 @@ func runAndRerunStopCleanlyOnSIGINT(rerun: Bool) throws {
   #expect(show.out.contains("interrupted"), "\(show.out)")
 }
 
-/// A file a cell reads is hashed in pieces, never held whole: the recorded SHA-256 and size of a 3 MiB input are
-/// those of the file.
-@Test func inputsAreHashedInPieces() throws {
+/// A file a cell reads is hashed in pieces, never held whole: the recorded SHA-256 and size of an input (empty,
+/// A file a cell reads is hashed in pieces, never held whole: the recorded SHA-256 and size of an input (a few
+/// bytes, just over one 1 MiB piece, and 3 MiB) are those of the file.
+@Test(arguments: [(1, 1), (512, 512), (1000, 800)])
+func inputsAreHashedInPieces(rows: Int, cols: Int) throws {
   let dir = try TestPaths.temporaryDirectory("inputs")
   defer { try? FileManager.default.removeItem(at: dir) }
   let tensors = dir.appendingPathComponent("w.safetensors").path
   let script = dir.appendingPathComponent("s.lathe")
-  try "# %%\nsavetensors(\"\(tensors)\", {w: randn(1000, 800, seed: 3)})\n# %%\nprint(shape(loadtensors(\"\(tensors)\").w))\n"
+  try "# %%\nsavetensors(\"\(tensors)\", {w: randn(\(rows), \(cols), seed: 3)})\n# %%\nprint(shape(loadtensors(\"\(tensors)\").w))\n"
     .write(to: script, atomically: true, encoding: .utf8)
   let nbPath = dir.appendingPathComponent("s.lnb").path
   let r = try TestPaths.runLathe(["run", script.path, "--notebook", nbPath])
-  #expect(r.status == 0 && r.out.contains("[1000, 800]"), "\(r.err)")
+  #expect(r.status == 0 && r.out.contains("[\(rows), \(cols)]"), "\(r.err)")
   let nb = try Notebook.open(path: nbPath, readOnly: true)
   defer { nb.close() }
   let inputs = try nb.runs(session: 1).flatMap { try nb.inputs(run: $0.id) }
   let input = try #require(inputs.first { $0.role == "tensors" }, "\(inputs)")
   let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: tensors)))
-  #expect(bytes.count > 3_000_000 && input.size == Int64(bytes.count) && input.sha256 == SHA256.hex(bytes))
+  #expect(bytes.count > rows * cols * 4 && input.size == Int64(bytes.count) && input.sha256 == SHA256.hex(bytes))
 }
 
 /// GGUF metadata is held to the memory budget in total, not only array by array: many arrays just under the
 /// per-array limit make a loading error, never an exhausted machine.
-@Test(arguments: [20, 60])
+@Test(arguments: [20, 60, 200])
 func ggufMetadataArraysCountAgainstTheBudgetTogether(arrays: Int) throws {
   let dir = try TestPaths.temporaryDirectory("gguf-metadata")
   defer { try? FileManager.default.removeItem(at: dir) }

@@ -17,7 +17,8 @@ import Testing
   }
 
   @Test(.enabled(if: FileManager.default.fileExists(atPath: ModelVariantsReleaseTests.model), "models/ has no SmolLM2 file: run scripts/setup"),
-        arguments: ["let p = perplexity(m, text, window: 512)",
+        arguments: ["let p = perplexity(m, text, window: 512)", "let p = perplexity(m, text, window: 256, stride: 128)",
+                    "let p = perplexity(m, text, window: 2048)",
                     "let c = prefill(m, prompt)",
                     "let g = generate(m, \"Once upon a time\", tokens: 4000, temperature: 0.8, seed: 1)"])
   func sigintStopsModelComputationsWithinAQuarterSecond(cell: String) throws {

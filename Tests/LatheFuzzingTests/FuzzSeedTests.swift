@@ -81,3 +81,22 @@ import LatheData
   #expect(seeds.count == 4)
   for (_, bytes) in seeds { try CodecFuzz.check(bytes) }
 }
+
+/// A packed GGUF whose `lathe.compressed.<tensor>.shape` is crafted (a product past Int's range, a shape too large
+/// for the stored bytes, an empty one) is refused with an error by the matrix's decoder, for SeedLM and RTN.
+@Test(arguments: [[1 << 40, 1 << 40], [Int.max, 2], [3_037_000_500, 3_037_000_500], [0, 5], [64, 1 << 50], [-64, -32]])
+func craftedCompressedShapesAreErrors(shape: [Int]) throws {
+  let model = try ModelFuzz.tinyModel()
+  let seedlm = try #require(try Techniques.parse("seedlm(bits: 4)") as? any MatrixCompressor)
+  let rtn = try #require(try Techniques.parse("rtn(bits: 4, group: 32)") as? any MatrixCompressor)
+  let (a, _) = try model.compressed(with: seedlm, matrices: ["attn_q"])
+  let (b, _) = try a.compressed(with: rtn, matrices: ["ffn_up"])
+  for tensor in ["blk.0.attn_q.weight", "blk.0.ffn_up.weight"] {
+    var writer = try b.ggufWriter(packed: true)
+    writer.set("lathe.compressed.\(tensor).shape", .array(shape.map { GGUFValue.int64(Int64($0)) }))
+    let bytes = try writer.bytes()
+    #expect(throws: (any Error).self, "\(tensor) with shape \(shape)") {
+      try LlamaModel(gguf: try GGUFFile(bytes: bytes), formats: Techniques.formats)
+    }
+  }
+}

@@ -82,7 +82,7 @@ struct MPIPrefillReleaseTests {
 
 /// The command line mpirun gets stays short at any prompt length (the ids travel on rank 0's standard input, and
 /// Linux limits one argument to 128 KiB), and --allow-run-as-root is there only for root.
-@Test(arguments: [1, 4_096, 30_000])
+@Test(arguments: [1, 4_096, 30_000, 60_000, 250_000])
 func mpiArgumentsStayShortAndTokensTravelOnStandardInput(tokens: Int) throws {
   let ids = (0..<tokens).map { ($0 * 7919) % 49_152 }
   let job = MPIPrefillJob(method: .runahead, chunks: tokens == 1 ? [1] : [tokens / 2, tokens - tokens / 2], tokens: ids,

@@ -94,5 +94,17 @@ extension ParallelPrefillReleaseTests {
   try first.writeGGUF(to: path)                                        // replaced again while `second` is loaded
   #expect(second.unchangedGGUFPath == nil)
   try check(second, "a model whose file was replaced")
+  // The same bytes under a new inode (a copy renamed into place) and a file touched to another mtime: each is a new
+  // identity, so the workers load it again and still match the serial run.
+  let third = try LlamaModel(path: path)
+  try FileManager.default.copyItem(atPath: path, toPath: path + ".copy")
+  #expect(rename(path + ".copy", path) == 0)
+  #expect(third.unchangedGGUFPath == nil)
+  try check(third, "a model whose file was replaced by a copy of itself")
+  let fourth = try LlamaModel(path: path)
+  var times = [timespec(tv_sec: 1_000_000_000, tv_nsec: 0), timespec(tv_sec: 1_000_000_000, tv_nsec: 0)]
+  #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+  #expect(fourth.unchangedGGUFPath == nil)
+  try check(fourth, "a model whose file was touched")
 }
 }

@@ -36,15 +36,16 @@ import LatheTestSupport
 
   /// Each worker runs under its share of this process's memory budget (LATHE_MEMORY_BUDGET in its environment), so
   /// the workers together cannot take more than the session may.
-  @Test func eachWorkerHasItsShareOfTheMemoryBudget() throws {
+  @Test(arguments: [[3, 3], [2, 2, 2], [1, 2, 1, 2]])
+  func eachWorkerHasItsShareOfTheMemoryBudget(chunks: [Int]) throws {
     let model = try SmolLM2Parallel.model()
     let prompt = try SmolLM2Parallel.prompt(6)
     let pool = WorkerPool()
     defer { pool.shutdown() }
-    _ = try model.parallelPrefill(prompt, method: .runahead, chunks: [2, 2, 2], extra: 4, pool: pool)
+    _ = try model.parallelPrefill(prompt, method: .runahead, chunks: chunks, extra: 4, pool: pool)
     let pids = pool.workerPIDs
-    try #require(pids.count == 3)
-    let share = max(256 << 20, Memory.budget / 3)
+    try #require(pids.count == chunks.count)
+    let share = max(256 << 20, Memory.budget / chunks.count)
     for pid in pids {
       let environ = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))
       let entries = environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
@@ -220,4 +221,34 @@ import LatheTestSupport
   #expect(!FileManager.default.fileExists(atPath: stale), "the real stale folder is gone")
   var info = stat()
   #expect(lstat(planted, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK, "the planted link itself is left alone")
+}
+
+/// More planted shapes: a symlink to a file, a dangling symlink and a plain file, each named like a stale folder,
+/// and a stale folder holding a subfolder (which Lathe never makes) with a symlink to a directory: no target loses
+/// a byte, and the links and the file stay.
+@Test func staleCleanupLeavesLinksFilesAndTheirTargetsAlone() throws {
+  let victim = try TestPaths.temporaryDirectory("victim")
+  defer { try? FileManager.default.removeItem(at: victim) }
+  let precious = victim.appendingPathComponent("precious.txt")
+  try Data("keep me".utf8).write(to: precious)
+  let base = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : (ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")
+  let dead: Int32 = 2_147_483_100
+  let toFile = "\(base)/lathe-\(getuid())-\(dead)", dangling = "\(base)/lathe-\(getuid())-\(dead + 1)"
+  let plain = "\(base)/lathe-\(getuid())-\(dead + 2)", stale = "\(base)/lathe-\(getuid())-\(dead + 3)"
+  defer {
+    for path in [toFile, dangling, plain, stale + "/sub/link"] { unlink(path) }
+    rmdir(stale + "/sub"); rmdir(stale)
+  }
+  #expect(symlink(precious.path, toFile) == 0)
+  #expect(symlink(victim.path + "/missing", dangling) == 0)
+  #expect(FileManager.default.createFile(atPath: plain, contents: Data("not a folder".utf8)))
+  #expect(mkdir(stale, 0o700) == 0 && mkdir(stale + "/sub", 0o700) == 0)
+  #expect(symlink(victim.path, stale + "/sub/link") == 0)
+  SharedFolder.removeStale(in: base)
+  #expect(String(decoding: try Data(contentsOf: precious), as: UTF8.self) == "keep me")
+  #expect(try FileManager.default.contentsOfDirectory(atPath: victim.path) == ["precious.txt"])
+  var info = stat()
+  #expect(lstat(toFile, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK)
+  #expect(lstat(dangling, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK)
+  #expect(FileManager.default.contents(atPath: plain) == Data("not a folder".utf8))
 }

@@ -129,8 +129,30 @@ extension Value: CustomStringConvertible {
 }
 
 extension Value {
-  /// Structural equality; ints and floats compare by value.
+  /// Structural equality; ints and floats compare by value. Nested lists and records are walked with an explicit
+  /// stack, so a list nested a million deep compares without touching the call stack's depth.
   public static func equal(_ a: Value, _ b: Value) -> Bool {
+    var pending: [(Value, Value)] = [(a, b)]
+    while let (x, y) = pending.popLast() {
+      switch (x, y) {
+      case (.list(let p), .list(let q)):
+        guard p.count == q.count else { return false }
+        for i in stride(from: p.count - 1, through: 0, by: -1) { pending.append((p[i], q[i])) }
+      case (.record(let p), .record(let q)):
+        guard p.fields.count == q.fields.count else { return false }
+        for f in p.fields.reversed() {
+          guard let other = q[f.name] else { return false }
+          pending.append((f.value, other))
+        }
+      default:
+        if !shallowEqual(x, y) { return false }
+      }
+    }
+    return true
+  }
+
+  /// Equality of two values that are not both lists or both records.
+  private static func shallowEqual(_ a: Value, _ b: Value) -> Bool {
     switch (a, b) {
     case (.none, .none): return true
     case (.bool(let x), .bool(let y)): return x == y
@@ -139,10 +161,6 @@ extension Value {
     case (.int(let x), .float(let y)): return Double(x) == y
     case (.float(let x), .int(let y)): return x == Double(y)
     case (.string(let x), .string(let y)): return x == y
-    case (.list(let x), .list(let y)):
-      return x.count == y.count && zip(x, y).allSatisfy { equal($0, $1) }
-    case (.record(let x), .record(let y)):
-      return x.fields.count == y.fields.count && x.fields.allSatisfy { f in y[f.name].map { equal(f.value, $0) } ?? false }
     case (.range(let x), .range(let y)): return x.start == y.start && x.end == y.end && x.step == y.step
     case (.function(let x), .function(let y)): return x === y
     case (.host(let x), .host(let y)): return x.isEqual(to: y)
@@ -150,8 +168,26 @@ extension Value {
     }
   }
 
-  /// `<`-style ordering of numbers, strings and lists of them; other pairs are a type error.
+  /// `<`-style ordering of numbers, strings and lists of them (lexicographic, walked with an explicit stack);
+  /// other pairs are a type error.
   static func compare(_ a: Value, _ b: Value, _ op: BinaryOperator) throws -> Int {
+    guard case .list(let first) = a, case .list(let second) = b else { return try compareScalars(a, b, op) }
+    var stack: [(x: [Value], y: [Value], i: Int)] = [(first, second, 0)]
+    while let (x, y, i) = stack.last {
+      if i == Swift.min(x.count, y.count) {
+        stack.removeLast()
+        if x.count != y.count { return x.count < y.count ? -1 : 1 }
+        continue
+      }
+      stack[stack.count - 1].i += 1
+      if case .list(let p) = x[i], case .list(let q) = y[i] { stack.append((p, q, 0)); continue }
+      let c = try compareScalars(x[i], y[i], op)
+      if c != 0 { return c }
+    }
+    return 0
+  }
+
+  private static func compareScalars(_ a: Value, _ b: Value, _ op: BinaryOperator) throws -> Int {
     switch (a, b) {
     case (.int(let x), .int(let y)): return x < y ? -1 : (x > y ? 1 : 0)
     case (.int, .float), (.float, .int), (.float, .float):
@@ -159,12 +195,6 @@ extension Value {
       if x.isNaN || y.isNaN { return 2 }   // unordered: every comparison false
       return x < y ? -1 : (x > y ? 1 : 0)
     case (.string(let x), .string(let y)): return x < y ? -1 : (x > y ? 1 : 0)
-    case (.list(let x), .list(let y)):
-      for (u, v) in zip(x, y) {
-        let c = try compare(u, v, op)
-        if c != 0 { return c }
-      }
-      return x.count < y.count ? -1 : (x.count > y.count ? 1 : 0)
     default:
       throw LatheError("cannot compare \(a.typeName) and \(b.typeName) with '\(op.rawValue)'", kind: .type)
     }

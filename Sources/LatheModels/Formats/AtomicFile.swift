@@ -44,7 +44,13 @@ public enum AtomicFile {
 
   /// fwrite of all of `bytes`, or an error naming the path.
   public static func put(_ bytes: [UInt8], to file: UnsafeMutablePointer<FILE>, path: String) throws {
-    let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+    try bytes.withUnsafeBytes { try put($0, to: file, path: path) }
+  }
+
+  /// fwrite of all of `bytes` (memory the caller holds, written without a copy), or an error naming the path.
+  public static func put(_ bytes: UnsafeRawBufferPointer, to file: UnsafeMutablePointer<FILE>, path: String) throws {
+    guard !bytes.isEmpty else { return }
+    let written = fwrite(bytes.baseAddress, 1, bytes.count, file)
     guard written == bytes.count else {
       throw ModelFormatError.notFound(path: path, field: "file", reason: "write failed (\(String(cString: strerror(errno))))")
     }

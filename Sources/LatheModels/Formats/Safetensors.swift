@@ -218,22 +218,17 @@ public enum Safetensors {
     return out
   }
 
-  /// Writes the same file as `write(_:metadata:)` to `path`, one tensor at a time (no copy of the whole file in
-  /// memory).
+  /// Writes the same file as `write(_:metadata:)` to `path`, streamed one tensor at a time from the tensors' own
+  /// memory (no copy of the file is built), through a temporary file renamed into place (AtomicFile): a failure
+  /// part-way leaves an older file at `path` as it was.
   public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:], to path: String) throws {
     let tensors = try stored(tensors)
     let header = try headerBytes(tensors, metadata: metadata)
-    guard FileManager.default.createFile(atPath: path, contents: Data(header)), let handle = FileHandle(forWritingAtPath: path) else {
-      throw SafetensorsError.malformed(path: path, field: "file", reason: "cannot be written")
-    }
-    defer { try? handle.close() }
-    do {
-      try handle.seekToEnd()
+    try AtomicFile.write(to: path) { file in        // its errors (ModelFormatError) name the path and the reason
+      try AtomicFile.put(header, to: file, path: path)
       for (_, t) in tensors {
-        try handle.write(contentsOf: Data(bytesNoCopy: t.storage.bytes, count: t.count * t.dtype.byteSize, deallocator: .none))
+        try AtomicFile.put(UnsafeRawBufferPointer(start: t.storage.bytes, count: t.count * t.dtype.byteSize), to: file, path: path)
       }
-    } catch {
-      throw SafetensorsError.malformed(path: path, field: "file", reason: "cannot be written: \(error.localizedDescription)")
     }
   }
 }
