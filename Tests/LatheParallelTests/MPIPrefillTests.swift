@@ -7,6 +7,7 @@ import Foundation
 import Testing
 import LatheModels
 import LatheParallel
+import LatheTestSupport
 
 struct MPIPrefillCase: CustomTestStringConvertible, Sendable {
   var method: ParallelPrefillMethod, chunks: [Int], tcpOnly = true
@@ -58,8 +59,9 @@ struct MPIPrefillReleaseTests {
   /// A rank that fails (here: the model file is gone by the time the ranks open it) aborts the job, and the error
   /// carries what the rank said.
   @Test func aFailingRankAbortsTheJobWithItsMessage() throws {
-    let copy = FileManager.default.temporaryDirectory.appendingPathComponent("lathe-mpi-test-\(getpid()).gguf").path
-    try? FileManager.default.removeItem(atPath: copy)
+    let folder = try TestPaths.temporaryDirectory("mpi-test")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let copy = folder.appendingPathComponent("m.gguf").path
     try FileManager.default.copyItem(atPath: SmolLM2Parallel.path, toPath: copy)
     let model = try LlamaModel(path: copy)
     try FileManager.default.removeItem(atPath: copy)

@@ -212,8 +212,9 @@ func matvecFromSeedsEqualsTheDecodedProduct(bits: Int) throws {
       let worst = zip(a, b).map { abs($0 - $1) }.max()!, scale = b.map { abs($0) }.max()!
       #expect(worst <= 1e-5 * scale, "logits differ by \(worst) (largest logit \(scale))")
     }
-    let file = FileManager.default.temporaryDirectory.appendingPathComponent("lathe-packed-\(getpid()).gguf").path
-    defer { try? FileManager.default.removeItem(atPath: file) }
+    let folder = try TestPaths.temporaryDirectory("packed")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let file = folder.appendingPathComponent("packed.gguf").path
     try model.writeGGUF(to: file, packed: true)
     let fromFile = try LlamaModel(path: file, formats: Techniques.formats)
     let fromBytes = try LlamaModel(gguf: try GGUFFile(bytes: try model.ggufWriter(packed: true).bytes()), formats: Techniques.formats)

@@ -132,6 +132,10 @@ extension Value {
   /// Structural equality; ints and floats compare by value. Nested lists and records are walked with an explicit
   /// stack, so a list nested a million deep compares without touching the call stack's depth.
   public static func equal(_ a: Value, _ b: Value) -> Bool {
+    switch (a, b) {
+    case (.list, .list), (.record, .record): break
+    default: return shallowEqual(a, b)           // no stack to allocate for scalars, strings and host values
+    }
     var pending: [(Value, Value)] = [(a, b)]
     while let (x, y) = pending.popLast() {
       switch (x, y) {
