@@ -1,6 +1,7 @@
 // Numeric CSV tables (mnist_5k.csv.gz, digits.csv.gz): comma-separated numbers, one row a line, no quoting.
 
 import Foundation
+import LatheTensor
 
 /// A rectangular table of numbers, row-major.
 public struct NumericTable {
@@ -107,7 +108,7 @@ public enum CSV {
 
 /// The bytes of a file, or `DataError.cannotRead` naming it.
 func readFile(_ path: String) throws -> [UInt8] {
-  guard let data = FileManager.default.contents(atPath: path) else {
+  guard let data = FileBytes.contents(atPath: path) else {
     let reason = FileManager.default.fileExists(atPath: path) ? "not readable" : "no such file"
     throw DataError.cannotRead(path: path, reason: reason)
   }

@@ -1,6 +1,7 @@
 // The English text corpora Lathe knows by name (for perplexity), and where scripts/setup puts their files.
 
 import Foundation
+import LatheTensor
 
 /// Real English text by name, from `data/corpus/` (filled by scripts/setup).
 ///
@@ -31,7 +32,7 @@ public enum Corpus {
       .joined(separator: "\n")
     case "wiki":
       let path = try Datasets.locate(wikiFile, in: directories)
-      guard let data = FileManager.default.contents(atPath: path) else { throw DataError.cannotRead(path: path, reason: "not readable") }
+      guard let data = FileBytes.contents(atPath: path) else { throw DataError.cannotRead(path: path, reason: "not readable") }
       let text = WikiText.articlesText(xml: [UInt8](data))
       guard !text.isEmpty else { throw DataError.malformed(path: path, field: "pages", reason: "no articles found") }
       return text
@@ -52,7 +53,7 @@ public enum Corpus {
   }
 
   static func read(_ path: String) throws -> String {
-    guard let data = FileManager.default.contents(atPath: path) else { throw DataError.cannotRead(path: path, reason: "not readable") }
+    guard let data = FileBytes.contents(atPath: path) else { throw DataError.cannotRead(path: path, reason: "not readable") }
     return String(decoding: data, as: UTF8.self)
   }
 }

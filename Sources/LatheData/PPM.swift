@@ -7,7 +7,7 @@ import LatheTensor
 public enum PPM {
   /// An image as f32 [3, height, width] in [0, 1].
   public static func read(path: String) throws -> Tensor {
-    guard let data = FileManager.default.contents(atPath: path) else { throw DataError.cannotRead(path: path, reason: "not found") }
+    guard let data = FileBytes.contents(atPath: path) else { throw DataError.cannotRead(path: path, reason: "not found") }
     return try read(bytes: [UInt8](data), path: path)
   }
 

@@ -226,7 +226,7 @@ struct HuggingFaceWeights {
     var files: [String]
     var expected: [String: String] = [:]
     if manager.fileExists(atPath: index) {
-      guard let data = manager.contents(atPath: index), let object = try? JSONSerialization.jsonObject(with: data),
+      guard let data = FileBytes.contents(atPath: index), let object = try? JSONSerialization.jsonObject(with: data),
             let map = (object as? [String: Any])?["weight_map"] as? [String: Any] else {
         throw ModelFormatError.malformed(path: index, field: "weight_map", reason: "must map tensor names to file names")
       }
@@ -326,7 +326,7 @@ extension LlamaModel {
   ///     let model = try LlamaModel(huggingFaceDirectory: "checkpoints/OpenELM-270M")
   public convenience init(huggingFaceDirectory directory: String, name: String? = nil) throws {
     let configPath = directory + "/config.json"
-    guard let data = FileManager.default.contents(atPath: configPath) else {
+    guard let data = FileBytes.contents(atPath: configPath) else {
       throw ModelFormatError.notFound(path: configPath, field: "file", reason: "cannot be read")
     }
     let config = try LlamaConfig(huggingFace: data, path: configPath)

@@ -25,7 +25,7 @@ public enum Safetensors {
   ///     let (tensors, metadata) = try Safetensors.read(path: "models/all-MiniLM-L6-v2/model.safetensors")
   public static func read(path: String) throws -> (tensors: [(name: String, tensor: Tensor)], metadata: [String: String]) {
     // Mapped, not copied: the pages are read once, as the tensors are decoded.
-    guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else {
+    guard let data = FileBytes.contents(atPath: path, mapped: true) else {
       throw SafetensorsError.malformed(path: path, field: "file", reason: "cannot be read")
     }
     return try data.withUnsafeBytes { try read(buffer: $0, path: path) }
