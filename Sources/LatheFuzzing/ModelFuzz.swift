@@ -9,16 +9,8 @@ import LatheTechniques
 import LatheTensor
 
 enum ModelFuzz {
-  /// GPT-2's byte-to-character table: printable Latin-1 bytes stand for themselves, the others for U+0100 onwards.
-  static let byteCharacters: [String] = {
-    var table: [String] = [], next = 256
-    for b in 0..<256 {
-      let printable = (33...126).contains(b) || (161...172).contains(b) || (174...255).contains(b)
-      table.append(String(UnicodeScalar(UInt32(printable ? b : next)).map(Character.init) ?? "?"))
-      if !printable { next += 1 }
-    }
-    return table
-  }()
+  /// The 256 byte tokens of a byte-level vocabulary, in byte order (GPT-2's table, as the tokenizer spells them).
+  static let byteCharacters: [String] = (0..<256).map { ByteLevel.encode([UInt8($0)]) }
 
   /// A byte-level BPE vocabulary: the 256 byte tokens, three merges and ChatML's special tokens.
   static func tokenizerMetadata() -> [(String, GGUFValue)] {

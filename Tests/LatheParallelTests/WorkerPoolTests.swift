@@ -201,12 +201,16 @@ import LatheTestSupport
 
 /// The stale shared-memory cleanup removes only real folders of this user's, and inside them only their own
 /// entries: a symlink planted in a stale folder's place, or inside one, leaves its target intact.
+/// Where SharedFolder makes its folders: /dev/shm, else the temporary directory.
+private let staleFolderBase = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm"
+  : (ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")
+
 @Test func staleCleanupNeverFollowsAPlantedSymlink() throws {
   let victim = try TestPaths.temporaryDirectory("victim")
   defer { try? FileManager.default.removeItem(at: victim) }
   let precious = victim.appendingPathComponent("precious.txt")
   try Data("keep me".utf8).write(to: precious)
-  let base = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : (ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")
+  let base = staleFolderBase
   let dead: Int32 = 2_147_483_000                                      // past any pid_max: no such process
   let planted = "\(base)/lathe-\(getuid())-\(dead)"                     // a symlink named like a stale folder
   let stale = "\(base)/lathe-\(getuid())-\(dead + 1)"                   // a real stale folder holding a symlink
@@ -231,7 +235,7 @@ import LatheTestSupport
   defer { try? FileManager.default.removeItem(at: victim) }
   let precious = victim.appendingPathComponent("precious.txt")
   try Data("keep me".utf8).write(to: precious)
-  let base = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : (ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")
+  let base = staleFolderBase
   let dead: Int32 = 2_147_483_100
   let toFile = "\(base)/lathe-\(getuid())-\(dead)", dangling = "\(base)/lathe-\(getuid())-\(dead + 1)"
   let plain = "\(base)/lathe-\(getuid())-\(dead + 2)", stale = "\(base)/lathe-\(getuid())-\(dead + 3)"

@@ -3,7 +3,7 @@
 /// The byte ↔ scalar table of GPT-2 byte-level BPE. Printable Latin-1 bytes (`!`…`~`, `¡`…`¬`, `®`…`ÿ`) stand for
 /// themselves; the other 68 bytes (controls, space, DEL, NBSP, soft hyphen) take U+0100, U+0101, … in byte order, so
 /// a space is `Ġ` (U+0120) and a newline `Ċ` (U+010A).
-enum ByteLevel {
+package enum ByteLevel {
   /// `scalar(for: b)` is the scalar that stands for byte `b`.
   static let scalars: [Unicode.Scalar] = {
     var table = [Unicode.Scalar](repeating: " ", count: 256)
@@ -31,7 +31,7 @@ enum ByteLevel {
   }
 
   /// The byte-level spelling of raw bytes: `encode([0x20, 0x61]) == "Ġa"`.
-  static func encode<S: Sequence>(_ raw: S) -> String where S.Element == UInt8 {
+  package static func encode<S: Sequence>(_ raw: S) -> String where S.Element == UInt8 {
     var out = String.UnicodeScalarView()
     for byte in raw { out.append(scalars[Int(byte)]) }
     return String(out)
