@@ -23,13 +23,26 @@ public final class TerminalDisplay: SessionDisplay {
 /// What running one cell gave.
 public struct CellOutcome {
   public var status: RunStatus
-  public var result: Value?
+  /// The value of the cell's final expression. Held in a box that releases it without recursion
+  /// (`Value.release`), so a list nested millions deep, returned by a cell, is freed safely on any thread.
+  public var result: Value? {
+    get { resultBox.value }
+    set { resultBox = ResultBox(newValue) }
+  }
+  private var resultBox = ResultBox(nil)
   public var diagnostic: Diagnostic?
   public var wallSeconds: Double
   public var runID: Int64?
   /// The first error writing this cell to the notebook (beginning its run, an output, its end), when there was
   /// one: the cell ran, but the notebook does not hold all of it. `lathe run` counts it as a failure.
   public var recordingError: String?
+
+  public init(status: RunStatus, result: Value?, diagnostic: Diagnostic?, wallSeconds: Double, runID: Int64?,
+              recordingError: String? = nil) {
+    self.status = status; self.diagnostic = diagnostic; self.wallSeconds = wallSeconds; self.runID = runID
+    self.recordingError = recordingError
+    self.result = result
+  }
 }
 
 public final class Session {
@@ -145,8 +158,9 @@ public final class Session {
     let start = DispatchTime.now().uptimeNanoseconds
     var outcome = CellOutcome(status: .ok, result: nil, diagnostic: nil, wallSeconds: 0, runID: currentRun)
     do {
-      let value = try interpreter.run(source, name: cellName, path: path, firstLine: firstLine)
-      if let value, showResults {
+      var result = try interpreter.run(source, name: cellName, path: path, firstLine: firstLine)
+      defer { if var last = result { result = nil; Value.release(&last) } }
+      if let value = result, showResults {
         if case .none = value {} else {
           outcome.result = value
           if !alreadyStreamed(value) {
@@ -250,4 +264,11 @@ final class NotebookArtifacts: ArtifactStore {
     guard let a = try notebook.loadArtifact(name: name) else { return nil }
     return (a.kind, a.bytes)
   }
+}
+
+/// Owns a cell's result and releases it level by level when the last outcome holding it goes.
+private final class ResultBox {
+  var value: Value?
+  init(_ value: Value?) { self.value = value }
+  deinit { if var last = value { value = nil; Value.release(&last) } }
 }

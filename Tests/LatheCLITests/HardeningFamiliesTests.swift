@@ -16,6 +16,16 @@ import LatheNotebook
   ("var x = []\nfor i in 0..<2000000 { x = [x] }\nx = 0\nprint(\"dropped\", x)\n", "dropped 0"),
   ("var x = {}\nfor i in 0..<2000000 { x = {next: x} }\nx = [1]\nlet y = x\nprint(\"dropped\", y)\n", "dropped [1]"),
   ("var x = []\nfor i in 0..<1000000 { x = [x] }\nvar y = []\nfor i in 0..<1000000 { y = [y] }\ny = [y, 1]\nprint(x == y, x < y)\n", "false true"),
+  // Past what the 512 MiB interpreter stack holds (about 2.5 million levels): every way a variable, an element,
+  // a field, a frame or a cell's result lets go of a value frees it level by level (Value.release).
+  ("var x = []\nfor i in 0..<5000000 { x = [x] }\nx = 0\nprint(\"dropped\", x)\n", "dropped 0"),
+  ("var x = [[]]\nfor i in 0..<5000000 { x[0] = [x[0]] }\nx[0] = 0\nprint(\"element\", x)\n", "element [0]"),
+  ("var r = {a: []}\nfor i in 0..<5000000 { r.a = [r.a] }\nr.a = 0\nprint(\"field\", r)\n", "field {a: 0}"),
+  ("var x = []\nfor i in 0..<5000000 { x = [x] }\nvar l = [x, 1]\nx = 0\nl.clear()\nprint(\"clear\", l)\n", "clear []"),
+  ("fn h() { var x = []\nfor i in 0..<5000000 { x = [x] }\nreturn 1 }\nprint(\"frame\", h())\n", "frame 1"),
+  ("fn g() { var x = {}\nfor i in 0..<5000000 { x = {next: x} }\nreturn x }\ng()\nprint(\"result\")\n", "result"),
+  // Only what is freed is walked: stepping down a 2-million-link list drops one shared link per step (linear).
+  ("var x = []\nfor i in 0..<2000000 { x = [x, i] }\nvar p = x\nvar n = 0\nwhile len(p) > 0 { p = p[0]\n n += 1 }\nx = 0\np = 0\nprint(\"walked\", n)\n", "walked 2000000"),
 ])
 func deepValuesCompareOrderAndReleaseMidSession(program: String, expected: String) throws {
   let r = try TestPaths.runLathe(["--scratch"], input: program)

@@ -11,7 +11,7 @@ import LatheModels
 @Test(arguments: ["var x = []\nfor i in 0..<300000 { x = [x] }\nprint(1)\n",
                   "var x = {}\nfor i in 0..<300000 { x = {next: x} }\nprint(1)\n",
                   "var x = []\nfor i in 0..<300000 { x = [1, x] }\nlet y = x\nprint(x == y, len(repr(x)) > 0)\n",
-                  // Past what any stack holds: freed level by level (Value.releaseIteratively).
+                  // Past what any stack holds: freed level by level (Value.release).
                   "var x = []\nfor i in 0..<5000000 { x = [x] }\nprint(1)\n",
                   // 2^64 paths through 64 shared lists: each list is visited once.
                   "var x = [1]\nfor i in 0..<64 { x = [x, {a: x}] }\nprint(1)\n"])

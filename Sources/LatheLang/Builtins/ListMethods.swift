@@ -49,7 +49,9 @@ enum ListMethods {
       return xs.remove(at: i)
     case "clear":
       _ = try expectArguments([], required: 0)
-      xs.removeAll()
+      var old = Value.list(xs)                      // the elements are released without recursion
+      xs = []
+      Value.release(&old)
       return .none
     case "reverse":
       _ = try expectArguments([], required: 0)

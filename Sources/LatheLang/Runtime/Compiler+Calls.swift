@@ -212,7 +212,7 @@ extension Compiler {
     if case .name(let name, let nameAt) = target, case .local(let v) = try resolve(name), !v.boxed {
       guard v.mutable else { throw constantError(name, v.location, nameAt) }
       let slot = v.slot
-      guard let op else { return { fp in fp[slot] = try value(fp); return .normal } }
+      guard let op else { return { fp in Value.store(try value(fp), into: &fp[slot]); return .normal } }
       if op == .add {
         return { fp in
           let r = try value(fp)
@@ -220,13 +220,13 @@ extension Compiler {
             let (s, o) = x.addingReportingOverflow(y)
             if !o { fp[slot] = .int(s); return .normal }
           }
-          do { fp[slot] = try Value.binary(.add, fp[slot], r) } catch { throw source.locate(error, at) }
+          do { Value.store(try Value.binary(.add, fp[slot], r), into: &fp[slot]) } catch { throw source.locate(error, at) }
           return .normal
         }
       }
       return { fp in
         let r = try value(fp)
-        do { fp[slot] = try Value.binary(op, fp[slot], r) } catch { throw source.locate(error, at) }
+        do { Value.store(try Value.binary(op, fp[slot], r), into: &fp[slot]) } catch { throw source.locate(error, at) }
         return .normal
       }
     }
@@ -235,9 +235,9 @@ extension Compiler {
       let r = try value(fp)
       try lvalue(fp) { current in
         if let op {
-          do { current = try Value.binary(op, current, r) } catch { throw source.locate(error, at) }
+          do { Value.store(try Value.binary(op, current, r), into: &current) } catch { throw source.locate(error, at) }
         } else {
-          current = r
+          Value.store(r, into: &current)
         }
       }
       return .normal
@@ -299,11 +299,13 @@ extension Compiler {
           guard case .record(var r) = container else {
             throw source.error(.type, "cannot set member '\(name)' of \(container.typeName)", at)
           }
-          let existing = r[name]
-          if existing == nil && method != nil { throw source.error(.runtime, Value.missingField(name, in: r), at) }
-          var field = existing ?? Value.none          // assignment may add a field
-          if existing != nil { r[name] = Value.none }  // keep the field's value uniquely referenced while it changes
+          let position = r.fields.firstIndex(where: { $0.name == name })
+          if position == nil && method != nil { throw source.error(.runtime, Value.missingField(name, in: r), at) }
+          // `r` alone holds the record, and `field` alone the field's value (moved out, none in its place), so
+          // both change in place and the value the assignment replaces is released without recursion.
           container = Value.none
+          var field = Value.none                        // assignment may add a field
+          if let position { swap(&field, &r.fields[position].value) }
           defer { r[name] = field; container = .record(r) }
           try modify(&field)
         }

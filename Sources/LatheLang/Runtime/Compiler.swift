@@ -158,7 +158,7 @@ final class Compiler {
   func initializer(_ v: LocalVariable, _ value: @escaping ExprCode) -> StmtCode {
     let slot = v.slot
     if v.boxed { return { fp in fp[slot] = .host(Cell(try value(fp))); return .normal } }
-    return { fp in fp[slot] = try value(fp); return .normal }
+    return { fp in Value.store(try value(fp), into: &fp[slot]); return .normal }
   }
 
   // MARK: - Statements
@@ -167,7 +167,11 @@ final class Compiler {
     switch statement {
     case .expression(let e):
       let value = try compileExpr(e)
-      return { fp in _ = try value(fp); return .normal }
+      return { fp in
+        var result = try value(fp)
+        Value.release(&result)
+        return .normal
+      }
 
     case .declare(let name, let mutable, let valueExpr, let at):
       let value = try compileExpr(valueExpr)
@@ -316,7 +320,7 @@ final class Compiler {
     let slot = try globalSlot(name)
     let globals = interp.globals
     return { fp in
-      globals.values[slot] = try value(fp)
+      Value.store(try value(fp), into: &globals.values[slot])
       globals.defined[slot] = true
       globals.mutable[slot] = mutable
       return .normal

@@ -165,14 +165,14 @@ public final class Interpreter {
         var value = globals.values[i]
         globals.values[i] = .none
         globals.defined[i] = false
-        Value.releaseIteratively(&value)
+        Value.release(&value)
       }
       // Frame slots keep what the last frames held (a temporary copy of a deep list) until they are reused.
       for i in 0..<Interpreter.stackCapacity {
         if case .none = stackBase[i] { continue }
         var value = stackBase[i]
         stackBase[i] = .none
-        Value.releaseIteratively(&value)
+        Value.release(&value)
       }
     }
     pendingMetrics.removeAll()
@@ -207,7 +207,7 @@ public final class Interpreter {
   /// Defines or replaces a global variable.
   public func define(_ name: String, _ value: Value, mutable: Bool = true) {
     guard let s = try? globals.slot(name) else { return }
-    globals.values[s] = value
+    Value.store(value, into: &globals.values[s])
     globals.defined[s] = true
     globals.mutable[s] = mutable
   }
@@ -251,7 +251,7 @@ public final class Interpreter {
     steps = min(Interpreter.quantum, budgetLeft)
     let savedDepth = depth
     defer {
-      fp.update(repeating: .none, count: program.frameSize)
+      for i in 0..<program.frameSize { Value.release(&fp[i]) }
       top = fp
       depth = savedDepth
     }
@@ -347,7 +347,7 @@ public final class Interpreter {
     top = fp + size
     defer {
       var i = 1
-      while i < size { fp[i] = .none; i += 1 }
+      while i < size { Value.release(&fp[i]); i += 1 }
       top = fp
       depth -= 1
     }

@@ -75,42 +75,54 @@ extension Value {
     if case .host(let h) = self { self = try h.setIndex(items, to: newValue); return }
     guard let first = items.first else { self = newValue; return }
     let rest = Array(items.dropFirst())
-    switch (self, first) {
-    case (.list(var xs), .single(let i)):
-      let p = try Value.position(i, count: xs.count, of: "list")
-      self = .none                                         // keep `xs` uniquely referenced: no copy
-      if rest.isEmpty { xs[p] = newValue } else {
-        do { try xs[p].setIndex(rest, to: newValue) } catch { self = .list(xs); throw error }
-      }
-      self = .list(xs)
-    case (.list(var xs), .slice(let a, let b, let c)):
-      guard rest.isEmpty else { throw LatheError("assignment through a slice takes one index") }
-      guard case .list(let ys) = newValue else { throw LatheError("a slice is assigned a list, got \(newValue.typeName)", kind: .type) }
-      let positions = try Value.sliceIndices(count: xs.count, a, b, c)
-      self = .none
-      if (c ?? 1) == 1 {
-        let lo = positions.first ?? min(max(0, (a ?? 0) < 0 ? (a ?? 0) + xs.count : (a ?? 0)), xs.count)
-        xs.replaceSubrange(lo..<(lo + positions.count), with: ys)
-      } else {
-        guard positions.count == ys.count else {
-          self = .list(xs)
-          throw LatheError("slice selects \(positions.count) elements but \(ys.count) were given")
+    // The list or record is bound straight from `self` (no tuple holding a second reference) and `self` is set
+    // to none, so its storage stays uniquely referenced: changed in place, never copied, and the element it
+    // replaces is released without recursion (`Value.store`).
+    switch first {
+    case .single(let i):
+      if case .list(var xs) = self {
+        let p = try Value.position(i, count: xs.count, of: "list")
+        self = .none
+        if rest.isEmpty { Value.store(newValue, into: &xs[p]) } else {
+          do { try xs[p].setIndex(rest, to: newValue) } catch { self = .list(xs); throw error }
         }
-        for (p, y) in zip(positions, ys) { xs[p] = y }
+        self = .list(xs)
+        return
       }
-      self = .list(xs)
-    case (.record(var r), .single(.string(let key))):
-      self = .none
-      if rest.isEmpty { r[key] = newValue }
-      else {
-        guard var inner = r[key] else { self = .record(r); throw LatheError(Value.missingField(key, in: r)) }
-        do { try inner.setIndex(rest, to: newValue) } catch { self = .record(r); throw error }
-        r[key] = inner
+      if case .record(var r) = self, case .string(let key) = i {
+        self = .none
+        if rest.isEmpty { r[key] = newValue }
+        else {
+          guard var inner = r[key] else { self = .record(r); throw LatheError(Value.missingField(key, in: r)) }
+          r[key] = Value.none                                // keep `inner` uniquely referenced
+          do { try inner.setIndex(rest, to: newValue) } catch { r[key] = inner; self = .record(r); throw error }
+          r[key] = inner
+        }
+        self = .record(r)
+        return
       }
-      self = .record(r)
-    default:
-      throw LatheError("\(typeName) does not support item assignment", kind: .type)
+    case .slice(let a, let b, let c):
+      if case .list(var xs) = self {
+        guard rest.isEmpty else { throw LatheError("assignment through a slice takes one index") }
+        guard case .list(let ys) = newValue else { throw LatheError("a slice is assigned a list, got \(newValue.typeName)", kind: .type) }
+        let positions = try Value.sliceIndices(count: xs.count, a, b, c)
+        self = .none
+        if (c ?? 1) == 1 {
+          let lo = positions.first ?? min(max(0, (a ?? 0) < 0 ? (a ?? 0) + xs.count : (a ?? 0)), xs.count)
+          xs.replaceSubrange(lo..<(lo + positions.count), with: ys)
+        } else {
+          guard positions.count == ys.count else {
+            self = .list(xs)
+            throw LatheError("slice selects \(positions.count) elements but \(ys.count) were given")
+          }
+          for (p, y) in zip(positions, ys) { Value.store(y, into: &xs[p]) }
+        }
+        self = .list(xs)
+        return
+      }
+    default: break
     }
+    throw LatheError("\(typeName) does not support item assignment", kind: .type)
   }
 
   static func missingField(_ key: String, in r: Record) -> String {

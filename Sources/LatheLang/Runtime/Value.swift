@@ -39,7 +39,7 @@ public struct Record {
     get { fields.first(where: { $0.name == name })?.value }
     set {
       if let i = fields.firstIndex(where: { $0.name == name }) {
-        if let newValue { fields[i].value = newValue } else { fields.remove(at: i) }
+        if let newValue { Value.store(newValue, into: &fields[i].value) } else { var old = fields.remove(at: i).value; Value.release(&old) }
       } else if let newValue {
         fields.append((name, newValue))
       }
@@ -165,36 +165,95 @@ public struct LatheError: Error, CustomStringConvertible {
 final class Cell: HostObject {
   var value: Value
   init(_ value: Value) { self.value = value }
+  deinit { Value.release(&value) }
   var typeName: String { "cell" }
   var description: String { "cell" }
 }
 
 extension Value {
-  /// Drops `value`, releasing nested lists and records level by level with an explicit stack instead of Swift's
-  /// recursive release, so a list nested millions deep is freed without running out of native stack. Each array
-  /// buffer is visited once (a shared subtree is not walked again), and only containers are pushed.
-  /// `value` is set to none: the caller must hold no other reference, or the release happens when it lets go.
-  public static func releaseIteratively(_ value: inout Value) {
-    var stack: [Value] = [value]
-    value = .none
-    var visited = Set<UnsafeRawPointer>()
-    func push(_ v: Value) {
-      switch v {
-      case .list(let xs):
-        guard !xs.isEmpty else { return }
-        let id = xs.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) }
-        if let id, visited.insert(id).inserted { stack.append(v) }
-      case .record(let r) where !r.fields.isEmpty: stack.append(v)
-      default: break
-      }
-    }
-    while let v = stack.popLast() {
-      // The children are held by the stack before `v` (possibly their last owner) goes at the end of this turn.
-      switch v {
-      case .list(let xs): for x in xs { push(x) }
-      case .record(let r): for f in r.fields { push(f.value) }
-      default: break
-      }
+  /// Drops `value` (leaving none) without Swift's recursive release: a list or record whose storage has no other
+  /// owner gives up its nested lists and records to an explicit stack before it is freed, so a value nested
+  /// millions deep is freed level by level in constant native stack. The walk visits only what is freed: a shared
+  /// container is just released (its other owner keeps it), so dropping one step of a linked list costs O(1).
+  /// Every place that overwrites a variable, a frame slot, a list element or a record field drops through here.
+  @inline(__always)
+  public static func release(_ value: inout Value) {
+    switch value {
+    case .list, .record: releaseContainer(&value)
+    default: value = .none
     }
   }
+
+  /// Stores `newValue` in `slot`, releasing what it held with `release`.
+  @inline(__always)
+  public static func store(_ newValue: Value, into slot: inout Value) {
+    var old = newValue
+    swap(&old, &slot)
+    release(&old)
+  }
+
+  @inline(never)
+  static func releaseContainer(_ value: inout Value) {
+    var stack: [Value] = []
+    var current = Value.none
+    swap(&current, &value)
+    while true {
+      var items: [Value] = []
+      var fields: [(name: String, value: Value)] = []
+      take(&current, items: &items, fields: &fields)
+      if !items.isEmpty, ownsStorage(&items) {
+        items.withUnsafeMutableBufferPointer { b in
+          for i in b.indices where b[i].isNonEmptyContainer {
+            var child = Value.none
+            swap(&child, &b[i])
+            stack.append(child)
+          }
+        }
+      }
+      if !fields.isEmpty, ownsStorage(&fields) {
+        fields.withUnsafeMutableBufferPointer { b in
+          for i in b.indices where b[i].value.isNonEmptyContainer {
+            var child = Value.none
+            swap(&child, &b[i].value)
+            stack.append(child)
+          }
+        }
+      }
+      items = []; fields = []                      // freed here: what is left in them holds no container
+      guard let next = stack.popLast() else { return }
+      current = next
+    }
+  }
+
+  /// Moves the storage of a list or record out of `value` (leaving none), so that the caller holds the only
+  /// reference the value had.
+  private static func take(_ value: inout Value, items: inout [Value], fields: inout [(name: String, value: Value)]) {
+    switch value {
+    case .list(let xs): value = .none; items = xs
+    case .record(let r): value = .none; fields = r.fields
+    default: value = .none
+    }
+  }
+
+  private var isNonEmptyContainer: Bool {
+    switch self {
+    case .list(let xs): return !xs.isEmpty
+    case .record(let r): return !r.fields.isEmpty
+    default: return false
+    }
+  }
+
+  /// Whether the storage of `array` has no other owner. An array is one strong reference to its storage object
+  /// (checked once below); where that ever differs, the answer is false and values are released as Swift does.
+  private static func ownsStorage<T>(_ array: inout [T]) -> Bool {
+    guard arrayIsOneReference else { return false }
+    return withUnsafeMutableBytes(of: &array) { raw in
+      guard let base = raw.baseAddress else { return false }
+      return isKnownUniquelyReferenced(&base.assumingMemoryBound(to: AnyObject.self).pointee)
+    }
+  }
+
+  private static let arrayIsOneReference =
+    MemoryLayout<[Value]>.size == MemoryLayout<AnyObject>.size
+    && MemoryLayout<[(name: String, value: Value)]>.size == MemoryLayout<AnyObject>.size
 }
