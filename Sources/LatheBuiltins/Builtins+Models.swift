@@ -433,7 +433,7 @@ enum ModelBuiltins {
       try LanguageModelValue.writer(value.model, report: value.compression, type: type, packed: packed).write(to: path)
       c.interpreter.pendingInputs.append((role: "output", path: path))
       let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-      return .int(size ?? 0)
+      return .int(size)
     }
     r.add("perplexity", [ParameterSpec("m"), ParameterSpec("text"), ParameterSpec("window", default: .int(512)),
                          ParameterSpec("stride", default: Value.none), ParameterSpec("windows", default: Value.none)],

@@ -6,6 +6,11 @@
 //   llama-bench feeds random ids; this feeds the first N tokens of the Lee corpus (the cost does not depend on ids).
 // - decode 128 (llama-bench tg128): 128 one-token forwards from an empty cache (positions 0..<128), no prompt.
 //   llama-bench feeds random ids; this feeds each step's argmax, starting from the corpus's first token.
+// - decode 128 at depth D (llama-bench -d D tg128): the same 128 steps after D tokens are in the cache (prefilled
+//   outside the timed region; each run rolls the cache back to D).
+// - attention N: the fused causal attention kernel alone on SmolLM2's shape (9 query heads, 3 KV heads, head 64)
+//   over N tokens, in GFLOP/s counting only the unmasked score entries (4·hd FLOPs each: Q·Kᵀ and P·V), beside
+//   cblas_sgemm's rate on the model's FFN projection shape (N × 576 · 576 × 1536) in the same run.
 // Both keep the best of N runs after one warm-up run; llama-bench's best is the largest of its per-run samples
 // (samples_ts), run with -r N. The cache is made outside the timed region, as llama-bench makes its context.
 // llama-bench runs one test just before the matching lathe row, so that other load on a shared machine hits the two
@@ -22,8 +27,10 @@ import LatheTensor
 enum ModelBench {
   static let fileName = "SmolLM2-135M-Instruct.Q4_1.gguf"
   static let threadCounts = [1, 2]
-  static let promptLengths = [128, 512]
+  static let promptLengths = [128, 512, 2048, 4096, 8192]
   static let decodeLength = 128
+  static let decodeDepths = [0, 4096]
+  static let attentionLengths = [4096]
   /// The flag that makes lathe-bench a child process that loads the model once and prints what it cost.
   static let loadProbeFlag = "--llm-load-probe"
 
@@ -40,7 +47,10 @@ enum ModelBench {
 
   static func run(repeatCount: Int, filter: String?) throws {
     func wanted(_ row: String) -> Bool { filter.map { $0 == "llm" || row.contains($0) } ?? true }
-    guard ["load", "prefill", "decode"].contains(where: wanted) else { return }
+    func decodeName(_ depth: Int) -> String { "decode \(decodeLength)" + (depth > 0 ? " at depth \(depth)" : "") }
+    let modelRows = promptLengths.map { "prefill \($0)" } + decodeDepths.map(decodeName)
+    let attentionRows = attentionLengths.map { "attention \($0)" }
+    guard (["load"] + modelRows + attentionRows).contains(where: wanted) else { return }
     // The load average says how many cores other work was using: on a shared machine it explains a noisy run.
     let load = ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "").split(separator: " ").first ?? "?"
     print("\nlathe-bench: language model, best of \(repeatCount) after a warm-up, pool of \(ThreadPool.shared.threadCount) threads, "
@@ -48,26 +58,28 @@ enum ModelBench {
     let path: String
     do { path = try modelPath() } catch { print("llm: skipped: \(error)"); return }
     if wanted("load") { try printLoad(path: path, repeatCount: repeatCount) }
-    guard wanted("prefill") || wanted("decode") else { return }
+    if attentionRows.contains(where: wanted) { printAttention(repeatCount: repeatCount, wanted: wanted) }
+    guard modelRows.contains(where: wanted) else { return }
 
     let model = try LlamaModel(path: path)
     guard let tokenizer = model.tokenizer else { throw BenchError("\(fileName) has no tokenizer") }
-    // 16,000 characters of news text are several times 512 tokens' worth; only the first 512 tokens are used.
-    let text = try Corpus.text(named: "lee").prefix(16_000)
+    // 64,000 characters of news text are more than 8,192 tokens' worth; only the first N tokens are used.
+    let text = try Corpus.text(named: "lee").prefix(64_000)
     let corpus = tokenizer.encode(String(text), parseSpecial: false, addBOS: false)
     guard corpus.count >= promptLengths.max()! else { throw BenchError("the Lee corpus gave only \(corpus.count) tokens") }
     var version: String? = nil, missing: BenchError? = nil
-    func reference(prompt: Int, generated: Int, threads: Int) -> Result<LlamaBench.Figure, BenchError> {
-      let r = LlamaBench.run(path: path, prompt: prompt, generated: generated, threads: threads, repeatCount: repeatCount)
+    func reference(prompt: Int, generated: Int, depth: Int = 0, threads: Int) -> Result<LlamaBench.Figure, BenchError> {
+      let r = LlamaBench.run(path: path, prompt: prompt, generated: generated, depth: depth, threads: threads,
+                             repeatCount: repeatCount)
       switch r { case .success(let f): version = f.version; case .failure(let e): missing = e }
       return r
     }
 
-    print("row".padding(toLength: 22, withPad: " ", startingAt: 0) + "  lathe tok/s  cpu/wall  llama.cpp tok/s (avg)  lathe/llama.cpp")
+    print("row".padding(toLength: 34, withPad: " ", startingAt: 0) + "  lathe tok/s  cpu/wall  llama.cpp tok/s (avg)  lathe/llama.cpp")
     for threads in threadCounts {
       model.threads = threads
       openblas_set_num_threads(Int32(threads))
-      for n in promptLengths where wanted("prefill") {
+      for n in promptLengths where wanted("prefill \(n)") {
         let prompt = Array(corpus.prefix(n))
         let figure = reference(prompt: n, generated: 0, threads: threads)
         let (t, cpu) = try best(repeatCount) {
@@ -79,30 +91,78 @@ enum ModelBench {
         }
         row("prefill \(n), \(threads) thread\(threads == 1 ? "" : "s")", Double(n) / t, cpu / t, figure)
       }
-      if wanted("decode") {
-        let figure = reference(prompt: 0, generated: decodeLength, threads: threads)
+      for depth in decodeDepths where wanted(decodeName(depth)) {
+        let figure = reference(prompt: 0, generated: decodeLength, depth: depth, threads: threads)
+        let cache = try model.makeCache(capacity: depth + decodeLength)
+        if depth > 0 { _ = try model.forward(Array(corpus.prefix(depth)), cache: cache) }
         let (t, cpu) = try best(repeatCount) {
-          let cache = try model.makeCache(capacity: decodeLength)
+          cache.truncate(to: depth)
           var logits: [Float] = []
           let r = try timed {
-            var token = corpus[0]
+            var token = corpus[depth]
             for _ in 0..<decodeLength { logits = try model.forward([token], cache: cache); token = argmax(logits) }
           }
           _ = try check(logits, model)
           return r
         }
-        row("decode \(decodeLength), \(threads) thread\(threads == 1 ? "" : "s")", Double(decodeLength) / t, cpu / t, figure)
+        row("\(decodeName(depth)), \(threads) thread\(threads == 1 ? "" : "s")", Double(decodeLength) / t, cpu / t, figure)
       }
     }
     openblas_set_num_threads(Int32(ThreadPool.shared.threadCount))
     if let version {
-      print("llama.cpp: \(version), `llama-bench -m \(path) -p N -n 0 | -p 0 -n \(decodeLength) -t T -r \(repeatCount) -o json`, "
+      print("llama.cpp: \(version), `llama-bench -m \(path) -p N -n 0 | -p 0 -n \(decodeLength) [-d D] -t T -r \(repeatCount) -o json`, "
             + "best and mean of its \(repeatCount) runs")
     }
     if version == nil, let e = missing {
       print("llama.cpp: \(e.message). Earlier measurements of llama-bench on this file (not this run; a quiet 2-core machine):")
       print("  prefill 128: 182 tok/s on 1 thread, 339-353 on 2; prefill 512: 170 and 332-346; decode 128: 86 and 134-143")
     }
+  }
+
+  // MARK: attention
+
+  /// The fused attention kernel on SmolLM2's shape at each length and thread count, beside sgemm's rate.
+  static func printAttention(repeatCount: Int, wanted: (String) -> Bool) {
+    let heads = 9, kvHeads = 3, hd = 64, d = 576, ffn = 1536
+    print("row".padding(toLength: 34, withPad: " ", startingAt: 0) + "  attention GFLOP/s (unmasked)  sgemm GFLOP/s  attention/sgemm")
+    for n in attentionLengths where wanted("attention \(n)") {
+      func noise(_ count: Int) -> [Float] { (0..<count).map { Float(($0 &* 2_654_435_761) % 2001) / 1000 - 1 } }
+      let q = noise(n * heads * hd), k = noise(n * kvHeads * hd), v = noise(n * kvHeads * hd)
+      var out = [Float](repeating: 0, count: n * heads * hd)
+      let x = noise(n * d), w = noise(ffn * d)
+      var y = [Float](repeating: 0, count: n * ffn)
+      for threads in threadCounts {
+        let attention = bestSeconds(repeatCount) {
+          q.withUnsafeBufferPointer { qp in k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in
+            out.withUnsafeMutableBufferPointer { op in
+              FusedAttention.causal(queries: qp.baseAddress!, queryStride: heads * hd, keys: kp.baseAddress!,
+                                    values: vp.baseAddress!, kvStride: kvHeads * hd, output: op.baseAddress!,
+                                    outputStride: heads * hd, rows: n, start: 0, heads: heads, kvHeads: kvHeads,
+                                    headDim: hd, threads: threads)
+            }
+          } } }
+        }
+        openblas_set_num_threads(Int32(threads))
+        let gemm = bestSeconds(repeatCount) {
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(ffn), Int32(d), 1, x, Int32(d), w, Int32(d),
+                      0, &y, Int32(ffn))
+        }
+        let attentionFlops = 4.0 * Double(hd) * Double(heads) * Double(n) * Double(n + 1) / 2
+        let gemmFlops = 2.0 * Double(n) * Double(ffn) * Double(d)
+        let a = attentionFlops / attention / 1e9, g = gemmFlops / gemm / 1e9
+        print("attention \(n), \(threads) thread\(threads == 1 ? "" : "s")".padding(toLength: 34, withPad: " ", startingAt: 0)
+              + String(format: "  %28.1f  %13.1f  %14.0f%%", a, g, 100 * a / g))
+      }
+    }
+    openblas_set_num_threads(Int32(ThreadPool.shared.threadCount))
+  }
+
+  /// The fastest of `repeatCount` runs of `body` after one warm-up, in seconds.
+  static func bestSeconds(_ repeatCount: Int, _ body: () -> Void) -> Double {
+    body()
+    var fastest = Double.infinity
+    for _ in 0..<repeatCount { let t0 = now(); body(); fastest = Swift.min(fastest, now() - t0) }
+    return fastest
   }
 
   // MARK: load
@@ -219,7 +279,7 @@ enum ModelBench {
   static func mb(_ bytes: Int) -> Double { Double(bytes) / 1_048_576 }
 
   static func row(_ name: String, _ tokensPerSecond: Double, _ busy: Double, _ reference: Result<LlamaBench.Figure, BenchError>) {
-    var s = name.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%13.1f %9.2f", tokensPerSecond, busy)
+    var s = name.padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: "%13.1f %9.2f", tokensPerSecond, busy)
     switch reference {
     case .success(let f): s += String(format: "  %11.1f (%6.1f) %15.0f%%", f.best, f.mean, 100 * tokensPerSecond / f.best)
     case .failure(let e): s += "  \(e.message)"
@@ -245,11 +305,12 @@ enum LlamaBench {
 
   /// Runs one test, `llama-bench -m path -p prompt -n generated -t threads -r N -o json` (a zero count is no test),
   /// and reads its samples.
-  static func run(path: String, prompt: Int, generated: Int, threads: Int, repeatCount: Int) -> Result<Figure, BenchError> {
+  static func run(path: String, prompt: Int, generated: Int, depth: Int = 0, threads: Int, repeatCount: Int) -> Result<Figure, BenchError> {
     guard let exe = executable() else { return .failure(BenchError("llama-bench not on PATH")) }
     let p = Process()
     p.executableURL = URL(fileURLWithPath: exe)
     p.arguments = ["-m", path, "-p", "\(prompt)", "-n", "\(generated)", "-t", "\(threads)", "-r", "\(repeatCount)", "-o", "json"]
+      + (depth > 0 ? ["-d", "\(depth)"] : [])
     let out = Pipe()
     p.standardOutput = out
     let errorLog = FileManager.default.temporaryDirectory.appendingPathComponent("lathe-bench-llama-\(getpid()).log")
@@ -264,7 +325,8 @@ enum LlamaBench {
       return .failure(BenchError("llama-bench exited with status \(p.terminationStatus): \(log.split(separator: "\n").last ?? "")"))
     }
     let tests = (try? JSONSerialization.jsonObject(with: data)) as? [[String: Any]] ?? []
-    guard let t = tests.first(where: { $0["n_prompt"] as? Int == prompt && $0["n_gen"] as? Int == generated && $0["n_threads"] as? Int == threads }),
+    guard let t = tests.first(where: { $0["n_prompt"] as? Int == prompt && $0["n_gen"] as? Int == generated
+                                       && $0["n_threads"] as? Int == threads && ($0["n_depth"] as? Int ?? 0) == depth }),
           let mean = (t["avg_ts"] as? NSNumber)?.doubleValue else {
       return .failure(BenchError("llama-bench printed no pp\(prompt)/tg\(generated) test for \(threads) threads"))
     }

@@ -90,8 +90,10 @@ func topIndices(_ v: [Float], _ k: Int) -> [Int] { Array(v.indices.sorted { v[$0
   #expect(throws: (any Error).self) { try model.forward([], cache: cache) }
 }
 
-@Test(arguments: [("lee", "lee_background.cor", 33.11), ("hamlet", "shakespeare/hamlet.md", 29.02)])
-func perplexityIsWithinTwoPercentOfLlamaCpp(corpus: String, file: String, reference: Double) throws {
+/// Within 2% of llama.cpp's figure, and within 0.5% of Lathe's own before the fused attention kernel (33.06 and
+/// 29.00, with the dense sgemm attention): the kernel changes rounding, not results.
+@Test(arguments: [("lee", "lee_background.cor", 33.11, 33.06), ("hamlet", "shakespeare/hamlet.md", 29.02, 29.00)])
+func perplexityIsWithinTwoPercentOfLlamaCpp(corpus: String, file: String, reference: Double, before: Double) throws {
   // llama.cpp's figure: no BOS, the first 8 non-overlapping 512-token windows of the raw file, loss over the 511
   // predicted positions of each.
   let model = try SmolLM2.model.get()
@@ -101,5 +103,6 @@ func perplexityIsWithinTwoPercentOfLlamaCpp(corpus: String, file: String, refere
   let result = try model.perplexity(ids, window: 512, stride: 512, maxWindows: 8)
   #expect(result.windows == 8 && result.predictedTokens == 8 * 511)
   #expect(abs(result.perplexity / reference - 1) <= 0.02, "\(corpus): perplexity \(result.perplexity) vs llama.cpp's \(reference)")
+  #expect(abs(result.perplexity / before - 1) <= 0.005, "\(corpus): perplexity \(result.perplexity) vs \(before) before")
 }
 }

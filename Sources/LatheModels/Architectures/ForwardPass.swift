@@ -263,15 +263,20 @@ struct ForwardPass {
     }
   }
 
-  /// Causal attention of the T new queries over key positions 0..<length (start+T for a cache; a chunk forward may
-  /// pass more, scored densely and masked), one head per pool task: scores Q·Kᵀ/√hd by sgemm, softmax per row
-  /// (masked past each query's own position), then scores·V.
+  /// Attention of the T new queries over key positions 0..<length (start+T for a cache; a chunk forward may pass
+  /// more): causal through the fused kernel (FusedAttention), or under the hooks' additive mask densely, one head
+  /// per pool task: scores Q·Kᵀ/√hd by sgemm, the mask added, softmax per row, then scores·V.
   func attend(layer l: Int, heads: Int, kvHeads: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, length: Int) {
     let hd = config.headDimension, group = heads / kvHeads
     let qStride = heads * hd, kvStride = kvHeads * hd
     let scale = 1 / Float(hd).squareRoot()
     let (q, attention, T, start, threads) = (self.q, self.attention, self.T, self.start, self.threads)
-    let mask = hooks.mask
+    guard let mask = hooks.mask else {
+      FusedAttention.causal(queries: q, queryStride: qStride, keys: keys, values: values, kvStride: kvStride,
+                            output: attention, outputStride: qStride, rows: T, start: start, heads: heads,
+                            kvHeads: kvHeads, headDim: hd, threads: threads)
+      return
+    }
     // Queries in blocks of `block` rows: the scores of one block at a time (block × length floats, not T × length),
     // and a Ctrl-C check between blocks (Cancellation.requested; the caller throws after the heads return).
     let block = 256
@@ -284,30 +289,17 @@ struct ForwardPass {
         let rows = Swift.min(block, T - first)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(length), Int32(hd), scale, q + first * qStride + head * hd,
                     Int32(qStride), keys + kvHead * hd, Int32(kvStride), 0, scores, Int32(length))
-        if let mask {
-          // The caller's additive mask over every row in place of the causal cut (validated: [T, length]).
-          mask.withUnsafeBufferPointer { m in
-            guard let base = m.baseAddress else { return }       // validated: T × length entries, never empty
-            for r in 0..<rows {
-              let row = scores + r * length, add = base + (first + r) * length
-              var top = -Float.infinity
-              for j in 0..<length { row[j] += add[j]; top = Swift.max(top, row[j]) }
-              var sum: Float = 0
-              for j in 0..<length { let e = top == -.infinity ? 0 : Foundation.exp(row[j] - top); row[j] = e; sum += e }
-              let inv = sum > 0 ? 1 / sum : 0
-              for j in 0..<length { row[j] *= inv }
-            }
-          }
-        } else {
+        // The caller's additive mask over every row in place of the causal cut (validated: [T, length]).
+        mask.withUnsafeBufferPointer { m in
+          guard let base = m.baseAddress else { return }         // validated: T × length entries, never empty
           for r in 0..<rows {
-            let row = scores + r * length, visible = start + first + r + 1
-            var m = -Float.infinity
-            for j in 0..<visible { m = Swift.max(m, row[j]) }
+            let row = scores + r * length, add = base + (first + r) * length
+            var top = -Float.infinity
+            for j in 0..<length { row[j] += add[j]; top = Swift.max(top, row[j]) }
             var sum: Float = 0
-            for j in 0..<visible { let e = Foundation.exp(row[j] - m); row[j] = e; sum += e }
-            let inv = 1 / sum
-            for j in 0..<visible { row[j] *= inv }
-            for j in visible..<length { row[j] = 0 }
+            for j in 0..<length { let e = top == -.infinity ? 0 : Foundation.exp(row[j] - top); row[j] = e; sum += e }
+            let inv = sum > 0 ? 1 / sum : 0
+            for j in 0..<length { row[j] *= inv }
           }
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hd), Int32(length), 1, scores, Int32(length),
