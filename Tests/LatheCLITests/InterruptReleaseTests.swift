@@ -32,6 +32,7 @@ import Testing
       let prompt = join(map(range(0, 500), i => "word \\(i) of a long text"), " ")
       print("ready")
       # %%
+      print("go")
       \(cell)
       # %%
       print("after")
@@ -45,10 +46,11 @@ import Testing
       let out = Pipe(), err = Pipe()
       p.standardOutput = out; p.standardError = err
       try p.run()
-      // Wait for the first cell, then let the long one run a while.
+      // Wait for the long cell to start (on a loaded machine the first cell's commit can take a while), then let
+      // it run a while.
       var seen = Data()
       let deadline = Date().addingTimeInterval(120)
-      while !String(decoding: seen, as: UTF8.self).contains("ready"), Date() < deadline {
+      while !String(decoding: seen, as: UTF8.self).contains("go\n"), Date() < deadline {
         let chunk = out.fileHandleForReading.availableData
         if chunk.isEmpty { break }
         seen += chunk

@@ -209,6 +209,7 @@ struct ForwardPass {
     let sliceRows = Swift.max(1, Swift.min(rows, weightSliceCount / cols)), scratch = weightSlice
     var r0 = 0
     while r0 < rows {
+      if r0 > 0 { try Cancellation.check("forward") }   // the LM head of a 512-token window: 27 slices, ~150 ms
       let r1 = Swift.min(rows, r0 + sliceRows)
       try dequantizeParallel(weight, r0..<r1, into: scratch)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(r1 - r0), Int32(cols), 1, input, Int32(cols),

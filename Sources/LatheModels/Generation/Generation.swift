@@ -110,13 +110,12 @@ extension LlamaModel {
       let logits = try forward(chunk, cache: cache, allLogits: true)
       let first = w == 0 ? 0 : chunk.count - 1 - stride
       for p in Swift.max(0, first)..<(chunk.count - 1) {
+        try Cancellation.check("perplexity")       // a window's 511 rows of 49,152 logits take tens of ms
         logits.withUnsafeBufferPointer { all in
-          let row = all.baseAddress! + p * vocab
-          var m = -Float.infinity
-          for j in 0..<vocab { m = Swift.max(m, row[j]) }
-          var sum = 0.0
-          for j in 0..<vocab { sum += Foundation.exp(Double(row[j] - m)) }
-          nll += Double(m) + Foundation.log(sum) - Double(row[chunk[p + 1]])
+          guard let base = all.baseAddress else { return }
+          let row = base + p * vocab
+          let m = FusedAttention.rowMaximum(row, vocab)
+          nll += Double(m) + Foundation.log(Self.sumOfExponentials(row, count: vocab, minus: m)) - Double(row[chunk[p + 1]])
         }
         count += 1
       }
@@ -125,5 +124,17 @@ extension LlamaModel {
     let mean = nll / Double(Swift.max(count, 1))
     return Perplexity(perplexity: Foundation.exp(mean), meanNLL: mean, predictedTokens: count, windows: starts.count,
                       seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+  }
+
+  /// Σ e^(row[j] − shift) over the row: SIMD exponentials (FastExp, within 2 ulp), each vector's sum added in Double.
+  static func sumOfExponentials(_ row: UnsafePointer<Float>, count: Int, minus shift: Float) -> Double {
+    let top = SIMD16<Float>(repeating: shift)
+    var sum = 0.0, j = 0
+    while j + 16 <= count {
+      sum += Double(FastExp.exp(UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self) - top).sum())
+      j += 16
+    }
+    while j < count { sum += Double(FastExp.exp(row[j] - shift)); j += 1 }
+    return sum
   }
 }

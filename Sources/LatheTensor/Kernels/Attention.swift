@@ -156,12 +156,12 @@ public enum FusedAttention {
     }
   }
 
-  /// The largest of row[0..<count].
-  @inline(__always) static func rowMaximum(_ row: UnsafeMutablePointer<Float>, _ count: Int) -> Float {
+  /// The largest of row[0..<count] (−∞ for none).
+  @inline(__always) public static func rowMaximum(_ row: UnsafePointer<Float>, _ count: Int) -> Float {
     var best = V(repeating: -.infinity)
     var j = 0
     while j + 16 <= count {
-      let x = load(row + j)
+      let x = UnsafeRawPointer(row + j).loadUnaligned(as: V.self)
       best = best.replacing(with: x, where: x .> best)
       j += 16
     }
