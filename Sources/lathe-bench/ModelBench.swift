@@ -75,7 +75,7 @@ enum ModelBench {
       return r
     }
 
-    print("row".padding(toLength: 34, withPad: " ", startingAt: 0) + "  lathe tok/s  cpu/wall  llama.cpp tok/s (avg)  lathe/llama.cpp")
+    print("row".padding(toLength: 38, withPad: " ", startingAt: 0) + "  lathe tok/s  cpu/wall  llama.cpp tok/s (avg)  lathe/llama.cpp")
     for threads in threadCounts {
       model.threads = threads
       openblas_set_num_threads(Int32(threads))
@@ -124,7 +124,7 @@ enum ModelBench {
   /// The fused attention kernel on SmolLM2's shape at each length and thread count, beside sgemm's rate.
   static func printAttention(repeatCount: Int, wanted: (String) -> Bool) {
     let heads = 9, kvHeads = 3, hd = 64, d = 576, ffn = 1536
-    print("row".padding(toLength: 34, withPad: " ", startingAt: 0) + "  attention GFLOP/s (unmasked)  sgemm GFLOP/s  attention/sgemm")
+    print("row".padding(toLength: 38, withPad: " ", startingAt: 0) + "  attention GFLOP/s (unmasked)  sgemm GFLOP/s  attention/sgemm")
     for n in attentionLengths where wanted("attention \(n)") {
       func noise(_ count: Int) -> [Float] { (0..<count).map { Float(($0 &* 2_654_435_761) % 2001) / 1000 - 1 } }
       let q = noise(n * heads * hd), k = noise(n * kvHeads * hd), v = noise(n * kvHeads * hd)
@@ -150,7 +150,7 @@ enum ModelBench {
         let attentionFlops = 4.0 * Double(hd) * Double(heads) * Double(n) * Double(n + 1) / 2
         let gemmFlops = 2.0 * Double(n) * Double(ffn) * Double(d)
         let a = attentionFlops / attention / 1e9, g = gemmFlops / gemm / 1e9
-        print("attention \(n), \(threads) thread\(threads == 1 ? "" : "s")".padding(toLength: 34, withPad: " ", startingAt: 0)
+        print("attention \(n), \(threads) thread\(threads == 1 ? "" : "s")".padding(toLength: 38, withPad: " ", startingAt: 0)
               + String(format: "  %28.1f  %13.1f  %14.0f%%", a, g, 100 * a / g))
       }
     }
@@ -279,7 +279,7 @@ enum ModelBench {
   static func mb(_ bytes: Int) -> Double { Double(bytes) / 1_048_576 }
 
   static func row(_ name: String, _ tokensPerSecond: Double, _ busy: Double, _ reference: Result<LlamaBench.Figure, BenchError>) {
-    var s = name.padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: "%13.1f %9.2f", tokensPerSecond, busy)
+    var s = name.padding(toLength: 38, withPad: " ", startingAt: 0) + String(format: "%13.1f %9.2f", tokensPerSecond, busy)
     switch reference {
     case .success(let f): s += String(format: "  %11.1f (%6.1f) %15.0f%%", f.best, f.mean, 100 * tokensPerSecond / f.best)
     case .failure(let e): s += "  \(e.message)"

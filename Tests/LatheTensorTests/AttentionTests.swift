@@ -87,6 +87,10 @@ private func check(_ c: Case) {
   Case(headDim: 128, kvHeads: 1, ratio: 4, rows: 100, start: 333),
   Case(headDim: 64, kvHeads: 2, ratio: 1, rows: 64, start: 511),
   Case(headDim: 64, kvHeads: 1, ratio: 3, rows: 200, start: 1024),
+  // Decode-shaped blocks: one or a few queries per head, over keys split into 512-key ranges.
+  Case(headDim: 128, kvHeads: 1, ratio: 4, rows: 1, start: 2000),
+  Case(headDim: 64, kvHeads: 2, ratio: 4, rows: 2, start: 1500),
+  Case(headDim: 64, kvHeads: 3, ratio: 1, rows: 8, start: 100),
 ])
 private func fusedAttentionMatchesTheReference(_ c: Case) { check(c) }
 
