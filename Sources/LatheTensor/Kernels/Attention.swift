@@ -32,7 +32,7 @@ public enum FusedAttention {
     let group = heads / kvHeads
     let tiles = (T + queryTile - 1) / queryTile
     let splits = tiles == 1 ? Swift.max(1, (start + T + splitKeys - 1) / splitKeys) : 1
-    let shape = Shape(group: group, hd: hd, start: start, rows: T, scale: 1 / Float(hd).squareRoot())
+    let shape = Shape(group: group, hd: hd, start: start, scale: 1 / Float(hd).squareRoot())
     // The costliest items first (the last query tiles see the most keys), so the pool's counter balances them.
     let items = tiles * kvHeads * splits
     let partialRows = group * Swift.min(T, queryTile)
@@ -93,7 +93,7 @@ public enum FusedAttention {
   }
 
   struct Shape {
-    let group: Int, hd: Int, start: Int, rows: Int, scale: Float
+    let group: Int, hd: Int, start: Int, scale: Float
   }
 
   /// The buffers of one item: packed queries, a score tile, the unnormalised output and each row's maximum and sum.
