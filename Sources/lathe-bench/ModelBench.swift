@@ -11,6 +11,8 @@
 // - attention N: the fused causal attention kernel alone on SmolLM2's shape (9 query heads, 3 KV heads, head 64)
 //   over N tokens, in GFLOP/s counting only the unmasked score entries (4·hd FLOPs each: Q·Kᵀ and P·V), beside
 //   cblas_sgemm's rate on the model's FFN projection shape (N × 576 · 576 × 1536) in the same run.
+// - decode attention D: one decode step's attention (1 query row, 9 heads) over D cached rows in each of 30 layers'
+//   own K and V buffers (189 MB at D = 4096), in GB/s of K and V read, beside a plain SIMD read of those buffers.
 // Both keep the best of N runs after one warm-up run; llama-bench's best is the largest of its per-run samples
 // (samples_ts), run with -r N. The cache is made outside the timed region, as llama-bench makes its context.
 // llama-bench runs one test just before the matching lathe row, so that other load on a shared machine hits the two
@@ -49,7 +51,7 @@ enum ModelBench {
     func wanted(_ row: String) -> Bool { filter.map { $0 == "llm" || row.contains($0) } ?? true }
     func decodeName(_ depth: Int) -> String { "decode \(decodeLength)" + (depth > 0 ? " at depth \(depth)" : "") }
     let modelRows = promptLengths.map { "prefill \($0)" } + decodeDepths.map(decodeName)
-    let attentionRows = attentionLengths.map { "attention \($0)" }
+    let attentionRows = attentionLengths.map { "attention \($0)" } + decodeDepths.filter { $0 > 0 }.map { "decode attention \($0)" }
     guard (["load"] + modelRows + attentionRows).contains(where: wanted) else { return }
     // The load average says how many cores other work was using: on a shared machine it explains a noisy run.
     let load = ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "").split(separator: " ").first ?? "?"
@@ -59,6 +61,9 @@ enum ModelBench {
     do { path = try modelPath() } catch { print("llm: skipped: \(error)"); return }
     if wanted("load") { try printLoad(path: path, repeatCount: repeatCount) }
     if attentionRows.contains(where: wanted) { printAttention(repeatCount: repeatCount, wanted: wanted) }
+    if attentionRows.contains(where: { $0.hasPrefix("decode") && wanted($0) }) {
+      try printDecodeAttention(repeatCount: repeatCount, wanted: wanted)
+    }
     guard modelRows.contains(where: wanted) else { return }
 
     let model = try LlamaModel(path: path)
@@ -155,6 +160,63 @@ enum ModelBench {
       }
     }
     openblas_set_num_threads(Int32(ThreadPool.shared.threadCount))
+  }
+
+  nonisolated(unsafe) static var readSink: Float = 0
+
+  /// One decode step's attention on SmolLM2's shape over a cache of D tokens in all 30 layers (each layer's K and V
+  /// its own [D, 192] buffers, 189 MB in all at D = 4096, so they stream from memory as in decoding), in GB/s of K
+  /// and V read, beside a plain SIMD read of the same buffers over the same threads.
+  static func printDecodeAttention(repeatCount: Int, wanted: (String) -> Bool) throws {
+    let layers = 30, heads = 9, kvHeads = 3, hd = 64, width = kvHeads * hd
+    print("row".padding(toLength: 38, withPad: " ", startingAt: 0) + "  attention GB/s of K, V  read GB/s  attention/read")
+    for depth in decodeDepths where depth > 0 && wanted("decode attention \(depth)") {
+      let count = depth * width
+      // Allocated as KVCache allocates each layer's keys and values (Storage).
+      let storages = try (0..<(2 * layers)).map { _ in try Storage(byteCount: (depth + decodeLength) * width * 4, op: "bench", zeroed: false) }
+      let caches = storages.enumerated().map { c, storage -> UnsafeMutablePointer<Float> in
+        let p = storage.floats()
+        for i in 0..<count { p[i] = Float((i &* 2_654_435_761 &+ c) % 2001) / 1000 - 1 }
+        return p
+      }
+      defer { withExtendedLifetime(storages) {} }               // the pointers above live as long as their storage
+      let q = (0..<(heads * hd)).map { Float(($0 &* 40_503) % 2001) / 1000 - 1 }
+      var out = [Float](repeating: 0, count: heads * hd)
+      let bytes = Double(2 * layers * count * 4)
+      for threads in threadCounts {
+        let attention = bestSeconds(repeatCount) {
+          q.withUnsafeBufferPointer { qp in out.withUnsafeMutableBufferPointer { op in
+            for l in 0..<layers {
+              FusedAttention.causal(queries: qp.baseAddress!, queryStride: heads * hd, keys: caches[2 * l],
+                                    values: caches[2 * l + 1], kvStride: width, output: op.baseAddress!,
+                                    outputStride: heads * hd, rows: 1, start: depth - 1, heads: heads, kvHeads: kvHeads,
+                                    headDim: hd, threads: threads)
+            }
+          } }
+        }
+        nonisolated(unsafe) let buffers = caches
+        let read = bestSeconds(repeatCount) {
+          let chunks = threads * 4
+          let body: (Int) -> Void = { item in
+            let p = UnsafeRawPointer(buffers[item / chunks]), per = count / chunks * 4
+            var a = SIMD16<Float>(), b = SIMD16<Float>()
+            var at = (item % chunks) * per
+            let end = at + per
+            while at + 128 <= end {
+              a += p.loadUnaligned(fromByteOffset: at, as: SIMD16<Float>.self)
+              b += p.loadUnaligned(fromByteOffset: at + 64, as: SIMD16<Float>.self)
+              at += 128
+            }
+            readSink = (a + b).sum()                          // kept, so the loads are not optimised away
+          }
+          if threads == 1 { for item in 0..<(buffers.count * chunks) { body(item) } }
+          else { ThreadPool.shared.parallelFor(buffers.count * chunks, body) }
+        }
+        let a = bytes / attention / 1e9, r = bytes / read / 1e9
+        print("decode attention \(depth), \(threads) thread\(threads == 1 ? "" : "s")".padding(toLength: 38, withPad: " ", startingAt: 0)
+              + String(format: "  %22.1f  %9.1f  %13.0f%%", a, r, 100 * a / r))
+      }
+    }
   }
 
   /// The fastest of `repeatCount` runs of `body` after one warm-up, in seconds.

@@ -91,6 +91,13 @@ private func check(_ c: Case) {
   Case(headDim: 128, kvHeads: 1, ratio: 4, rows: 1, start: 2000),
   Case(headDim: 64, kvHeads: 2, ratio: 4, rows: 2, start: 1500),
   Case(headDim: 64, kvHeads: 3, ratio: 1, rows: 8, start: 100),
+  // The direct path for up to FusedAttention.directQueries rows: odd and even rows per KV head, a head of 128 (two
+  // 64-column blocks of accumulators), one of 48 (16-column blocks), one of 40 (not a multiple of 16: tiles instead),
+  // and a range end that is not a multiple of the key tile.
+  Case(headDim: 64, kvHeads: 3, ratio: 1, rows: 3, start: 1029),
+  Case(headDim: 128, kvHeads: 2, ratio: 3, rows: 4, start: 515),
+  Case(headDim: 48, kvHeads: 2, ratio: 3, rows: 1, start: 777),
+  Case(headDim: 40, kvHeads: 1, ratio: 4, rows: 2, start: 300),
 ])
 private func fusedAttentionMatchesTheReference(_ c: Case) { check(c) }
 
