@@ -225,7 +225,9 @@ public struct SeedSearch: Sendable {
     return e + o
   }
 
-  /// The 4-bit shape (C = 8, P = 3) with every loop unrolled and the 16 lanes' blocks in registers.
+  /// The 4-bit shape (C = 8, P = 3) with every loop unrolled and the 16 lanes' blocks in registers. Two windows per
+  /// step, written out twice (the optimizer does not inline a helper here): their dependency chains, about 100 cycles
+  /// each, interleave, where one window at a time left the FMA pipes idle.
   static func kernel8x3(_ w: UnsafeMutablePointer<SIMD16<Float>>, run: Range<Int>, pinv: UnsafePointer<Float>, gram: UnsafePointer<Float>,
                         rangeRule: Bool, best: inout SIMD16<Float>, bestJ: inout SIMD16<Float>) {
     let w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6], w7 = w[7]
@@ -233,33 +235,61 @@ public struct SeedSearch: Sendable {
     let smallest = SIMD16<Float>(repeating: 0x1p-8), largest = SIMD16<Float>(repeating: 0x1p7)
     let seven = SIMD16<Float>(repeating: 7), minusEight = SIMD16<Float>(repeating: -8)
     let magic = SIMD16<Float>(repeating: 0x1.8p23), bias = SIMD16<UInt32>(repeating: 0x7F00_0000)
-    for j in run {
-      let u = pinv + j * 24
-      let t0 = row8(u, w0, w1, w2, w3, w4, w5, w6, w7)
-      let t1 = row8(u + 8, w0, w1, w2, w3, w4, w5, w6, w7)
-      let t2 = row8(u + 16, w0, w1, w2, w3, w4, w5, w6, w7)
-      let m = laneMax(laneMax(abs(t0), abs(t1)), abs(t2))
-      // scales(_:rangeRule:) and quantized(_:up:down:) written out: the optimizer does not inline them here.
-      let power = unsafeBitCast(unsafeBitCast(m, to: SIMD16<UInt32>.self) & 0x7F80_0000, to: SIMD16<Float>.self)
-      var up = power
+    var j = run.lowerBound
+    while j < run.upperBound {
+      let next = j + 1 < run.upperBound ? j + 1 : j               // an odd run scores its last window twice
+      let uA = pinv + (j) * 24
+      let t0A = row8(uA, w0, w1, w2, w3, w4, w5, w6, w7)
+      let t1A = row8(uA + 8, w0, w1, w2, w3, w4, w5, w6, w7)
+      let t2A = row8(uA + 16, w0, w1, w2, w3, w4, w5, w6, w7)
+      let mA = laneMax(laneMax(abs(t0A), abs(t1A)), abs(t2A))
+      let powerA = unsafeBitCast(unsafeBitCast(mA, to: SIMD16<UInt32>.self) & 0x7F80_0000, to: SIMD16<Float>.self)
+      var upA = powerA
       if rangeRule {
-        up = power * 0.25
-        up = up.replacing(with: up * 2, where: m .> up * 7.5)
+        upA = powerA * 0.25
+        upA = upA.replacing(with: upA * 2, where: mA .> upA * 7.5)
       }
-      up = laneMin(laneMax(up, smallest), largest)
-      let down = unsafeBitCast(bias &- unsafeBitCast(up, to: SIMD16<UInt32>.self), to: SIMD16<Float>.self)
-      let h0 = laneMin(laneMax((t0 * down + magic) - magic, minusEight), seven) * up
-      let h1 = laneMin(laneMax((t1 * down + magic) - magic, minusEight), seven) * up
-      let h2 = laneMin(laneMax((t2 * down + magic) - magic, minusEight), seven) * up
-      let v0 = (h0 - t0) - t0, v1 = (h1 - t1) - t1, v2 = (h2 - t2) - t2
-      let g = gram + j * 9
-      var r0 = SIMD16(repeating: g[0]) * v0, r1 = SIMD16(repeating: g[3]) * v0, r2 = SIMD16(repeating: g[6]) * v0
-      r0 = r0.addingProduct(SIMD16(repeating: g[1]), v1); r1 = r1.addingProduct(SIMD16(repeating: g[4]), v1); r2 = r2.addingProduct(SIMD16(repeating: g[7]), v1)
-      r0 = r0.addingProduct(SIMD16(repeating: g[2]), v2); r1 = r1.addingProduct(SIMD16(repeating: g[5]), v2); r2 = r2.addingProduct(SIMD16(repeating: g[8]), v2)
-      let quad = (r0 * h0).addingProduct(r1, h1).addingProduct(r2, h2)
-      let better = quad .< b
-      b = b.replacing(with: quad, where: better)
-      bj = bj.replacing(with: SIMD16(repeating: Float(j)), where: better)
+      upA = laneMin(laneMax(upA, smallest), largest)
+      let downA = unsafeBitCast(bias &- unsafeBitCast(upA, to: SIMD16<UInt32>.self), to: SIMD16<Float>.self)
+      let h0A = codeClamp((t0A * downA + magic) - magic, seven, minusEight) * upA
+      let h1A = codeClamp((t1A * downA + magic) - magic, seven, minusEight) * upA
+      let h2A = codeClamp((t2A * downA + magic) - magic, seven, minusEight) * upA
+      let v0A = (h0A - t0A) - t0A, v1A = (h1A - t1A) - t1A, v2A = (h2A - t2A) - t2A
+      let gA = gram + (j) * 9
+      var r0A = SIMD16(repeating: gA[0]) * v0A, r1A = SIMD16(repeating: gA[3]) * v0A, r2A = SIMD16(repeating: gA[6]) * v0A
+      r0A = r0A.addingProduct(SIMD16(repeating: gA[1]), v1A); r1A = r1A.addingProduct(SIMD16(repeating: gA[4]), v1A); r2A = r2A.addingProduct(SIMD16(repeating: gA[7]), v1A)
+      r0A = r0A.addingProduct(SIMD16(repeating: gA[2]), v2A); r1A = r1A.addingProduct(SIMD16(repeating: gA[5]), v2A); r2A = r2A.addingProduct(SIMD16(repeating: gA[8]), v2A)
+      let quadA = (r0A * h0A).addingProduct(r1A, h1A).addingProduct(r2A, h2A)
+      let uB = pinv + (next) * 24
+      let t0B = row8(uB, w0, w1, w2, w3, w4, w5, w6, w7)
+      let t1B = row8(uB + 8, w0, w1, w2, w3, w4, w5, w6, w7)
+      let t2B = row8(uB + 16, w0, w1, w2, w3, w4, w5, w6, w7)
+      let mB = laneMax(laneMax(abs(t0B), abs(t1B)), abs(t2B))
+      let powerB = unsafeBitCast(unsafeBitCast(mB, to: SIMD16<UInt32>.self) & 0x7F80_0000, to: SIMD16<Float>.self)
+      var upB = powerB
+      if rangeRule {
+        upB = powerB * 0.25
+        upB = upB.replacing(with: upB * 2, where: mB .> upB * 7.5)
+      }
+      upB = laneMin(laneMax(upB, smallest), largest)
+      let downB = unsafeBitCast(bias &- unsafeBitCast(upB, to: SIMD16<UInt32>.self), to: SIMD16<Float>.self)
+      let h0B = codeClamp((t0B * downB + magic) - magic, seven, minusEight) * upB
+      let h1B = codeClamp((t1B * downB + magic) - magic, seven, minusEight) * upB
+      let h2B = codeClamp((t2B * downB + magic) - magic, seven, minusEight) * upB
+      let v0B = (h0B - t0B) - t0B, v1B = (h1B - t1B) - t1B, v2B = (h2B - t2B) - t2B
+      let gB = gram + (next) * 9
+      var r0B = SIMD16(repeating: gB[0]) * v0B, r1B = SIMD16(repeating: gB[3]) * v0B, r2B = SIMD16(repeating: gB[6]) * v0B
+      r0B = r0B.addingProduct(SIMD16(repeating: gB[1]), v1B); r1B = r1B.addingProduct(SIMD16(repeating: gB[4]), v1B); r2B = r2B.addingProduct(SIMD16(repeating: gB[7]), v1B)
+      r0B = r0B.addingProduct(SIMD16(repeating: gB[2]), v2B); r1B = r1B.addingProduct(SIMD16(repeating: gB[5]), v2B); r2B = r2B.addingProduct(SIMD16(repeating: gB[8]), v2B)
+      let quadB = (r0B * h0B).addingProduct(r1B, h1B).addingProduct(r2B, h2B)
+      // In window order, so that ties go to the lower one.
+      let betterA = quadA .< b
+      b = b.replacing(with: quadA, where: betterA)
+      bj = bj.replacing(with: SIMD16(repeating: Float(j)), where: betterA)
+      let betterB = quadB .< b
+      b = b.replacing(with: quadB, where: betterB)
+      bj = bj.replacing(with: SIMD16(repeating: Float(next)), where: betterB)
+      j += 2
     }
     best = b; bestJ = bj
   }
@@ -295,10 +325,10 @@ public struct SeedSearch: Sendable {
       }
       up = laneMin(laneMax(up, smallest), largest)
       let down = unsafeBitCast(bias &- unsafeBitCast(up, to: SIMD16<UInt32>.self), to: SIMD16<Float>.self)
-      let h0 = laneMin(laneMax((t0 * down + magic) - magic, minusEight), seven) * up
-      let h1 = laneMin(laneMax((t1 * down + magic) - magic, minusEight), seven) * up
-      let h2 = laneMin(laneMax((t2 * down + magic) - magic, minusEight), seven) * up
-      let h3 = laneMin(laneMax((t3 * down + magic) - magic, minusEight), seven) * up
+      let h0 = codeClamp((t0 * down + magic) - magic, seven, minusEight) * up
+      let h1 = codeClamp((t1 * down + magic) - magic, seven, minusEight) * up
+      let h2 = codeClamp((t2 * down + magic) - magic, seven, minusEight) * up
+      let h3 = codeClamp((t3 * down + magic) - magic, seven, minusEight) * up
       let v0 = (h0 - t0) - t0, v1 = (h1 - t1) - t1, v2 = (h2 - t2) - t2, v3 = (h3 - t3) - t3
       let g = gram + j * 16
       var r0 = SIMD16(repeating: g[0]) * v0, r1 = SIMD16(repeating: g[4]) * v0
@@ -328,6 +358,14 @@ struct UnsafeShared<T>: @unchecked Sendable {
 /// Float.maximum's NaN handling and do not vectorize: 10x slower here).
 @inline(__always) private func laneMax(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: b .> a) }
 @inline(__always) private func laneMin(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: b .< a) }
+
+/// clamp(q, −8, 7) for integer-valued lanes as q − relu(q − 7) + relu(−8 − q), relu(y) = (y + |y|)/2: exact for these
+/// small integers, and free of selects (a compare-and-select clamp in the search kernels compiled to a lane-by-lane
+/// sequence of mask shifts and extracts: 2x slower; shorter arithmetic forms split the vectors into pieces).
+@inline(__always) private func codeClamp(_ q: SIMD16<Float>, _ seven: SIMD16<Float>, _ minusEight: SIMD16<Float>) -> SIMD16<Float> {
+  let over = q - seven, under = minusEight - q
+  return q - (over + abs(over)) * 0.5 + (under + abs(under)) * 0.5
+}
 
 @inline(__always) private func abs(_ v: SIMD16<Float>) -> SIMD16<Float> {
   unsafeBitCast(unsafeBitCast(v, to: SIMD16<UInt32>.self) & 0x7FFF_FFFF, to: SIMD16<Float>.self)
