@@ -1,0 +1,233 @@
+// The Llama-family decoder as an autograd module: the same configuration (per-layer head counts and FFN widths, GQA,
+// both RoPE layouts, optional query/key norms, tied or untied embeddings, an activation per layer) as the inference
+// model, its weights f32 Variables named as in GGUF files. `init(model:)` dequantises a loaded model;
+// `init(config:seed:)` draws a fresh one; `runnable()` and `write(into:)` go back to the fast inference form.
+// Each layer is a handful of fused nodes (Variable+Decoder.swift): x·Wᵀ, RMSNorm, RoPE, grouped attention, the gated
+// activation, so that a step costs its matrix products.
+
+import Foundation
+import LatheNN
+import LatheTensor
+
+public final class TrainableDecoder: Module {
+  /// One decoder layer's parameters.
+  public final class Block {
+    public let attentionNorm: Variable, query: Variable, key: Variable, value: Variable, output: Variable
+    public let ffnNorm: Variable, gate: Variable, up: Variable, down: Variable
+    public let queryNorm: Variable?, keyNorm: Variable?
+    public var activation: FFNActivation
+
+    init(_ named: (String, Tensor) -> Variable, layer l: Int, tensors: [String: Tensor], activation: FFNActivation) throws {
+      func take(_ name: String) throws -> Variable {
+        let key = "blk.\(l).\(name).weight"
+        guard let t = tensors[key] else { throw TensorError.invalidArgument(op: "trainable", reason: "no tensor \(key)") }
+        return named(key, t)
+      }
+      attentionNorm = try take("attn_norm"); query = try take("attn_q"); key = try take("attn_k"); value = try take("attn_v")
+      output = try take("attn_output"); ffnNorm = try take("ffn_norm"); gate = try take("ffn_gate"); up = try take("ffn_up")
+      down = try take("ffn_down")
+      queryNorm = tensors["blk.\(l).attn_q_norm.weight"] == nil ? nil : try take("attn_q_norm")
+      keyNorm = tensors["blk.\(l).attn_k_norm.weight"] == nil ? nil : try take("attn_k_norm")
+      self.activation = activation
+    }
+
+    /// The parameters in GGUF order: the two norms, the seven matrices, the query/key norms.
+    public var parameters: [Variable] {
+      [attentionNorm, ffnNorm, query, key, value, output, gate, up, down] + [queryNorm, keyNorm].compactMap { $0 }
+    }
+    public var matrices: [(String, Variable)] {
+      zip(LlamaLayer.matrixNames, [query, key, value, output, gate, up, down]).map { ($0, $1) }
+    }
+  }
+
+  public let config: LlamaConfig
+  public let embedding: Variable, outputNorm: Variable
+  /// The output projection when it is not tied to the embedding.
+  public let outputWeight: Variable?
+  public let blocks: [Block]
+  public var tokenizer: BPETokenizer?
+  public var name: String
+  /// GGUF metadata of the model this came from, carried to `runnable()` (chat template, token types).
+  public var ggufMetadata: [(key: String, value: GGUFValue)] = []
+
+  /// The decoder of a loaded model: every weight dequantised to f32 (packed and compressed forms included).
+  public convenience init(model: LlamaModel) throws {
+    var tensors: [String: Tensor] = [:]
+    for (name, weight) in model.namedWeights { tensors[name] = try weight.denseF32() }
+    try self.init(config: model.config, tensors: tensors, activations: model.layers.map(\.activation),
+                  tokenizer: model.tokenizer, name: model.name)
+    ggufMetadata = model.ggufMetadata
+  }
+
+  /// A fresh decoder: matrices from N(0, 0.02²) (the output projections of each layer scaled by 1/√(2·layers), as
+  /// GPT-2 does), the embedding N(0, 0.02²), norms at 1; every draw from `seed`.
+  public convenience init(config: LlamaConfig, activations: [FFNActivation]? = nil, seed: UInt64, tokenizer: BPETokenizer? = nil,
+                          name: String = "llama") throws {
+    let d = config.dimension, hd = config.headDimension
+    var tensors: [String: Tensor] = [:]
+    var draw: UInt64 = 0
+    func normal(_ shape: [Int], std: Float) throws -> Tensor {
+      draw += 1
+      return try Tensor.randn(shape, seed: seed &+ draw &* 0x9E37_79B9_7F4A_7C15).binary(.multiply, scalar: std)
+    }
+    let residualStd = 0.02 / Float(2 * config.layerCount).squareRoot()
+    tensors["token_embd.weight"] = try normal([config.vocabularySize, d], std: 0.02)
+    tensors["output_norm.weight"] = try Tensor.ones([d])
+    if !config.tiedEmbeddings { tensors["output.weight"] = try normal([config.vocabularySize, d], std: 0.02) }
+    for l in 0..<config.layerCount {
+      let p = "blk.\(l).", h = config.headCounts[l], kv = config.kvHeadCounts[l], f = config.ffnWidths[l]
+      tensors[p + "attn_norm.weight"] = try Tensor.ones([d]); tensors[p + "ffn_norm.weight"] = try Tensor.ones([d])
+      tensors[p + "attn_q.weight"] = try normal([h * hd, d], std: 0.02)
+      tensors[p + "attn_k.weight"] = try normal([kv * hd, d], std: 0.02)
+      tensors[p + "attn_v.weight"] = try normal([kv * hd, d], std: 0.02)
+      tensors[p + "attn_output.weight"] = try normal([d, h * hd], std: residualStd)
+      tensors[p + "ffn_gate.weight"] = try normal([f, d], std: 0.02)
+      tensors[p + "ffn_up.weight"] = try normal([f, d], std: 0.02)
+      tensors[p + "ffn_down.weight"] = try normal([d, f], std: residualStd)
+      if config.queryKeyNorm {
+        tensors[p + "attn_q_norm.weight"] = try Tensor.ones([hd]); tensors[p + "attn_k_norm.weight"] = try Tensor.ones([hd])
+      }
+    }
+    try self.init(config: config, tensors: tensors, activations: activations ?? Array(repeating: .silu, count: config.layerCount),
+                  tokenizer: tokenizer, name: name)
+  }
+
+  init(config: LlamaConfig, tensors: [String: Tensor], activations: [FFNActivation], tokenizer: BPETokenizer?, name: String) throws {
+    guard activations.count == config.layerCount else {
+      throw TensorError.invalidArgument(op: "trainable", reason: "\(activations.count) activations for \(config.layerCount) layers")
+    }
+    func named(_ key: String, _ t: Tensor) -> Variable { Variable(t, requiresGrad: true, name: key) }
+    func take(_ key: String) throws -> Variable {
+      guard let t = tensors[key] else { throw TensorError.invalidArgument(op: "trainable", reason: "no tensor \(key)") }
+      return named(key, try t.contiguous())
+    }
+    self.config = config
+    embedding = try take("token_embd.weight")
+    outputNorm = try take("output_norm.weight")
+    outputWeight = tensors["output.weight"] == nil ? nil : try take("output.weight")
+    let dense = try tensors.mapValues { try $0.contiguous() }
+    blocks = try (0..<config.layerCount).map { l in try Block(named, layer: l, tensors: dense, activation: activations[l]) }
+    self.tokenizer = tokenizer; self.name = name
+    try checkShapes()
+  }
+
+  func checkShapes() throws {
+    let d = config.dimension, hd = config.headDimension, v = config.vocabularySize
+    func expect(_ x: Variable, _ shape: [Int]) throws {
+      guard x.shape == shape else { throw TensorError.shapeMismatch(op: "trainable \(x.name ?? "weight")", lhs: x.shape, rhs: shape) }
+    }
+    try expect(embedding, [v, d]); try expect(outputNorm, [d])
+    if let outputWeight { try expect(outputWeight, [v, d]) }
+    for (l, b) in blocks.enumerated() {
+      let h = config.headCounts[l], kv = config.kvHeadCounts[l], f = config.ffnWidths[l]
+      try expect(b.attentionNorm, [d]); try expect(b.ffnNorm, [d])
+      try expect(b.query, [h * hd, d]); try expect(b.key, [kv * hd, d]); try expect(b.value, [kv * hd, d])
+      try expect(b.output, [d, h * hd]); try expect(b.gate, [f, d]); try expect(b.up, [f, d]); try expect(b.down, [d, f])
+      if let qn = b.queryNorm { try expect(qn, [hd]) }
+      if let kn = b.keyNorm { try expect(kn, [hd]) }
+      if config.queryKeyNorm != (b.queryNorm != nil && b.keyNorm != nil) {
+        throw TensorError.invalidArgument(op: "trainable", reason: "layer \(l): query/key norms must be present exactly when the configuration has them")
+      }
+    }
+  }
+
+  /// The parameters in GGUF order (as LlamaModel.namedWeights): embedding, output norm, output, then layer by layer.
+  public var parameters: [Variable] {
+    [embedding, outputNorm] + (outputWeight.map { [$0] } ?? []) + blocks.flatMap(\.parameters)
+  }
+
+  public var summary: String {
+    "decoder \(config.layerCount) layers, d \(config.dimension), heads \(config.headCounts.first ?? 0)/\(config.kvHeadCounts.first ?? 0), "
+      + "ffn \(config.ffnWidths.first ?? 0), vocab \(config.vocabularySize)  \(parameterCount) parameters"
+  }
+
+  /// Logits [B, T, vocab] of token ids [B, T] (or [T]: one sequence, logits [T, vocab]), causal, with an optional
+  /// additive mask ([T, T] or [B, T, T]) and key padding ([B, T], nonzero for padding).
+  public func logits(_ ids: Tensor, mask: Tensor? = nil, keyPadding: Tensor? = nil) throws -> Variable {
+    let single = ids.rank == 1
+    guard ids.rank == 1 || ids.rank == 2, ids.count > 0 else {
+      throw TensorError.invalidShape(op: "decoder", shape: ids.shape, reason: "needs token ids [batch, tokens] or [tokens]")
+    }
+    let batch = single ? 1 : ids.shape[0], t = ids.shape[ids.rank - 1]
+    guard t <= config.contextLength else {
+      throw TensorError.invalidArgument(op: "decoder", reason: "\(t) tokens is more than the context length \(config.contextLength)")
+    }
+    let d = config.dimension, hd = config.headDimension, eps = config.rmsEpsilon
+    let halves = config.ropeStyle == .halves
+    var x = try Variable.embedding(ids.reshaped(to: [batch, t]), table: embedding)
+    for (l, block) in blocks.enumerated() {
+      try Cancellation.check("decoder")
+      let heads = config.headCounts[l], kvHeads = config.kvHeadCounts[l]
+      let h = try x.rmsNormRows(weight: block.attentionNorm, eps: eps)
+      var q = try h.linear(block.query).reshaped(to: [batch, t, heads, hd])
+      var k = try h.linear(block.key).reshaped(to: [batch, t, kvHeads, hd])
+      let v = try h.linear(block.value).reshaped(to: [batch, t, kvHeads, hd])
+      if let qn = block.queryNorm, let kn = block.keyNorm {
+        q = try q.rmsNormRows(weight: qn, eps: eps)
+        k = try k.rmsNormRows(weight: kn, eps: eps)
+      }
+      q = try q.rotaryHeads(base: config.ropeBase, halves: halves)
+      k = try k.rotaryHeads(base: config.ropeBase, halves: halves)
+      let attended = try Variable.groupedAttention(q, k, v, causal: true, mask: mask, keyPadding: keyPadding)
+        .reshaped(to: [batch, t, heads * hd])
+      x = try x.add(attended.linear(block.output))
+      let f = try x.rmsNormRows(weight: block.ffnNorm, eps: eps)
+      let hidden = try Variable.gatedActivation(f.linear(block.gate), f.linear(block.up), block.activation.kernel)
+      x = try x.add(hidden.linear(block.down))
+    }
+    let out = try x.rmsNormRows(weight: outputNorm, eps: eps).linear(outputWeight ?? embedding)
+    return single ? try out.reshaped(to: [t, config.vocabularySize]) : out
+  }
+
+  /// `forward` of a module: the input's values are token ids.
+  public func forward(_ x: Variable) throws -> Variable { try logits(x.value) }
+
+  /// The inference model with these weights (f32 copies, so training this decoder further leaves it unchanged).
+  public func runnable(name: String? = nil) throws -> LlamaModel {
+    var tensors: [String: Tensor] = [:]
+    for p in parameters { if let n = p.name { tensors[n] = try p.value.copied(as: .f32) } }
+    func take(_ key: String) throws -> Tensor {
+      guard let t = tensors[key] else { throw TensorError.invalidArgument(op: "runnable", reason: "no tensor \(key)") }
+      return t
+    }
+    var layers: [LlamaLayer] = []
+    for (l, block) in blocks.enumerated() {
+      let p = "blk.\(l)."
+      var layer = LlamaLayer(attentionNorm: try take(p + "attn_norm.weight"), query: try take(p + "attn_q.weight"),
+                             key: try take(p + "attn_k.weight"), value: try take(p + "attn_v.weight"),
+                             output: try take(p + "attn_output.weight"), ffnNorm: try take(p + "ffn_norm.weight"),
+                             gate: try take(p + "ffn_gate.weight"), up: try take(p + "ffn_up.weight"), down: try take(p + "ffn_down.weight"),
+                             queryNorm: tensors[p + "attn_q_norm.weight"], keyNorm: tensors[p + "attn_k_norm.weight"])
+      layer.activation = block.activation
+      layers.append(layer)
+    }
+    let model = try LlamaModel(config: config, layers: layers, tokenEmbedding: try take("token_embd.weight"),
+                               outputNorm: try take("output_norm.weight"), outputWeight: tensors["output.weight"],
+                               tokenizer: tokenizer, name: name ?? self.name)
+    model.ggufMetadata = ggufMetadata
+    return model
+  }
+
+  /// Writes the weights back into `model` (same configuration) as f32 tensors, replacing whatever form they had.
+  public func write(into model: LlamaModel) throws {
+    guard model.config == config else {
+      throw TensorError.invalidArgument(op: "train", reason: "the model's configuration changed: \(model.config) against \(config)")
+    }
+    let fresh = try runnable()
+    model.layers = fresh.layers
+    model.tokenEmbedding = fresh.tokenEmbedding
+    model.outputNorm = fresh.outputNorm
+    model.outputWeight = fresh.outputWeight
+  }
+}
+
+extension FFNActivation {
+  /// The elementwise kernel of this activation.
+  public var kernel: UnaryKernel {
+    switch self {
+    case .silu: return .silu
+    case .relu: return .relu
+    case .gelu: return .gelu
+    }
+  }
+}
