@@ -14,9 +14,19 @@ enum DataBuiltins {
           example: "mnist5k()") { _ in wrap(try Datasets.mnist5k()) }
     r.add("digits", [], doc: "scikit-learn's 1797 handwritten digits [1, 8, 8] in [0, 1], 10 classes.",
           example: "digits()") { _ in wrap(try Datasets.digits()) }
-    r.add("corpus", [ParameterSpec("name")],
-          doc: "English text for perplexity, as a string: \"lee\" (300 news articles), \"hamlet\", \"shakespeare\" (38 plays) or \"wiki\" (Wikipedia articles, markup stripped).",
-          example: "len(corpus(\"hamlet\"))") { c in .string(try Corpus.text(named: try c.string(0))) }
+    r.add("corpus", [ParameterSpec("name"), ParameterSpec("split", default: Value.none), ParameterSpec("seed", default: .int(0)),
+                     ParameterSpec("test", default: .float(0.1))],
+          doc: "English text, as a string: \"lee\" (300 news articles), \"hamlet\", \"shakespeare\" (38 plays) or \"wiki\" (Wikipedia articles, markup stripped). split: \"train\" or \"test\" gives one part of a seeded split by article or by play (a `test` fraction of them, at least one), never inside a document.",
+          example: "len(corpus(\"lee\", split: \"test\"))") { c in
+      let name = try c.string(0)
+      guard !c.isNone(1) else { return .string(try Corpus.text(named: name)) }
+      let part = try c.string(1)
+      guard part == "train" || part == "test" else { throw LatheError("corpus: split must be \"train\" or \"test\", got \(Value.quote(part))") }
+      let documents = try Corpus.documents(named: name)
+      let (train, test) = try Corpus.split(documentCount: documents.count, test: try c.double(3), seed: try seed(c, 2))
+      let separator = name == "wiki" ? "\n\n" : (name == "shakespeare" ? "\n" : "")
+      return .string((part == "train" ? train : test).map { documents[$0] }.joined(separator: separator))
+    }
     r.add("photos", [], doc: "scikit-learn's two sample photos as a record {china, flower} of [3, 427, 640] tensors in [0, 1].",
           example: "photos().china.shape") { _ in
       .record(Record(try Datasets.photos().map { ($0.name, .host(TensorValue($0.image))) }))

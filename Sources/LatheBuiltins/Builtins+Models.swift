@@ -480,6 +480,10 @@ enum ModelBuiltins {
   }
 
   static func model(_ c: NativeCall, _ i: Int, _ op: String) throws -> LanguageModelValue {
+    // A trainable decoder runs as the inference model of its current weights (an f32 copy).
+    if case .host(let h) = c[i], let t = h as? ModuleValue, let decoder = t.module as? TrainableDecoder {
+      return LanguageModelValue(try decoder.runnable(), path: "<trainable>", loadSeconds: 0)
+    }
     guard case .host(let h) = c[i], let m = h as? LanguageModelValue else {
       throw LatheError("\(op): 'm' must be a language model from load(\"smollm2\"), got \(c[i].typeName)", kind: .type)
     }

@@ -1,6 +1,7 @@
 // Builtin rows for gradients and training: grad, detach, linear, mlp, sgd, adamw, cosine, recipe, train, evaluate.
 
 import LatheLang
+import LatheModels
 import LatheNN
 import LatheTechniques
 import LatheTensor
@@ -174,12 +175,29 @@ enum NNBuiltins {
           doc: "Multi-head self-attention over [batch, tokens, dim].", example: "mha(32, heads: 4)") { c in
       .host(ModuleValue(try MultiHeadAttention(dim: try c.int(0), heads: try c.int(1), causal: try c.bool(2), seed: try seedArgument(c, 3))))
     }
-    r.add("freeze", [ParameterSpec("model"), ParameterSpec("frozen", default: .bool(true))],
-          doc: "Stops (or with frozen: false, restarts) training of a model's parameters; returns the model.",
+    r.add("freeze", [ParameterSpec("model"), ParameterSpec("frozen", default: .bool(true)), ParameterSpec("layers", default: Value.none)],
+          doc: "Stops (or with frozen: false, restarts) training of a model's parameters, or of a decoder's layers (layers: a list of indices or a range; the embedding and output norm stay as they are); returns the model.",
           example: "freeze(linear(4, 2))") { c in
       let m = try module(c[0], "freeze")
       let frozen = try c.bool(1)
-      for p in m.parameters { p.frozen = frozen }
+      if c.isNone(2) {
+        for p in m.parameters { p.frozen = frozen }
+        return c[0]
+      }
+      guard let decoder = m as? TrainableDecoder else { throw LatheError("freeze: layers: is for a decoder from trainable(...), got \(m.summary)", kind: .type) }
+      let indices: [Int]
+      switch c[2] {
+      case .int(let i): indices = [i]
+      case .list(let items):
+        indices = try items.map { v -> Int in
+          guard case .int(let i) = v else { throw LatheError("freeze: layers must be ints, got \(v.typeName)", kind: .type) }
+          return i
+        }
+      default: throw LatheError("freeze: layers must be an int or a list of ints (range(0, 10)), got \(c[2].typeName)", kind: .type)
+      }
+      let count = decoder.blocks.count
+      for i in indices where i < -count || i >= count { throw LatheError("freeze: layer \(i) is not one of 0..<\(count)") }
+      for i in indices { for p in decoder.blocks[(i + count) % count].parameters { p.frozen = frozen } }
       return c[0]
     }
     r.add("embedlayer", [ParameterSpec("vocab"), ParameterSpec("dim"), ParameterSpec("seed", default: .int(0))],
@@ -235,8 +253,11 @@ enum NNBuiltins {
                      ParameterSpec("optim", default: Value.none), ParameterSpec("schedule", default: Value.none),
                      ParameterSpec("seed", default: .int(0)), ParameterSpec("smoothing", default: .float(0)),
                      ParameterSpec("clip", default: Value.none), ParameterSpec("augment", default: Value.none),
-                     ParameterSpec("ema", default: Value.none)],
-          doc: "How to train: epochs, batch size, optimizer, schedule, seed, label smoothing, gradient clipping.",
+                     ParameterSpec("ema", default: Value.none), ParameterSpec("lr", default: Value.none),
+                     ParameterSpec("steps", default: Value.none), ParameterSpec("seq", default: .int(256)),
+                     ParameterSpec("accumulate", default: .int(1)), ParameterSpec("zLoss", default: .float(0)),
+                     ParameterSpec("checkpoint", default: .bool(false))],
+          doc: "How to train: epochs, batch size, optimizer, schedule, seed, label smoothing, gradient clipping; lr: sets the optimizer's rate. For text: steps (optimizer steps), seq (tokens per window), accumulate (micro-batches per step), zLoss, checkpoint (recompute each layer in the backward pass).",
           example: "recipe(epochs: 3, batch: 64, optim: adamw(lr: 3e-3), schedule: cosine(warmup: 20), seed: 1)") { c in
       var optim = c[2]
       if case .none = optim { optim = .record(Record([("optim", .string("adamw")), ("lr", .float(1e-3)), ("weightDecay", .float(0.01)),
@@ -245,7 +266,8 @@ enum NNBuiltins {
       if case .none = schedule { schedule = .record(Record([("schedule", .string("constant"))])) }
       let fields: [(name: String, value: Value)] = [("epochs", c[0]), ("batch", c[1]), ("optim", optim), ("schedule", schedule),
                                                     ("seed", c[4]), ("smoothing", c[5]), ("clip", c[6]), ("augment", c[7]),
-                                                    ("ema", c[8])]
+                                                    ("ema", c[8]), ("lr", c[9]), ("steps", c[10]), ("seq", c[11]),
+                                                    ("accumulate", c[12]), ("zLoss", c[13]), ("checkpoint", c[14])]
       _ = try parse(.record(Record(fields)))                 // check now, so a bad recipe fails where it is written
       return .record(Record(fields))
     }
@@ -318,8 +340,6 @@ enum NNBuiltins {
                     ParameterSpec("recipe", default: Value.none)],
           doc: "Trains a model in place on a dataset (or {images, labels}) with cross-entropy; returns the run record. Training methods (kd(...)) after the data change the loop, in order; the recipe comes last (positional or recipe:).",
           example: "train(mlp([64, 32, 10]), digits(), recipe(epochs: 2))") { c in
-      let model = try module(c[0], "train")
-      let (images, labels) = try data(c[1], "train")
       // After the data: training methods, then at most one recipe (a record from recipe(...)).
       var recipeValue = c[3], methods: [TrainingMethod] = []
       if case .list(let items) = c[2] {
@@ -340,6 +360,12 @@ enum NNBuiltins {
       }
       let recipe: Recipe
       if case .none = recipeValue { recipe = Recipe() } else { recipe = try parse(recipeValue) }
+      // Text trains a language model (next-token cross-entropy on windows of it).
+      if case .string(let text) = c[1] {
+        return try TrainingBuiltins.trainLanguageModel(c, text: text, methods: methods, recipe: recipe, recipeValue: recipeValue)
+      }
+      let model = try module(c[0], "train")
+      let (images, labels) = try data(c[1], "train")
       let bar = Progress(c.interpreter, total: (images.shape[0] + recipe.batch - 1) / recipe.batch * recipe.epochs, label: "train")
       var metrics: [(key: String, step: Int, value: Double)] = []
       if case .host(let value as ModuleValue) = c[0] {
@@ -437,6 +463,21 @@ enum NNBuiltins {
       case let other: throw LatheError("recipe: unknown optimizer \(other); use sgd(...) or adamw(...)")
       }
     }
+    if let lr = r["lr"], lr.asDouble != nil {
+      recipe.lr = Float(try number(r, "lr", 1e-3))
+      guard recipe.lr > 0, recipe.lr.isFinite else { throw LatheError("recipe: lr must be a positive number") }
+    }
+    if let steps = r["steps"], steps.asDouble != nil {
+      let n = try number(r, "steps", 1)
+      guard n >= 1, n <= 10_000_000, n == n.rounded() else { throw LatheError("recipe: steps must be a whole number in 1...10000000, got \(n)") }
+      recipe.steps = Int(n)
+    }
+    let seq = try number(r, "seq", 256), accumulate = try number(r, "accumulate", 1), z = try number(r, "zLoss", 0)
+    guard seq >= 1, seq <= 1_048_576, accumulate >= 1, accumulate <= 65_536, z >= 0, z.isFinite else {
+      throw LatheError("recipe: seq and accumulate must be positive and zLoss at least 0 (got \(seq), \(accumulate), \(z))")
+    }
+    recipe.sequence = Int(seq); recipe.accumulate = Int(accumulate); recipe.zLoss = Float(z)
+    if case .bool(let b)? = r["checkpoint"] { recipe.checkpoint = b }
     if case .record(let s)? = r["schedule"] {
       switch s["schedule"]?.description ?? "constant" {
       case "constant": recipe.schedule = .constant

@@ -14,6 +14,7 @@ public enum Builtins {
     PlotBuiltins.register(into: r)
     FileBuiltins.register(into: r)
     ModelBuiltins.register(into: r)
+    TrainingBuiltins.register(into: r)
     TechniqueBuiltins.register(into: r)
     ParallelBuiltins.register(into: r)
     return r

@@ -57,3 +57,48 @@ public enum Corpus {
     return String(decoding: data, as: UTF8.self)
   }
 }
+
+extension Corpus {
+  /// A corpus as its documents, in order: lee's 300 articles (one a line), the 38 plays of `shakespeare`, the
+  /// articles of `wiki`. `hamlet` is one document and has no parts to split.
+  public static func documents(named name: String, in directories: [String]? = nil) throws -> [String] {
+    switch name {
+    case "lee":
+      return try text(named: "lee", in: directories).split(separator: "\n", omittingEmptySubsequences: true)
+        .map { String($0) + "\n" }.filter { !$0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }
+    case "shakespeare":
+      return try plays(in: directories).map { try read($0) }.map { $0.hasSuffix("\n") ? $0 : $0 + "\n" }
+    case "wiki":
+      let path = try Datasets.locate(wikiFile, in: directories)
+      guard let data = FileBytes.contents(atPath: path) else { throw DataError.cannotRead(path: path, reason: "not readable") }
+      return WikiText.pages(xml: [UInt8](data)).filter { $0.namespace == 0 && !$0.isRedirect }.map { page in
+        let body = WikiText.plainText(page.markup)
+        return body.isEmpty ? page.title : page.title + "\n" + body
+      }
+    case "hamlet":
+      throw DataError.invalidArgument(op: "corpus", reason: "hamlet is one play and is never split inside; split \"shakespeare\" by play instead")
+    default:
+      return try [text(named: name, in: directories)]
+    }
+  }
+
+  /// The documents of a corpus in two parts, never one document in both: a seeded permutation of the documents,
+  /// the first ⌈test·count⌉ (at least 1) going to test; each part keeps the corpus's order. Returns document indices.
+  public static func split(documentCount n: Int, test fraction: Double, seed: UInt64) throws -> (train: [Int], test: [Int]) {
+    guard fraction > 0, fraction < 1 else { throw DataError.invalidArgument(op: "corpus", reason: "test must be a fraction in (0, 1), got \(fraction)") }
+    guard n >= 2 else { throw DataError.invalidArgument(op: "corpus", reason: "\(n) document(s): too few to split") }
+    let testCount = Swift.min(n - 1, Swift.max(1, Int((Double(n) * fraction).rounded(.up))))
+    // Fisher–Yates on a splitmix64 stream of the seed.
+    var order = Array(0..<n), state = seed
+    func next() -> UInt64 {
+      state &+= 0x9E37_79B9_7F4A_7C15
+      var z = state
+      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+      return z ^ (z >> 31)
+    }
+    for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, Int(next() % UInt64(i + 1))) }
+    let test = Set(order.prefix(testCount))
+    return ((0..<n).filter { !test.contains($0) }, (0..<n).filter { test.contains($0) })
+  }
+}

@@ -46,14 +46,27 @@ public final class AdamW: Optimizer {
   public func step(_ parameters: [Variable], lr: Float) throws {
     t += 1
     let c1 = 1 - Foundation.pow(beta1, Float(t)), c2 = 1 - Foundation.pow(beta2, Float(t))
+    let (b1, b2, eps, wd) = (beta1, beta2, self.eps, weightDecay)
     for p in parameters {
-      guard let g = p.grad else { continue }
+      guard let gradient = p.grad else { continue }
       let id = ObjectIdentifier(p)
-      let mt = try (m[id] ?? Tensor.zeros(g.shape)).binary(.multiply, scalar: beta1).add(g.binary(.multiply, scalar: 1 - beta1))
-      let vt = try (v[id] ?? Tensor.zeros(g.shape)).binary(.multiply, scalar: beta2).add(g.multiply(g).binary(.multiply, scalar: 1 - beta2))
+      // One pass over each parameter, in place (a language model's 135M parameters would otherwise make ten
+      // temporaries of its size a step): m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g², p ← p − lr·(m̂/(√v̂ + ε) + wd·p).
+      var mt = try m[id] ?? Tensor.zeros(gradient.shape), vt = try v[id] ?? Tensor.zeros(gradient.shape)
+      m[id] = nil; v[id] = nil                      // unique, so the pointers below write in place
+      let g = try gradient.contiguous()
+      var value = p.value
+      p.value = try Tensor.zeros([0])              // `value` holds the only reference while it is written
+      let mp = try mt.mutablePointer(), vp = try vt.mutablePointer(), xp = try value.mutablePointer(), gp = g.readPointer()
+      for i in 0..<g.count {
+        let gi = gp[i]
+        let mi = mp[i] * b1 + gi * (1 - b1), vi = vp[i] * b2 + gi * gi * (1 - b2)
+        mp[i] = mi; vp[i] = vi
+        let update = (mi / c1) / ((vi / c2).squareRoot() + eps)
+        xp[i] = xp[i] - (update + xp[i] * wd) * lr
+      }
+      p.value = value
       m[id] = mt; v[id] = vt
-      let update = try mt.binary(.divide, scalar: c1).divide(vt.binary(.divide, scalar: c2).unary(.sqrt).binary(.add, scalar: eps))
-      p.value = try p.value.subtract(update.add(p.value.binary(.multiply, scalar: weightDecay)).binary(.multiply, scalar: lr))
       p.grad = nil
     }
   }

@@ -17,6 +17,13 @@ public struct Recipe {
   public var augmentation = Augmentation()
   /// Exponential moving average of the weights (decay per step); the trained model ends with the averaged weights.
   public var emaDecay: Float? = nil
+  /// Language models: optimiser steps (nil: one pass over the text's windows), tokens per window, micro-batches
+  /// whose gradients add up before each step, the z-loss weight, and per-layer gradient checkpointing.
+  public var steps: Int? = nil
+  public var sequence = 256
+  public var accumulate = 1
+  public var zLoss: Float = 0
+  public var checkpoint = false
   public init() {}
 }
 
@@ -27,6 +34,7 @@ public struct TrainRecord {
   public var seconds: Double = 0
   public var examples = 0
   public var examplesPerSecond: Double { seconds > 0 ? Double(examples) / seconds : 0 }
+  public init() {}
 }
 
 public enum Trainer {

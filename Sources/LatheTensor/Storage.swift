@@ -143,3 +143,20 @@ public final class Storage {
     bytes.assumingMemoryBound(to: Int32.self) + offset
   }
 }
+
+extension Memory {
+  /// Resets the process's peak resident set size (VmHWM) to its current size (Linux 4.0+: "5" into clear_refs), so
+  /// that `peakResident()` afterwards is the peak of what ran since.
+  public static func resetPeakResident() {
+    guard let h = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return }
+    try? h.write(contentsOf: Data("5".utf8))
+    try? h.close()
+  }
+
+  /// The process's peak resident set size (VmHWM), in bytes; 0 where /proc is not there.
+  public static func peakResident() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
+    return (Int(line.split(whereSeparator: \.isWhitespace).dropFirst().first ?? "") ?? 0) * 1024
+  }
+}

@@ -49,6 +49,8 @@ public final class TrainableDecoder: Module {
   public var name: String
   /// GGUF metadata of the model this came from, carried to `runnable()` (chat template, token types).
   public var ggufMetadata: [(key: String, value: GGUFValue)] = []
+  /// Per-layer gradient checkpointing: keep only each layer's input and recompute the layer in the backward pass.
+  public var checkpointing = false
 
   /// The decoder of a loaded model: every weight dequantised to f32 (packed and compressed forms included).
   public convenience init(model: LlamaModel) throws {
@@ -152,31 +154,48 @@ public final class TrainableDecoder: Module {
     guard t <= config.contextLength else {
       throw TensorError.invalidArgument(op: "decoder", reason: "\(t) tokens is more than the context length \(config.contextLength)")
     }
-    let d = config.dimension, hd = config.headDimension, eps = config.rmsEpsilon
-    let halves = config.ropeStyle == .halves
     var x = try Variable.embedding(ids.reshaped(to: [batch, t]), table: embedding)
-    for (l, block) in blocks.enumerated() {
+    for l in blocks.indices {
       try Cancellation.check("decoder")
-      let heads = config.headCounts[l], kvHeads = config.kvHeadCounts[l]
-      let h = try x.rmsNormRows(weight: block.attentionNorm, eps: eps)
-      var q = try h.linear(block.query).reshaped(to: [batch, t, heads, hd])
-      var k = try h.linear(block.key).reshaped(to: [batch, t, kvHeads, hd])
-      let v = try h.linear(block.value).reshaped(to: [batch, t, kvHeads, hd])
-      if let qn = block.queryNorm, let kn = block.keyNorm {
-        q = try q.rmsNormRows(weight: qn, eps: eps)
-        k = try k.rmsNormRows(weight: kn, eps: eps)
+      if !checkpointing || !Autograd.isRecording {
+        x = try layer(l, x, mask: mask, keyPadding: keyPadding)
+        continue
       }
-      q = try q.rotaryHeads(base: config.ropeBase, halves: halves)
-      k = try k.rotaryHeads(base: config.ropeBase, halves: halves)
-      let attended = try Variable.groupedAttention(q, k, v, causal: true, mask: mask, keyPadding: keyPadding)
-        .reshaped(to: [batch, t, heads * hd])
-      x = try x.add(attended.linear(block.output))
-      let f = try x.rmsNormRows(weight: block.ffnNorm, eps: eps)
-      let hidden = try Variable.gatedActivation(f.linear(block.gate), f.linear(block.up), block.activation.kernel)
-      x = try x.add(hidden.linear(block.down))
+      // Gradient checkpointing: the layer runs without a graph; its backward runs it again with one, from the
+      // saved input, and passes the gradient through (the parameters' gradients add up in the inner backward).
+      let input = x.value, block = blocks[l]
+      let output = try Autograd.noGrad { try layer(l, Variable(input), mask: mask, keyPadding: keyPadding).value }
+      x = Variable.custom(output, inputs: [x] + block.parameters) { [unowned self] g in
+        let leaf = Variable(input, requiresGrad: true)
+        try self.layer(l, leaf, mask: mask, keyPadding: keyPadding).backward(seed: g)
+        return [leaf.grad] + block.parameters.map { _ in nil }
+      }
     }
-    let out = try x.rmsNormRows(weight: outputNorm, eps: eps).linear(outputWeight ?? embedding)
+    let out = try x.rmsNormRows(weight: outputNorm, eps: config.rmsEpsilon).linear(outputWeight ?? embedding)
     return single ? try out.reshaped(to: [t, config.vocabularySize]) : out
+  }
+
+  /// Decoder layer `l` on x [B, T, d]: x + attention(norm(x)), then that plus the gated feed-forward of its norm.
+  func layer(_ l: Int, _ input: Variable, mask: Tensor?, keyPadding: Tensor?) throws -> Variable {
+    let block = blocks[l], batch = input.shape[0], t = input.shape[1]
+    let hd = config.headDimension, eps = config.rmsEpsilon, halves = config.ropeStyle == .halves
+    let heads = config.headCounts[l], kvHeads = config.kvHeadCounts[l]
+    let h = try input.rmsNormRows(weight: block.attentionNorm, eps: eps)
+    var q = try h.linear(block.query).reshaped(to: [batch, t, heads, hd])
+    var k = try h.linear(block.key).reshaped(to: [batch, t, kvHeads, hd])
+    let v = try h.linear(block.value).reshaped(to: [batch, t, kvHeads, hd])
+    if let qn = block.queryNorm, let kn = block.keyNorm {
+      q = try q.rmsNormRows(weight: qn, eps: eps)
+      k = try k.rmsNormRows(weight: kn, eps: eps)
+    }
+    q = try q.rotaryHeads(base: config.ropeBase, halves: halves)
+    k = try k.rotaryHeads(base: config.ropeBase, halves: halves)
+    let attended = try Variable.groupedAttention(q, k, v, causal: true, mask: mask, keyPadding: keyPadding)
+      .reshaped(to: [batch, t, heads * hd])
+    let x = try input.add(attended.linear(block.output))
+    let f = try x.rmsNormRows(weight: block.ffnNorm, eps: eps)
+    let hidden = try Variable.gatedActivation(f.linear(block.gate), f.linear(block.up), block.activation.kernel)
+    return try x.add(hidden.linear(block.down))
   }
 
   /// `forward` of a module: the input's values are token ids.

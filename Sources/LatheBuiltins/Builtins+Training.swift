@@ -1,0 +1,137 @@
+// Builtin rows for language models that train: llama(...) configurations, trainable(m) and runnable(t) between the
+// inference and autograd forms, train(m, text, ..., recipe(steps:, seq:, ...)) on text, and freeze(t, layers:).
+
+import Foundation
+import LatheData
+import LatheLang
+import LatheModels
+import LatheNN
+import LatheTechniques
+import LatheTensor
+
+enum TrainingBuiltins {
+  static func register(into r: BuiltinRegistry) {
+    r.add("llama", [ParameterSpec("layers"), ParameterSpec("dim"), ParameterSpec("heads"), ParameterSpec("kvHeads", default: Value.none),
+                    ParameterSpec("ffn", default: Value.none), ParameterSpec("act", default: .string("silu")),
+                    ParameterSpec("tokenizer", default: Value.none), ParameterSpec("headDim", default: Value.none),
+                    ParameterSpec("context", default: .int(2048)), ParameterSpec("ropeBase", default: .float(10_000)),
+                    ParameterSpec("tied", default: .bool(true)), ParameterSpec("rope", default: .string("adjacent"))],
+          doc: "A Llama-family decoder configuration for trainable(...): layers, width, query and key/value heads, FFN width (default 8/3·dim rounded to 64), activation (silu, relu, gelu), and the tokenizer (so the vocabulary) of a loaded model.",
+          example: "llama(layers: 4, dim: 128, heads: 4, kvHeads: 2, tokenizer: load(\"smollm2\"))") { c in
+      let layers = try c.int(0), dim = try c.int(1), heads = try c.int(2)
+      let kvHeads = c.isNone(3) ? heads : try c.int(3)
+      guard layers >= 1, layers <= 1024, dim >= 2, dim <= 65_536, heads >= 1, kvHeads >= 1, heads % kvHeads == 0 else {
+        throw LatheError("llama: needs layers in 1...1024, dim in 2...65536, heads a positive multiple of kvHeads (got \(layers), \(dim), \(heads)/\(kvHeads))")
+      }
+      let headDim = c.isNone(7) ? dim / heads : try c.int(7)
+      guard headDim >= 2, headDim % 2 == 0, c.isNone(7) ? dim % heads == 0 : true else {
+        throw LatheError("llama: the head dimension (dim / heads = \(dim) / \(heads), or headDim:) must be an even whole number")
+      }
+      let ffn = c.isNone(4) ? max(64, (dim * 8 / 3 + 63) / 64 * 64) : try c.int(4)
+      _ = try activation(try c.string(5), "llama")
+      let rope = try c.string(11)
+      guard rope == "adjacent" || rope == "halves" else { throw LatheError("llama: rope must be \"adjacent\" or \"halves\", got \(Value.quote(rope))") }
+      var fields: [(name: String, value: Value)] = [("architecture", .string("llama")), ("layers", .int(layers)), ("dim", .int(dim)),
+                                                     ("heads", .int(heads)), ("kvHeads", .int(kvHeads)), ("ffn", .int(ffn)),
+                                                     ("act", c[5]), ("headDim", .int(headDim)), ("context", c[8]), ("ropeBase", c[9]),
+                                                     ("tied", c[10]), ("rope", c[11])]
+      if !c.isNone(6) {
+        let m = try ModelBuiltins.model(c, 6, "llama")
+        guard m.model.tokenizer != nil else { throw LatheError("llama: the tokenizer model has no tokenizer") }
+        fields.append(("tokenizer", c[6]))
+      }
+      _ = try config(Record(fields), "llama")
+      return .record(Record(fields))
+    }
+    r.add("trainable", [ParameterSpec("m"), ParameterSpec("seed", default: .int(0))],
+          doc: "The decoder with autograd: a loaded model's weights dequantised to f32, or a fresh seeded one from a llama(...) configuration. train, freeze, params and forward take it; generate, perplexity and savegguf run it through runnable(...).",
+          example: "let t = trainable(load(\"smollm2\"))") { c in
+      if case .record(let r) = c[0] {
+        let (cfg, activation, tokenizer) = try config(r, "trainable")
+        let decoder = try TrainableDecoder(config: cfg, activations: Array(repeating: activation, count: cfg.layerCount),
+                                           seed: UInt64(bitPattern: Int64(try c.int(1))), tokenizer: tokenizer?.model.tokenizer, name: "llama")
+        if let tokenizer { decoder.ggufMetadata = tokenizer.model.ggufMetadata.filter { $0.key.hasPrefix("tokenizer.") } }
+        return .host(ModuleValue(decoder))
+      }
+      if case .host(let h) = c[0], let m = h as? ModuleValue, m.module is TrainableDecoder { return c[0] }
+      return .host(ModuleValue(try TrainableDecoder(model: try ModelBuiltins.model(c, 0, "trainable").model)))
+    }
+    r.add("runnable", [ParameterSpec("t")],
+          doc: "The llm value of a trainable decoder, running on the inference kernels (generate, prefill, perplexity, compress); its weights are an f32 copy.",
+          example: "runnable(trainable(load(\"smollm2\")))") { c in
+      .host(try ModelBuiltins.model(c, 0, "runnable"))
+    }
+  }
+
+  static func activation(_ name: String, _ op: String) throws -> FFNActivation {
+    guard let a = FFNActivation(rawValue: name) else { throw LatheError("\(op): act must be silu, relu or gelu, got \(Value.quote(name))") }
+    return a
+  }
+
+  /// The LlamaConfig of a llama(...) record, its activation, and the model whose tokenizer it uses.
+  static func config(_ r: Record, _ op: String) throws -> (LlamaConfig, FFNActivation, LanguageModelValue?) {
+    guard case .string("llama")? = r["architecture"] else { throw LatheError("\(op): needs a loaded model or a llama(...) configuration", kind: .type) }
+    func int(_ key: String) throws -> Int {
+      guard case .int(let v)? = r[key] else { throw LatheError("\(op): the configuration's \(key) must be an int", kind: .type) }
+      return v
+    }
+    var tokenizer: LanguageModelValue? = nil
+    if case .host(let h)? = r["tokenizer"], let m = h as? LanguageModelValue { tokenizer = m }
+    let vocab = tokenizer?.model.config.vocabularySize ?? 256
+    let layers = try int("layers")
+    let tied: Bool
+    if case .bool(let b)? = r["tied"] { tied = b } else { tied = true }
+    let base = r["ropeBase"]?.asDouble ?? 10_000
+    var cfg = try LlamaConfig(vocabularySize: vocab, dimension: try int("dim"), contextLength: try int("context"),
+                              headCounts: Array(repeating: try int("heads"), count: layers),
+                              kvHeadCounts: Array(repeating: try int("kvHeads"), count: layers),
+                              ffnWidths: Array(repeating: try int("ffn"), count: layers), headDimension: try int("headDim"),
+                              ropeBase: base, rmsEpsilon: 1e-5, tiedEmbeddings: tied)
+    if case .string("halves")? = r["rope"] { cfg.ropeStyle = .halves }
+    let act: FFNActivation
+    if case .string(let name)? = r["act"] { act = try activation(name, op) } else { act = .silu }
+    return (cfg, act, tokenizer)
+  }
+
+  /// The tokens of the text a train or perplexity call gives (a string).
+  static func tokens(_ text: String, _ tokenizer: BPETokenizer?, _ op: String) throws -> [Int] {
+    guard let tokenizer else { throw LatheError("\(op): the model has no tokenizer; build it with llama(..., tokenizer: load(\"smollm2\"))") }
+    return tokenizer.encode(text, parseSpecial: false, addBOS: false)
+  }
+
+  /// train(m, text, methods..., recipe): m an llm value (trained in place: converted, trained, written back) or a
+  /// trainable decoder.
+  static func trainLanguageModel(_ c: NativeCall, text: String, methods: [TrainingMethod], recipe: Recipe, recipeValue: Value) throws -> Value {
+    let decoder: TrainableDecoder, written: LanguageModelValue?
+    switch c[0] {
+    case .host(let h as ModuleValue):
+      guard let d = h.module as? TrainableDecoder else {
+        throw LatheError("train: text trains a language model (load(...) or trainable(...)), not \(h.module.summary)", kind: .type)
+      }
+      decoder = d; written = nil
+    case .host(let h as LanguageModelValue):
+      decoder = try TrainableDecoder(model: h.model); written = h
+    default:
+      throw LatheError("train: needs a model, got \(c[0].typeName)", kind: .type)
+    }
+    let ids = try tokens(text, decoder.tokenizer, "train")
+    let total = recipe.steps ?? max(1, recipe.epochs * LanguageModelTrainer.windowStarts(tokenCount: ids.count, sequence: recipe.sequence).count
+                                      / max(1, recipe.batch * recipe.accumulate))
+    let bar = Progress(c.interpreter, total: total, label: "train")
+    var metrics: [(key: String, step: Int, value: Double)] = []
+    var peak = 0
+    let record = try LanguageModelTrainer.train(decoder, tokens: ids, recipe: recipe, methods: methods) { s in
+      metrics += [("loss", s.step, Double(s.loss)), ("tokensPerSecond", s.step, s.tokensPerSecond), ("lr", s.step, Double(s.learningRate))]
+      if s.peakResidentBytes > 0 { metrics.append(("peakRSS", s.step, Double(s.peakResidentBytes))); peak = max(peak, s.peakResidentBytes) }
+      try bar.advance()
+    }
+    bar.finish()
+    if let written { try decoder.write(into: written.model) }
+    c.interpreter.pendingMetrics += metrics
+    c.interpreter.pendingParams += [("recipe", recipeValue.repr)] + methods.compactMap { ($0 as? any Technique).map { ("method", $0.description) } }
+    return .record(Record([("loss", .list(record.losses.map { .float(Double($0)) })), ("steps", .int(record.steps)),
+                           ("seconds", .float(record.seconds)), ("tokens", .int(record.examples)),
+                           ("tokensPerSecond", .float(record.examplesPerSecond)), ("peakRSS", .int(peak)),
+                           ("finalLoss", .float(Double(record.losses.last ?? .nan)))]))
+  }
+}
