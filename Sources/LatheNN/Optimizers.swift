@@ -58,12 +58,16 @@ public final class AdamW: Optimizer {
       var value = p.value
       p.value = try Tensor.zeros([0])              // `value` holds the only reference while it is written
       let mp = try mt.mutablePointer(), vp = try vt.mutablePointer(), xp = try value.mutablePointer(), gp = g.readPointer()
-      for i in 0..<g.count {
-        let gi = gp[i]
-        let mi = mp[i] * b1 + gi * (1 - b1), vi = vp[i] * b2 + gi * gi * (1 - b2)
-        mp[i] = mi; vp[i] = vi
-        let update = (mi / c1) / ((vi / c2).squareRoot() + eps)
-        xp[i] = xp[i] - (update + xp[i] * wd) * lr
+      let n = g.count, chunk = 1 << 15
+      // Elementwise, so chunks over the pool give the same bits at any thread count.
+      ThreadPool.shared.parallelFor((n + chunk - 1) / chunk) { c in
+        for i in (c * chunk)..<Swift.min(n, (c + 1) * chunk) {
+          let gi = gp[i]
+          let mi = mp[i] * b1 + gi * (1 - b1), vi = vp[i] * b2 + gi * gi * (1 - b2)
+          mp[i] = mi; vp[i] = vi
+          let update = (mi / c1) / ((vi / c2).squareRoot() + eps)
+          xp[i] = xp[i] - (update + xp[i] * wd) * lr
+        }
       }
       p.value = value
       m[id] = mt; v[id] = vt

@@ -74,3 +74,25 @@ import Testing
   try dump.write(toFile: empty + "/corpus/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.xml", atomically: true, encoding: .utf8)
   expectDataError(containing: ["no articles"]) { _ = try Corpus.text(named: "wiki", in: [empty]) }
 }
+
+/// Splits by document: lee by article, shakespeare by play; no document lands in both parts, together they are
+/// the whole corpus, and the seed decides which go to test.
+@Test(arguments: ["lee", "shakespeare"])
+func corpusSplitsNeverShareADocument(_ name: String) throws {
+  let documents = try Corpus.documents(named: name)
+  #expect(documents.count == (name == "lee" ? 292 : 38))
+  let (train, test) = try Corpus.split(documentCount: documents.count, test: 0.1, seed: 1)
+  #expect(Set(train).isDisjoint(with: test))
+  #expect((train + test).sorted() == Array(0..<documents.count))
+  #expect(test.count == (name == "lee" ? 30 : 4))
+  #expect(Set(try Corpus.split(documentCount: documents.count, test: 0.1, seed: 2).test) != Set(test))
+  // No test document's text is inside the training text.
+  let trainText = train.map { documents[$0] }.joined()
+  let leaked = test.filter { trainText.contains(documents[$0].trimmingCharacters(in: .whitespacesAndNewlines)) }
+  #expect(leaked.isEmpty, "test documents \(leaked) are inside the training text")
+}
+
+@Test func hamletIsNotSplitInsideThePlay() {
+  #expect(throws: DataError.self) { try Corpus.documents(named: "hamlet") }
+  #expect(throws: DataError.self) { try Corpus.split(documentCount: 10, test: 1.5, seed: 0) }
+}

@@ -4,6 +4,7 @@
 // clipping, the schedule's rate and the optimiser. Every step reports its loss, tokens per second, rate and the
 // process's peak resident memory during the step.
 
+import CBLAS
 import Foundation
 import LatheNN
 import LatheTensor
@@ -57,6 +58,7 @@ public enum LanguageModelTrainer {
     decoder.checkpointing = recipe.checkpoint
     defer { decoder.checkpointing = saved }
 
+    openblas_set_num_threads(Int32(ThreadPool.shared.threadCount))      // the pool's size (LATHE_THREADS) for sgemm too
     var record = TrainRecord()
     let start = DispatchTime.now().uptimeNanoseconds
     var order: [Int] = [], epoch = 0, cursor = 0

@@ -140,16 +140,21 @@ extension Variable {
     let ap = a.readPointer(), up0 = u.readPointer()
     var y = try Tensor(uninitialized: gate.shape, op: "gated activation")
     let yp = try y.mutablePointer()
-    for i in 0..<n { yp[i] = GatedActivation.value(kind, ap[i]) * up0[i] }
+    let chunk = 1 << 14
+    ThreadPool.shared.parallelFor((n + chunk - 1) / chunk) { c in
+      for i in (c * chunk)..<Swift.min(n, (c + 1) * chunk) { yp[i] = GatedActivation.value(kind, ap[i]) * up0[i] }
+    }
     return Variable(y, parents: [gate, up]) { g in
       let gp = try g.contiguous().readPointer()
       var dg = try Tensor(uninitialized: a.shape, op: "gated activation backward")
       var du = try Tensor(uninitialized: a.shape, op: "gated activation backward")
       let dgp = try dg.mutablePointer(), dup = try du.mutablePointer()
-      for i in 0..<n {
-        let x = ap[i]
-        dgp[i] = gp[i] * up0[i] * GatedActivation.derivative(kind, x)
-        dup[i] = gp[i] * GatedActivation.value(kind, x)
+      ThreadPool.shared.parallelFor((n + chunk - 1) / chunk) { c in
+        for i in (c * chunk)..<Swift.min(n, (c + 1) * chunk) {
+          let x = ap[i]
+          dgp[i] = gp[i] * up0[i] * GatedActivation.derivative(kind, x)
+          dup[i] = gp[i] * GatedActivation.value(kind, x)
+        }
       }
       return [dg, du]
     }
