@@ -1,5 +1,5 @@
 // Tensor-engine figures side by side with their references: matmul vs raw cblas_sgemm, elementwise vs memcpy,
-// conv2d GFLOP/s, and a training step of the Fashion-MNIST CNN in images per second.
+// conv2d GFLOP/s (training speed is TrainBench's).
 
 import CBLAS
 import Foundation
@@ -20,7 +20,7 @@ enum TensorBench {
 
   static func run(repeatCount: Int, filter: String?) throws {
     func wanted(_ name: String) -> Bool { filter.map { name.contains($0) } ?? true }
-    guard ["matmul", "elementwise", "conv", "train"].contains(where: wanted) else { return }
+    guard ["matmul", "elementwise", "conv"].contains(where: wanted) else { return }
     print("\nlathe-bench: tensor engine, best of \(repeatCount), OpenBLAS threads \(openblas_get_num_threads())")
     print("case".padding(toLength: 34, withPad: " ", startingAt: 0) + "      lathe   reference   lathe/ref")
     for (m, k, n) in [(576, 1536, 576), (2048, 2048, 2048)] where wanted("matmul") {
@@ -55,17 +55,6 @@ enum TensorBench {
       let flops = 2.0 * 64 * 32 * 14 * 14 * 16 * 9
       let t = try best(repeatCount) { _ = try Tensor.conv2d(x, w, bias: nil, padding: 1) }
       line("conv2d 64x16x14x14, 32 3x3 GFLOP/s", flops / t / 1e9, nil)
-    }
-    if wanted("train") {
-      let model = Sequential([try Conv2d(1, 16, kernel: 3, padding: 1, seed: 1), Activation(.relu), try Pool2d(.max, kernel: 2),
-                              try Conv2d(16, 32, kernel: 3, padding: 1, seed: 2), Activation(.relu), try Pool2d(.max, kernel: 2),
-                              Flatten(), try Linear(32 * 7 * 7, 10, seed: 3)])
-      let images = try Tensor.rand([640, 1, 28, 28], seed: 7)
-      let labels = try Tensor((0..<640).map { Float($0 % 10) }, shape: [640])
-      var recipe = Recipe()
-      recipe.batch = 64
-      let t = try best(max(1, repeatCount / 2)) { _ = try Trainer.train(model, images: images, labels: labels, recipe: recipe) }
-      line("Fashion-MNIST CNN train images/s", 640 / t, nil)
     }
   }
 

@@ -1,6 +1,6 @@
 // lathe-bench: language-model figures beside llama.cpp's llama-bench (when on the PATH), interpreter figures beside
 // python3 running the same programs, then tensor-engine figures beside their references (raw cblas_sgemm, memcpy),
-// in one run. The filter "llm", "interpreter", "runahead" or a case name's part ("prefill", "matmul", "fib") picks
+// in one run. The filter "llm", "interpreter", "runahead", "train" or a case name's part ("prefill", "matmul", "fib") picks
 // sections.
 //
 //   swift run -c release lathe-bench [filter] [--repeat N]
@@ -102,6 +102,8 @@ var filter: String? = nil
 var args = Array(CommandLine.arguments.dropFirst())
 // A child process of the language-model section: loads the model alone so that its peak memory is the load's own.
 if args.count == 2, args[0] == ModelBench.loadProbeFlag { exit(ModelBench.loadProbe(path: args[1])) }
+// A child process of the training section: one case at the thread count its LATHE_THREADS sets.
+if args.count == 2, args[0] == TrainBench.probeFlag { exit(TrainBench.probe(args[1])) }
 while let a = args.first {
   args.removeFirst()
   if a == "--repeat", let n = args.first.flatMap(Int.init) { repeatOption = max(1, n); args.removeFirst() } else { filter = a }
@@ -179,6 +181,7 @@ for c in selected {
   }
 }
 do { try TensorBench.run(repeatCount: repeatCount, filter: filter) } catch { print("tensor bench: error: \(error)"); failed = true }
+do { try TrainBench.run(filter: filter) } catch { print("train bench: error: \(error)"); failed = true }
 do { try TechniqueBench.run(filter: filter) } catch { print("seedlm bench: error: \(error)"); failed = true }
 do { try RunaheadBench.run(repeatCount: repeatOption ?? 1, filter: filter) } catch { print("runahead bench: error: \(error)"); failed = true }
 exit(failed ? 1 : 0)

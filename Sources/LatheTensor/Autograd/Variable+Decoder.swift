@@ -19,8 +19,8 @@ extension Variable {
     var y = try Tensor(uninitialized: Array(shape.dropLast()) + [outFeatures], op: "linear")
     if n > 0 && outFeatures > 0 {
       if inner == 0 { _ = try y.mutablePointer().initialize(repeating: 0, count: y.count) } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(outFeatures), Int32(inner), 1, x.readPointer(), Int32(inner),
-                    w.readPointer(), Int32(inner), 0, try y.mutablePointer(), Int32(outFeatures))
+        Gemm.multiply(transposeA: false, transposeB: true, m: n, n: outFeatures, k: inner, x.readPointer(), lda: inner,
+                      w.readPointer(), ldb: inner, try y.mutablePointer(), ldc: outFeatures)
       }
     }
     let wantsX = requiresGrad, wantsW = weight.requiresGrad
@@ -30,16 +30,16 @@ extension Variable {
       if wantsX {
         var t = try Tensor(zeros: x.shape, op: "linear backward")
         if n > 0 && outFeatures > 0 && inner > 0 {
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(inner), Int32(outFeatures), 1, gc.readPointer(), Int32(outFeatures),
-                      w.readPointer(), Int32(inner), 0, try t.mutablePointer(), Int32(inner))
+          Gemm.multiply(transposeA: false, transposeB: false, m: n, n: inner, k: outFeatures, gc.readPointer(), lda: outFeatures,
+                        w.readPointer(), ldb: inner, try t.mutablePointer(), ldc: inner)
         }
         dx = t
       }
       if wantsW {
         var t = try Tensor(zeros: w.shape, op: "linear backward")
         if n > 0 && outFeatures > 0 && inner > 0 {
-          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outFeatures), Int32(inner), Int32(n), 1, gc.readPointer(), Int32(outFeatures),
-                      x.readPointer(), Int32(inner), 0, try t.mutablePointer(), Int32(inner))
+          Gemm.multiply(transposeA: true, transposeB: false, m: outFeatures, n: inner, k: n, gc.readPointer(), lda: outFeatures,
+                        x.readPointer(), ldb: inner, try t.mutablePointer(), ldc: inner)
         }
         dw = t
       }

@@ -28,21 +28,35 @@ public struct ConvGeometry: Equatable {
     }
   }
 
-  /// Unfolds one image's channel block [cs, h, w] into columns [cs·kh·kw, oh·ow] (zeros where padding).
+  /// The output columns xx whose input column xx·stride + offset lies inside 0..<w.
+  @inline(__always) func validColumns(offset: Int) -> Range<Int> {
+    let first = offset >= 0 ? 0 : (-offset + stride - 1) / stride
+    let last = w - offset <= 0 ? 0 : (w - offset + stride - 1) / stride
+    let lo = Swift.min(first, ow), hi = Swift.max(lo, Swift.min(last, ow))
+    return lo..<hi
+  }
+
+  /// Unfolds one image's channel block [cs, h, w] into columns [cs·kh·kw, oh·ow] (zeros where padding). The valid
+  /// span of each output row is found once, so the inner loop is a plain (strided) copy.
   func im2col(_ x: UnsafePointer<Float>, channels cs: Int, _ cols: UnsafeMutablePointer<Float>) {
     let area = oh * ow
     for ch in 0..<cs {
       for i in 0..<kh {
         for j in 0..<kw {
           let row = cols + ((ch * kh + i) * kw + j) * area
+          let offset = j * dilation - padding, span = validColumns(offset: offset)
           for y in 0..<oh {
             let iy = y * stride - padding + i * dilation
-            if iy < 0 || iy >= h { for xx in 0..<ow { row[y * ow + xx] = 0 }; continue }
-            let src = x + (ch * h + iy) * w
-            for xx in 0..<ow {
-              let ix = xx * stride - padding + j * dilation
-              row[y * ow + xx] = ix >= 0 && ix < w ? src[ix] : 0
+            let out = row + y * ow
+            if iy < 0 || iy >= h { out.update(repeating: 0, count: ow); continue }
+            let src = x + (ch * h + iy) * w + offset
+            if span.lowerBound > 0 { out.update(repeating: 0, count: span.lowerBound) }
+            if stride == 1 {
+              (out + span.lowerBound).update(from: src + span.lowerBound, count: span.count)
+            } else {
+              for xx in span { out[xx] = src[xx * stride] }
             }
+            if span.upperBound < ow { (out + span.upperBound).update(repeating: 0, count: ow - span.upperBound) }
           }
         }
       }
@@ -56,13 +70,15 @@ public struct ConvGeometry: Equatable {
       for i in 0..<kh {
         for j in 0..<kw {
           let row = cols + ((ch * kh + i) * kw + j) * area
+          let offset = j * dilation - padding, span = validColumns(offset: offset)
           for y in 0..<oh {
             let iy = y * stride - padding + i * dilation
             if iy < 0 || iy >= h { continue }
-            let dst = x + (ch * h + iy) * w
-            for xx in 0..<ow {
-              let ix = xx * stride - padding + j * dilation
-              if ix >= 0 && ix < w { dst[ix] += row[y * ow + xx] }
+            let dst = x + (ch * h + iy) * w + offset, src = row + y * ow
+            if stride == 1 {
+              for xx in span { dst[xx] += src[xx] }
+            } else {
+              for xx in span { dst[xx * stride] += src[xx] }
             }
           }
         }
@@ -167,24 +183,64 @@ extension Tensor {
     var out = try Tensor(uninitialized: [g.n, g.c, g.oh, g.ow], op: "maxpool2d")
     let outP = try out.mutablePointer()
     var argmax = [Int32](repeating: -1, count: out.count)
-    for plane in 0..<(g.n * g.c) {
-      let src = xP + plane * g.h * g.w
-      for y in 0..<g.oh {
-        for xx in 0..<g.ow {
-          var best = -Float.infinity, at = -1
-          for i in 0..<kernel {
-            let iy = y * g.stride - padding + i
-            if iy < 0 || iy >= g.h { continue }
-            for j in 0..<kernel {
-              let ix = xx * g.stride - padding + j
-              if ix < 0 || ix >= g.w { continue }
-              let v = src[iy * g.w + ix]
-              if v > best || at < 0 { best = v; at = iy * g.w + ix }
+    let planes = g.n * g.c, planeSize = g.h * g.w
+    guard let lastIndex = Memory.count([planes, planeSize]), lastIndex <= Int(Int32.max) else {
+      throw TensorError.invalidShape(op: "maxpool2d", shape: x.shape, reason: "has more than 2^31 elements")
+    }
+    argmax.withUnsafeMutableBufferPointer { am in
+      guard let amP = am.baseAddress else { return }
+      // Planes in chunks over the pool; each output is written by one task.
+      let chunk = Swift.max(1, 4096 / Swift.max(1, g.oh * g.ow))
+      ThreadPool.shared.parallelFor((planes + chunk - 1) / chunk) { c in
+        for plane in (c * chunk)..<Swift.min(planes, (c + 1) * chunk) {
+          let src = xP + plane * planeSize
+          if kernel == 2 && g.stride == 2 && padding == 0 {
+            // The common 2×2 window: four loads, the first largest kept (as the general loop does).
+            for y in 0..<g.oh {
+              let r0 = 2 * y * g.w, r1 = r0 + g.w
+              for xx in 0..<g.ow {
+                var best = src[r0 + 2 * xx], at = r0 + 2 * xx
+                let b = src[r0 + 2 * xx + 1], c = src[r1 + 2 * xx], d = src[r1 + 2 * xx + 1]
+                if b > best { best = b; at = r0 + 2 * xx + 1 }
+                if c > best { best = c; at = r1 + 2 * xx }
+                if d > best { best = d; at = r1 + 2 * xx + 1 }
+                let o = (plane * g.oh + y) * g.ow + xx
+                outP[o] = best
+                amP[o] = Int32(plane * planeSize + at)
+              }
+            }
+            continue
+          }
+          for y in 0..<g.oh {
+            for xx in 0..<g.ow {
+              var best = -Float.infinity, at = -1
+              if padding == 0 {
+                // Every window lies inside the plane.
+                let top = y * g.stride, left = xx * g.stride
+                for i in 0..<kernel {
+                  let r = (top + i) * g.w + left
+                  for j in 0..<kernel {
+                    let v = src[r + j]
+                    if v > best || at < 0 { best = v; at = r + j }
+                  }
+                }
+              } else {
+                for i in 0..<kernel {
+                  let iy = y * g.stride - padding + i
+                  if iy < 0 || iy >= g.h { continue }
+                  for j in 0..<kernel {
+                    let ix = xx * g.stride - padding + j
+                    if ix < 0 || ix >= g.w { continue }
+                    let v = src[iy * g.w + ix]
+                    if v > best || at < 0 { best = v; at = iy * g.w + ix }
+                  }
+                }
+              }
+              let o = (plane * g.oh + y) * g.ow + xx
+              outP[o] = best
+              amP[o] = Int32(plane * planeSize + at)
             }
           }
-          let o = (plane * g.oh + y) * g.ow + xx
-          outP[o] = best
-          argmax[o] = Int32(plane * g.h * g.w + at)
         }
       }
     }

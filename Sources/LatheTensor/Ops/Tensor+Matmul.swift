@@ -58,8 +58,8 @@ extension Tensor {
       let rows = Swift.min(rowsPerBlock, m - r0)
       // Row r0 of A: r0 rows down (row-major A) or r0 columns across (A stored transposed).
       let aStart = la.readPointer() + (ta == CblasNoTrans ? r0 * Int(lda) : r0)
-      cblas_sgemm(CblasRowMajor, ta, tb, Int32(rows), Int32(n), Int32(k), 1, aStart, lda, lb.readPointer(), ldb,
-                  0, out + r0 * n, Int32(n))
+      Gemm.multiply(transposeA: ta == CblasTrans, transposeB: tb == CblasTrans, m: rows, n: n, k: k, aStart, lda: Int(lda),
+                    lb.readPointer(), ldb: Int(ldb), out + r0 * n, ldc: n)
       r0 += rows
       if r0 < m { try Cancellation.check("matmul") }
     }
