@@ -109,18 +109,31 @@ enum TrainingBuiltins {
         throw LatheError("train: text trains a language model (load(...) or trainable(...)), not \(h.module.summary)", kind: .type)
       }
       decoder = d; written = nil
+      h.trainedWith += methods.compactMap { $0 as? any TrainingTechnique }
     case .host(let h as LanguageModelValue):
       decoder = try TrainableDecoder(model: h.model); written = h
     default:
       throw LatheError("train: needs a model, got \(c[0].typeName)", kind: .type)
     }
     let ids = try tokens(text, decoder.tokenizer, "train")
+    var heldOut: [Int]? = nil
+    if !c.isNone(4) {
+      guard case .string(let held) = c[4] else { throw LatheError("train: heldOut must be text, got \(c[4].typeName)", kind: .type) }
+      heldOut = try tokens(held, decoder.tokenizer, "train")
+    }
+    let every = try c.int(5)
+    guard every >= 0 else { throw LatheError("train: every must be at least 0, got \(every)") }
+    var evaluations: [Value] = []
     let total = recipe.steps ?? max(1, recipe.epochs * LanguageModelTrainer.windowStarts(tokenCount: ids.count, sequence: recipe.sequence).count
                                       / max(1, recipe.batch * recipe.accumulate))
     let bar = Progress(c.interpreter, total: total, label: "train")
     var metrics: [(key: String, step: Int, value: Double)] = []
     var peak = 0
-    let record = try LanguageModelTrainer.train(decoder, tokens: ids, recipe: recipe, methods: methods) { s in
+    let record = try LanguageModelTrainer.train(decoder, tokens: ids, recipe: recipe, methods: methods, heldOut: heldOut, every: every,
+                                                onEvaluate: { step, nll in
+      evaluations.append(.record(Record([("step", .int(step)), ("loss", .float(nll)), ("perplexity", .float(Foundation.exp(nll)))])))
+      metrics.append(("heldOutPerplexity", step, Foundation.exp(nll)))
+    }) { s in
       metrics += [("loss", s.step, Double(s.loss)), ("tokensPerSecond", s.step, s.tokensPerSecond), ("lr", s.step, Double(s.learningRate))]
       if s.peakResidentBytes > 0 { metrics.append(("peakRSS", s.step, Double(s.peakResidentBytes))); peak = max(peak, s.peakResidentBytes) }
       try bar.advance()
@@ -132,6 +145,6 @@ enum TrainingBuiltins {
     return .record(Record([("loss", .list(record.losses.map { .float(Double($0)) })), ("steps", .int(record.steps)),
                            ("seconds", .float(record.seconds)), ("tokens", .int(record.examples)),
                            ("tokensPerSecond", .float(record.examplesPerSecond)), ("peakRSS", .int(peak)),
-                           ("finalLoss", .float(Double(record.losses.last ?? .nan)))]))
+                           ("finalLoss", .float(Double(record.losses.last ?? .nan))), ("heldOut", .list(evaluations))]))
   }
 }

@@ -337,7 +337,8 @@ enum NNBuiltins {
       TensorBuiltins.wrap(try Loss.cosine(try TensorBuiltins.variable(c[0], "cosineloss: a"), try TensorBuiltins.variable(c[1], "cosineloss: b")))
     }
     r.add("train", [ParameterSpec("model"), ParameterSpec("data"), ParameterSpec("methods", variadic: true),
-                    ParameterSpec("recipe", default: Value.none)],
+                    ParameterSpec("recipe", default: Value.none), ParameterSpec("heldOut", default: Value.none),
+                    ParameterSpec("every", default: .int(0))],
           doc: "Trains a model in place on a dataset (or {images, labels}) with cross-entropy; returns the run record. Training methods (kd(...)) after the data change the loop, in order; the recipe comes last (positional or recipe:).",
           example: "train(mlp([64, 32, 10]), digits(), recipe(epochs: 2))") { c in
       // After the data: training methods, then at most one recipe (a record from recipe(...)).
@@ -364,6 +365,7 @@ enum NNBuiltins {
       if case .string(let text) = c[1] {
         return try TrainingBuiltins.trainLanguageModel(c, text: text, methods: methods, recipe: recipe, recipeValue: recipeValue)
       }
+      guard c.isNone(4) else { throw LatheError("train: heldOut: is held-out text for a language model; this data is not text") }
       let model = try module(c[0], "train")
       let (images, labels) = try data(c[1], "train")
       let bar = Progress(c.interpreter, total: (images.shape[0] + recipe.batch - 1) / recipe.batch * recipe.epochs, label: "train")

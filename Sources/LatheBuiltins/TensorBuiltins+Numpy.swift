@@ -98,6 +98,34 @@ extension TensorBuiltins {
           example: "cumsum(tensor([1, 2, 3]))") { c in
       wrap(try variable(c[0], "cumsum: x").cumsum(axis: try optionalAxis(c[1], "cumsum")))
     }
+    r.add("bincount", [ParameterSpec("x"), ParameterSpec("length", default: Value.none)],
+          doc: "How often each value 0, 1, 2, … occurs in x (non-negative integers: a tensor or a list, such as token ids), as a float tensor of max(x) + 1 counts, or `length` (numpy's bincount with minlength, and no longer).",
+          example: "bincount([0, 2, 2, 5], length: 8)") { c in
+      let values: [Float]
+      if case .list(let items) = c[0] {
+        values = try items.map { v -> Float in
+          guard case .int(let i) = v else { throw LatheError("bincount: x must hold ints, got \(v.typeName)", kind: .type) }
+          return Float(i)
+        }
+      } else {
+        values = try tensor(c[0], "bincount: x").scalars
+      }
+      var top = -1
+      for v in values {
+        guard v >= 0, v == v.rounded(), v < 16_777_216 else { throw LatheError("bincount: x must hold integers in 0..<16777216, got \(v)") }
+        top = max(top, Int(v))
+      }
+      var length = top + 1
+      if !c.isNone(1) {
+        let given = try c.int(1)
+        guard given >= 0, given <= 16_777_216 else { throw LatheError("bincount: length must be in 0...16777216, got \(given)") }
+        guard given > top else { throw LatheError("bincount: x holds \(top), which does not fit length \(given)") }
+        length = given
+      }
+      var counts = [Float](repeating: 0, count: length)
+      for v in values { counts[Int(v)] += 1 }
+      return wrap(try Tensor(counts, shape: [length]))
+    }
     r.add("item", [ParameterSpec("x")], doc: "The one element of a tensor as a number (an int for integer dtypes).",
           example: "item(tensor([[2.5]]))") { c in
       if case .int = c[0] { return c[0] }

@@ -326,6 +326,7 @@ public enum Techniques {
     DropLayers.entry,
     Speculative.entry,
     KnowledgeDistillation.entry,
+    LoRA.entry,
   ]
 
   public static func entry(named name: String) -> TechniqueEntry? { all.first { $0.name == name } }

@@ -25,7 +25,34 @@ public enum LanguageModelTrainer {
     return Array(Swift.stride(from: 0, to: tokenCount - sequence, by: sequence))
   }
 
+  /// Mean next-token NLL of `tokens` in non-overlapping windows of `sequence` + 1 tokens, `batch` windows a forward
+  /// pass, without a graph: the held-out loss (its exp the held-out perplexity). Returns the NLL and the tokens scored.
+  public static func heldOutNLL(_ decoder: TrainableDecoder, tokens: [Int], sequence: Int, batch: Int) throws -> (nll: Double, tokens: Int) {
+    let starts = windowStarts(tokenCount: tokens.count, sequence: sequence)
+    guard !starts.isEmpty else {
+      throw TensorError.invalidArgument(op: "train", reason: "the held-out text has \(tokens.count) tokens, too few for one window of seq \(sequence) + 1")
+    }
+    let vocab = decoder.config.vocabularySize
+    var total = 0.0, count = 0
+    try Autograd.noGrad {
+      for first in Swift.stride(from: 0, to: starts.count, by: batch) {
+        let group = starts[first..<Swift.min(starts.count, first + batch)]
+        var ids = [Float](), targets = [Int]()
+        for s in group { for i in 0..<sequence { ids.append(Float(tokens[s + i])); targets.append(tokens[s + i + 1]) } }
+        let logits = try decoder.logits(try Tensor(ids, shape: [group.count, sequence])).reshaped(to: [group.count * sequence, vocab])
+        let mean = try Variable.tokenCrossEntropy(logits, targets: targets).value.scalars.first ?? .nan
+        total += Double(mean) * Double(targets.count)
+        count += targets.count
+        try Cancellation.check("train")
+      }
+    }
+    return (total / Double(count), count)
+  }
+
+  /// Trains `decoder` on `tokens`; with `heldOut` tokens, their loss is taken before the first step, every `every`
+  /// steps and after the last, and passed to `onEvaluate(step, nll)`.
   public static func train(_ decoder: TrainableDecoder, tokens: [Int], recipe: Recipe, methods: [TrainingMethod] = [],
+                           heldOut: [Int]? = nil, every: Int = 0, onEvaluate: (Int, Double) throws -> Void = { _, _ in },
                            onStep: (LanguageModelStep) throws -> Void = { _ in }) throws -> TrainRecord {
     let seq = recipe.sequence, batch = recipe.batch, accumulate = recipe.accumulate
     guard seq > 0, batch > 0, accumulate > 0 else {
@@ -59,6 +86,14 @@ public enum LanguageModelTrainer {
     defer { decoder.checkpointing = saved }
 
     openblas_set_num_threads(Int32(ThreadPool.shared.threadCount))      // the pool's size (LATHE_THREADS) for sgemm too
+    if let heldOut, let bad = heldOut.first(where: { $0 < 0 || $0 >= vocab }) {
+      throw TensorError.indexOutOfRange(op: "train", index: bad, size: vocab, axis: 0)
+    }
+    func evaluate(_ step: Int) throws {
+      guard let heldOut else { return }
+      try onEvaluate(step, try heldOutNLL(decoder, tokens: heldOut, sequence: seq, batch: batch).nll)
+    }
+    try evaluate(0)
     var record = TrainRecord()
     let start = DispatchTime.now().uptimeNanoseconds
     var order: [Int] = [], epoch = 0, cursor = 0
@@ -100,6 +135,7 @@ public enum LanguageModelTrainer {
       record.examples += perStep * seq
       for m in methods { try m.afterStep(decoder, step: record.steps) }
       let seconds = Double(DispatchTime.now().uptimeNanoseconds - stepStart) / 1e9
+      if (every > 0 && (step + 1) % every == 0) || step + 1 == total { try evaluate(step + 1) }
       try onStep(LanguageModelStep(step: step + 1, total: total, loss: stepLoss, tokensPerSecond: Double(perStep * seq) / Swift.max(seconds, 1e-9),
                                    learningRate: lr, peakResidentBytes: Memory.peakResident()))
     }

@@ -51,6 +51,15 @@ public final class TrainableDecoder: Module {
   public var ggufMetadata: [(key: String, value: GGUFValue)] = []
   /// Per-layer gradient checkpointing: keep only each layer's input and recompute the layer in the backward pass.
   public var checkpointing = false
+  /// Low-rank adapters (LoRA) by matrix, "blk.3.attn_q": x·Wᵀ + scale·(x·Aᵀ)·Bᵀ with A [rank, in], B [out, rank].
+  public var adapters: [String: Adapter] = [:]
+
+  public struct Adapter {
+    public let a: Variable, b: Variable, scale: Float
+    public init(a: Variable, b: Variable, scale: Float) { self.a = a; self.b = b; self.scale = scale }
+    /// scale·B·A [out, in], the change the adapter makes to its matrix.
+    public func delta() throws -> Tensor { try b.value.matmul(a.value).binary(.multiply, scalar: scale) }
+  }
 
   /// The decoder of a loaded model: every weight dequantised to f32 (packed and compressed forms included).
   public convenience init(model: LlamaModel) throws {
@@ -135,7 +144,21 @@ public final class TrainableDecoder: Module {
 
   /// The parameters in GGUF order (as LlamaModel.namedWeights): embedding, output norm, output, then layer by layer.
   public var parameters: [Variable] {
-    [embedding, outputNorm] + (outputWeight.map { [$0] } ?? []) + blocks.flatMap(\.parameters)
+    [embedding, outputNorm] + (outputWeight.map { [$0] } ?? []) + blocks.flatMap(\.parameters) + adapterParameters
+  }
+
+  /// The adapters' A and B, in matrix order.
+  public var adapterParameters: [Variable] { adapters.keys.sorted().flatMap { [adapters[$0]!.a, adapters[$0]!.b] } }
+
+  /// Folds every adapter into its matrix (W += scale·B·A) and removes the adapters.
+  public func mergeAdapters() throws {
+    for block in blocks.indices {
+      for (name, w) in blocks[block].matrices {
+        guard let adapter = adapters["blk.\(block).\(name)"] else { continue }
+        w.value = try w.value.add(adapter.delta())
+      }
+    }
+    adapters = [:]
   }
 
   public var summary: String {
@@ -163,12 +186,15 @@ public final class TrainableDecoder: Module {
       }
       // Gradient checkpointing: the layer runs without a graph; its backward runs it again with one, from the
       // saved input, and passes the gradient through (the parameters' gradients add up in the inner backward).
-      let input = x.value, block = blocks[l]
+      let input = x.value
+      let owned = blocks[l].parameters + adapters.filter { $0.key.hasPrefix("blk.\(l).") }.values.flatMap { [$0.a, $0.b] }
       let output = try Autograd.noGrad { try layer(l, Variable(input), mask: mask, keyPadding: keyPadding).value }
-      x = Variable.custom(output, inputs: [x] + block.parameters) { [unowned self] g in
-        let leaf = Variable(input, requiresGrad: true)
-        try self.layer(l, leaf, mask: mask, keyPadding: keyPadding).backward(seed: g)
-        return [leaf.grad] + block.parameters.map { _ in nil }
+      let wantsInput = x.requiresGrad
+      x = Variable.custom(output, inputs: [x] + owned) { [unowned self] g in
+        let leaf = Variable(input, requiresGrad: wantsInput)
+        let y = try self.layer(l, leaf, mask: mask, keyPadding: keyPadding)
+        if y.requiresGrad { try y.backward(seed: g) }
+        return [leaf.grad] + owned.map { _ in nil }
       }
     }
     let out = try x.rmsNormRows(weight: outputNorm, eps: config.rmsEpsilon).linear(outputWeight ?? embedding)
@@ -180,10 +206,15 @@ public final class TrainableDecoder: Module {
     let block = blocks[l], batch = input.shape[0], t = input.shape[1]
     let hd = config.headDimension, eps = config.rmsEpsilon, halves = config.ropeStyle == .halves
     let heads = config.headCounts[l], kvHeads = config.kvHeadCounts[l]
+    func project(_ x: Variable, _ w: Variable, _ name: String) throws -> Variable {
+      let y = try x.linear(w)
+      guard let adapter = adapters["blk.\(l).\(name)"] else { return y }
+      return try y.add(x.linear(adapter.a).linear(adapter.b).scaled(by: adapter.scale))
+    }
     let h = try input.rmsNormRows(weight: block.attentionNorm, eps: eps)
-    var q = try h.linear(block.query).reshaped(to: [batch, t, heads, hd])
-    var k = try h.linear(block.key).reshaped(to: [batch, t, kvHeads, hd])
-    let v = try h.linear(block.value).reshaped(to: [batch, t, kvHeads, hd])
+    var q = try project(h, block.query, "attn_q").reshaped(to: [batch, t, heads, hd])
+    var k = try project(h, block.key, "attn_k").reshaped(to: [batch, t, kvHeads, hd])
+    let v = try project(h, block.value, "attn_v").reshaped(to: [batch, t, kvHeads, hd])
     if let qn = block.queryNorm, let kn = block.keyNorm {
       q = try q.rmsNormRows(weight: qn, eps: eps)
       k = try k.rmsNormRows(weight: kn, eps: eps)
@@ -192,10 +223,10 @@ public final class TrainableDecoder: Module {
     k = try k.rotaryHeads(base: config.ropeBase, halves: halves)
     let attended = try Variable.groupedAttention(q, k, v, causal: true, mask: mask, keyPadding: keyPadding)
       .reshaped(to: [batch, t, heads * hd])
-    let x = try input.add(attended.linear(block.output))
+    let x = try input.add(project(attended, block.output, "attn_output"))
     let f = try x.rmsNormRows(weight: block.ffnNorm, eps: eps)
-    let hidden = try Variable.gatedActivation(f.linear(block.gate), f.linear(block.up), block.activation.kernel)
-    return try x.add(hidden.linear(block.down))
+    let hidden = try Variable.gatedActivation(project(f, block.gate, "ffn_gate"), project(f, block.up, "ffn_up"), block.activation.kernel)
+    return try x.add(project(hidden, block.down, "ffn_down"))
   }
 
   /// `forward` of a module: the input's values are token ids.
@@ -205,6 +236,11 @@ public final class TrainableDecoder: Module {
   public func runnable(name: String? = nil) throws -> LlamaModel {
     var tensors: [String: Tensor] = [:]
     for p in parameters { if let n = p.name { tensors[n] = try p.value.copied(as: .f32) } }
+    // Adapters run folded into their matrices.
+    for (key, adapter) in adapters {
+      let name = key + ".weight"
+      if let w = tensors[name] { tensors[name] = try w.add(adapter.delta()) }
+    }
     func take(_ key: String) throws -> Tensor {
       guard let t = tensors[key] else { throw TensorError.invalidArgument(op: "runnable", reason: "no tensor \(key)") }
       return t

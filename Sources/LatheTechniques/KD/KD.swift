@@ -7,6 +7,7 @@
 // it stays bitwise unchanged.
 
 import Foundation
+import LatheModels
 import LatheNN
 import LatheTensor
 
@@ -42,7 +43,12 @@ public final class KnowledgeDistillation: TrainingTechnique {
     doc: "Knowledge distillation for train(m, data, kd(...), recipe): each step the frozen teacher scores exactly the batch the student sees, and the loss is (1 − alpha)·cross-entropy + alpha·T²·KL(teacher/T ‖ student/T). The teacher is never changed; t.teacherForwards counts its passes.",
     example: "train(student, parts.train, kd(teacher: big, temperature: 1, alpha: 0.9), recipe(epochs: 60))",
     make: { a in
-      try KnowledgeDistillation(teacher: try a.object("teacher", Module.self, "a model (mlp(...), sequential(...))"),
+      // A language model teaches through its inference kernels (quantised as loaded, no gradients kept).
+      let teacher: Module
+      if case .object(let m as LlamaModel) = a["teacher"] { teacher = InferenceTeacher(m) } else {
+        teacher = try a.object("teacher", Module.self, "a model (mlp(...), sequential(...), load(...), trainable(...))")
+      }
+      return try KnowledgeDistillation(teacher: teacher,
                                 temperature: try a.double("temperature"), alpha: try a.double("alpha"))
     },
     decode: { _ in throw TechniqueError("load: a kd(...) value holds a model and is not saved by itself") })
@@ -59,10 +65,13 @@ public final class KnowledgeDistillation: TrainingTechnique {
     let teacherLogits = try Autograd.noGrad { try teacher.forward(Variable(inputs)).value }
     teacherForwards += 1
     teacherExamples += inputs.shape.first ?? 0
-    guard teacherLogits.shape == logits.shape else {
+    // A language model's logits [B, T, vocab] meet the student's flattened [B·T, vocab].
+    let matched = teacherLogits.shape != logits.shape && teacherLogits.count == logits.value.count
+      ? try teacherLogits.reshaped(to: logits.shape) : teacherLogits
+    guard matched.shape == logits.shape else {
       throw TechniqueError("kd: the teacher's outputs \(teacherLogits.shape) do not match the student's \(logits.shape)")
     }
-    return try Loss.kl(logits, teacherLogits: teacherLogits, temperature: Float(temperature))
+    return try Loss.kl(logits, teacherLogits: matched, temperature: Float(temperature))
   }
 
   public func loss(_ base: Variable, logits: Variable, inputs: Tensor, labels: Tensor) throws -> Variable {
