@@ -16,7 +16,7 @@ enum DataBuiltins {
           example: "digits()") { _ in wrap(try Datasets.digits()) }
     r.add("corpus", [ParameterSpec("name"), ParameterSpec("split", default: Value.none), ParameterSpec("seed", default: .int(0)),
                      ParameterSpec("test", default: .float(0.1))],
-          doc: "English text, as a string: \"lee\" (300 news articles), \"hamlet\", \"shakespeare\" (38 plays) or \"wiki\" (Wikipedia articles, markup stripped). split: \"train\" or \"test\" gives one part of a seeded split by article or by play (a `test` fraction of them, at least one), never inside a document.",
+          doc: "English text for perplexity and training, as a string: \"lee\" (300 news articles), \"hamlet\", \"shakespeare\" (38 plays) or \"wiki\" (Wikipedia articles, markup stripped). split: \"train\" or \"test\" gives one part of a seeded split by article or by play (a `test` fraction of them, at least one), never inside a document.",
           example: "len(corpus(\"lee\", split: \"test\"))") { c in
       let name = try c.string(0)
       guard !c.isNone(1) else { return .string(try Corpus.text(named: name)) }

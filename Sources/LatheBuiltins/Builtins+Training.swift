@@ -44,7 +44,7 @@ enum TrainingBuiltins {
       return .record(Record(fields))
     }
     r.add("trainable", [ParameterSpec("m"), ParameterSpec("seed", default: .int(0))],
-          doc: "The decoder with autograd: a loaded model's weights dequantised to f32, or a fresh seeded one from a llama(...) configuration. train, freeze, params and forward take it; generate, perplexity and savegguf run it through runnable(...).",
+          doc: "The decoder with autograd, from a loaded model (its weights dequantised to f32) or, fresh and seeded, from a llama configuration. train, freeze, params and forward take it; generate, perplexity and savegguf run it through runnable.",
           example: "let t = trainable(load(\"smollm2\"))") { c in
       if case .record(let r) = c[0] {
         let (cfg, activation, tokenizer) = try config(r, "trainable")

@@ -99,8 +99,24 @@ public enum GradientClipping {
   /// Scales every gradient so their global L2 norm is at most `maxNorm`; returns the norm before clipping.
   @discardableResult
   public static func clip(_ parameters: [Variable], maxNorm: Float) throws -> Float {
+    // Sums of squares read in place, in chunks whose partial sums add up in order (the same bits at any thread
+    // count); a language model's gradients are hundreds of MB, which copying out (`scalars`) cost a second a step.
     var total: Double = 0
-    for p in parameters { if let g = p.grad { total += g.scalars.reduce(0) { $0 + Double($1 * $1) } } }
+    let chunk = 1 << 16
+    for p in parameters {
+      guard let g = try p.grad?.contiguous() else { continue }
+      let gp = g.readPointer(), n = g.count, parts = (n + chunk - 1) / chunk
+      var partial = [Double](repeating: 0, count: parts)
+      partial.withUnsafeMutableBufferPointer { out in
+        guard let o = out.baseAddress else { return }
+        ThreadPool.shared.parallelFor(parts) { c in
+          var s: Double = 0
+          for i in (c * chunk)..<Swift.min(n, (c + 1) * chunk) { s += Double(gp[i] * gp[i]) }
+          o[c] = s
+        }
+      }
+      total += partial.reduce(0, +)
+    }
     let norm = Float(total.squareRoot())
     if norm > maxNorm && norm > 0 {
       for p in parameters { p.grad = try p.grad?.binary(.multiply, scalar: maxNorm / norm) }
