@@ -148,7 +148,7 @@ public final class TrainableDecoder: Module {
   }
 
   /// The adapters' A and B, in matrix order.
-  public var adapterParameters: [Variable] { adapters.keys.sorted().flatMap { [adapters[$0]!.a, adapters[$0]!.b] } }
+  public var adapterParameters: [Variable] { adapters.sorted { $0.key < $1.key }.flatMap { [$0.value.a, $0.value.b] } }
 
   /// Folds every adapter into its matrix (W += scale·B·A) and removes the adapters.
   public func mergeAdapters() throws {

@@ -100,8 +100,8 @@ public final class LoRA: FinalizingTechnique {
   /// Only the adapters of the targeted matrices train.
   public func trainableParameters(of model: Module, _ parameters: [Variable]) throws -> [Variable]? {
     let d = try decoder(model)
-    return d.adapters.filter { key, _ in targets.contains { key.hasSuffix("." + $0) } }.keys.sorted()
-      .flatMap { [d.adapters[$0]!.a, d.adapters[$0]!.b] }
+    return d.adapters.filter { key, _ in targets.contains { key.hasSuffix("." + $0) } }.sorted { $0.key < $1.key }
+      .flatMap { [$0.value.a, $0.value.b] }
   }
 
   /// The decoder with its adapters merged into the matrices (the model itself is left as it is).
