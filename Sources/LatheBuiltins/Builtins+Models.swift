@@ -139,21 +139,45 @@ public final class KVCacheValue: HostObject {
   public let firstToken: Int, firstText: String, prefillSeconds: Double, promptTokens: Int
   /// The processes' timelines and counters of a parallel prefill, and the strategy's description.
   public let parallel: ParallelPrefill?, strategy: String?
+  /// FLOPs of the prefill (the paper's accounting: 2 · the layers' matrix parameters per token, the head once) and
+  /// of a plain prefill of the prompt by this model; tokens the model itself ran.
+  var flops: Int, baseFlops: Int, baseTokens: Int
+  /// A KV prediction's prefill: its timings, and its aux's calls since the prefill began (counted live).
+  var predicted: PredictedPrefill?
+  var auxCalls: (() -> Int)?
   init(model: LlamaModel, cache: KVCache, logits: [Float], firstToken: Int, firstText: String, prefillSeconds: Double, promptTokens: Int,
        parallel: ParallelPrefill? = nil, strategy: String? = nil, ids: [Int] = []) {
     self.ids = ids
     self.model = model; self.cache = cache; self.logits = logits; self.firstToken = firstToken; self.firstText = firstText
     self.prefillSeconds = prefillSeconds; self.promptTokens = promptTokens; self.parallel = parallel; self.strategy = strategy
+    baseFlops = KVPredict.prefillFlops(model, promptTokens: promptTokens)
+    flops = baseFlops
+    baseTokens = promptTokens
   }
   public var typeName: String { "kvcache" }
   public var description: String {
     let line = "kv cache: \(cache.count) positions of \(cache.capacity) (\(Memory.describe(cache.byteCount))), first token \(firstToken) \(Value.quote(firstText)), time to first token \(String(format: "%.3f", prefillSeconds)) s"
+    if let p = predicted, let strategy {
+      return line + "\n  " + strategy + String(format: ": aux %.3f s on %d tokens, maps %.3f s, base %.3f s on %d token; FLOPs %.3g (%.2fx fewer than the base's %.3g)",
+                                                p.auxSeconds, p.auxTokens, p.mapSeconds, p.baseSeconds, p.baseTokens, Double(flops),
+                                                Double(baseFlops) / Double(Swift.max(1, flops)), Double(baseFlops))
+    }
     guard let parallel, let strategy else { return line }
     return line + "\n  " + ParallelBuiltins.summary(parallel, strategy: strategy)
   }
-  public var memberNames: [String] { ["length", "capacity", "bytes", "first", "firstText", "ttft", "promptTokens"] + ParallelBuiltins.memberNames }
+  public var memberNames: [String] {
+    ["length", "capacity", "bytes", "first", "firstText", "ttft", "promptTokens", "flops", "baseFlops", "baseTokens"]
+      + (predicted == nil ? [] : ["auxCalls", "auxSeconds", "mapSeconds", "baseSeconds"]) + (parallel == nil ? [] : ParallelBuiltins.memberNames)
+  }
   public func member(_ name: String) throws -> Value? {
     switch name {
+    case "flops": return .int(flops)
+    case "baseFlops": return .int(baseFlops)
+    case "baseTokens": return .int(baseTokens)
+    case "auxCalls" where predicted != nil: return .int(auxCalls?() ?? 0)
+    case "auxSeconds" where predicted != nil: return .float(predicted?.auxSeconds ?? 0)
+    case "mapSeconds" where predicted != nil: return .float(predicted?.mapSeconds ?? 0)
+    case "baseSeconds" where predicted != nil: return .float(predicted?.baseSeconds ?? 0)
     case "length": return .int(cache.count + (pending == nil ? 0 : 1))
     case "capacity": return .int(cache.capacity)
     case "bytes": return .int(cache.byteCount)
@@ -307,6 +331,9 @@ enum ModelBuiltins {
         r.promptTokens = ids.count
         r.prefillSeconds = kv.prefillSeconds
         result = r
+        if let auxCalls = kv.auxCalls {
+          counters += [("auxCalls", .int(auxCalls())), ("flops", .int(kv.flops)), ("baseFlops", .int(kv.baseFlops))]
+        }
       }
       if try c.bool(9) { c.interpreter.output(.stdout, "\n") }
       return .host(GenerationValue(result, counters: counters, streamed: try c.bool(9)))
@@ -436,8 +463,9 @@ enum ModelBuiltins {
       return .int(size)
     }
     r.add("perplexity", [ParameterSpec("m"), ParameterSpec("text"), ParameterSpec("window", default: .int(512)),
-                         ParameterSpec("stride", default: Value.none), ParameterSpec("windows", default: Value.none)],
-          doc: "Perplexity of text (no BOS) over whole windows of `window` tokens every `stride` (default: the window, so non-overlapping), at most `windows` of them.",
+                         ParameterSpec("stride", default: Value.none), ParameterSpec("windows", default: Value.none),
+                         ParameterSpec("technique", default: Value.none), ParameterSpec("prompt", default: Value.none)],
+          doc: "Perplexity of text (no BOS) over whole windows of `window` tokens every `stride` (default: the window, so non-overlapping), at most `windows` of them. prompt: p leaves each window's first p tokens unscored: they only fill the cache (through technique:, a prefill strategy such as kvpredict(...), when given), and the model scores the rest from that cache.",
           example: "perplexity(m, corpus(\"hamlet\"), window: 512, windows: 2)") { c in
       let (value, ids) = try modelAndPrompt(c, "perplexity", wholeText: true)
       let window = try c.int(2)
@@ -446,7 +474,28 @@ enum ModelBuiltins {
       if let limit, limit < 1 { throw LatheError("perplexity: windows must be at least 1, got \(limit)") }
       let total = max(1, min(limit ?? Int.max, ids.count >= window ? (ids.count - window) / max(1, stride) + 1 : 1))
       let bar = Progress(c.interpreter, total: total, label: "perplexity")
-      let result = try value.model.perplexity(ids, window: window, stride: stride, maxWindows: limit) { _, _ in try bar.advance() }
+      let result: Perplexity
+      if !c.isNone(5) || !c.isNone(6) {
+        guard !c.isNone(6) else { throw LatheError("perplexity: technique: fills each window's prompt; give prompt: (its tokens)") }
+        let prompt = try c.int(6)
+        let strategy = c.isNone(5) ? nil : try strategies(c, 5, "perplexity", accepts: [.prefillStrategy]).0
+        if let strategy, strategy.simulates { throw LatheError("perplexity: \(strategy.description) simulates and has no cache to score from") }
+        let model = value.model, interpreter = c.interpreter
+        do {
+          result = try model.continuationPerplexity(ids, window: window, stride: stride, prompt: prompt, maxWindows: limit, prefill: { p, room in
+            guard let strategy else { return try model.prefill(p, extra: room) }
+            switch try strategy.prefill(model, p, room: room, interrupt: { try interpreter.checkInterrupt() }) {
+            case .predicted(let r): return (r.cache, r.logits)
+            case .real(let r): return (r.cache, r.logits)
+            case .simulated: throw LatheError("perplexity: \(strategy.description) gave no KV cache")
+            }
+          }) { _, _ in try bar.advance() }
+        } catch let e as LatheError { throw e } catch let e as TensorError { throw LatheError("perplexity: \(e.description)") } catch {
+          throw TechniqueBuiltins.error(error)
+        }
+      } else {
+        result = try value.model.perplexity(ids, window: window, stride: stride, maxWindows: limit) { _, _ in try bar.advance() }
+      }
       bar.finish()
       return .record(Record([("perplexity", .float(result.perplexity)), ("nll", .float(result.meanNLL)),
                              ("tokens", .int(result.predictedTokens)), ("windows", .int(result.windows)),
@@ -578,7 +627,18 @@ enum ModelBuiltins {
       throw LatheError("prefill: \(strategy.description) needs a prompt of at least \(strategy.minimumPromptTokens) tokens, got \(ids.count)")
     }
     do {
-      guard case .real(let r) = try strategy.prefill(value.model, ids, room: room, interrupt: { try interpreter.checkInterrupt() }) else {
+      let before = (strategy as? KVPredict)?.auxCalls ?? 0
+      let outcome = try strategy.prefill(value.model, ids, room: room, interrupt: { try interpreter.checkInterrupt() })
+      if case .predicted(let p) = outcome {
+        let text = (try? value.model.tokenizer?.decode([p.firstToken])) ?? nil
+        let kv = KVCacheValue(model: value.model, cache: p.cache, logits: p.logits, firstToken: p.firstToken, firstText: text ?? "",
+                              prefillSeconds: p.ttft, promptTokens: ids.count, strategy: strategy.description, ids: ids)
+        kv.predicted = p
+        kv.flops = p.flops; kv.baseFlops = p.baseFlops; kv.baseTokens = p.baseTokens
+        if let kvp = strategy as? KVPredict { kv.auxCalls = { [unowned kvp] in kvp.auxCalls - before } }
+        return kv
+      }
+      guard case .real(let r) = outcome else {
         throw LatheError("prefill: \(strategy.description) gave no KV cache")
       }
       let text = (try? value.model.tokenizer?.decode([r.firstToken])) ?? nil

@@ -99,6 +99,40 @@ enum TrainingBuiltins {
     return tokenizer.encode(text, parseSpecial: false, addBOS: false)
   }
 
+  /// train(base, text, kvp, recipe): trains kvp's aux and maps in place through the frozen base.
+  static func trainKVPredictor(_ c: NativeCall, _ kvp: KVPredict, text: String, recipe: Recipe, recipeValue: Value) throws -> Value {
+    guard case .host(let h as LanguageModelValue) = c[0] else {
+      throw LatheError("train: kvpredict trains against a base language model from load(...), got \(c[0].typeName)", kind: .type)
+    }
+    guard c.isNone(4) else { throw LatheError("train: heldOut: is not taken with kvpredict; score with perplexity(base, text, technique: kvp, prompt: n)") }
+    let ids = try tokens(text, h.model.tokenizer, "train")
+    let total = recipe.steps ?? max(1, recipe.epochs * LanguageModelTrainer.windowStarts(tokenCount: ids.count, sequence: recipe.sequence).count / max(1, recipe.batch))
+    let bar = Progress(c.interpreter, total: total, label: "train")
+    var metrics: [(key: String, step: Int, value: Double)] = []
+    var peak = 0
+    var lossB: [Value] = [], lossA: [Value] = [], lossC: [Value] = []
+    let record: TrainRecord
+    do {
+      record = try kvp.train(h.model, tokens: ids, recipe: recipe) { s, terms in
+        metrics += [("loss", s.step, Double(s.loss)), ("lossBase", s.step, Double(terms.base)), ("lossAux", s.step, Double(terms.aux)),
+                    ("lossConsistency", s.step, Double(terms.consistency)), ("tokensPerSecond", s.step, s.tokensPerSecond),
+                    ("lr", s.step, Double(s.learningRate))]
+        lossB.append(.float(Double(terms.base))); lossA.append(.float(Double(terms.aux))); lossC.append(.float(Double(terms.consistency)))
+        if s.peakResidentBytes > 0 { metrics.append(("peakRSS", s.step, Double(s.peakResidentBytes))); peak = max(peak, s.peakResidentBytes) }
+        try bar.advance()
+      }
+    } catch let e as LatheError { throw e } catch let e as TensorError { throw LatheError("train: \(e.description)") } catch {
+      throw TechniqueBuiltins.error(error)
+    }
+    bar.finish()
+    c.interpreter.pendingMetrics += metrics
+    c.interpreter.pendingParams += [("recipe", recipeValue.repr), ("method", kvp.description)]
+    return .record(Record([("loss", .list(record.losses.map { .float(Double($0)) })), ("lossBase", .list(lossB)), ("lossAux", .list(lossA)),
+                           ("lossConsistency", .list(lossC)), ("steps", .int(record.steps)), ("seconds", .float(record.seconds)),
+                           ("tokens", .int(record.examples)), ("tokensPerSecond", .float(record.examplesPerSecond)), ("peakRSS", .int(peak)),
+                           ("finalLoss", .float(Double(record.losses.last ?? .nan)))]))
+  }
+
   /// train(m, text, methods..., recipe): m an llm value (trained in place: converted, trained, written back) or a
   /// trainable decoder.
   static func trainLanguageModel(_ c: NativeCall, text: String, methods: [TrainingMethod], recipe: Recipe, recipeValue: Value) throws -> Value {

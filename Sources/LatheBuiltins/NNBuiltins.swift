@@ -342,13 +342,16 @@ enum NNBuiltins {
           doc: "Trains a model in place on a dataset (or {images, labels}) with cross-entropy; returns the run record. Training methods (kd(...)) after the data change the loop, in order; the recipe comes last (positional or recipe:).",
           example: "train(mlp([64, 32, 10]), digits(), recipe(epochs: 2))") { c in
       // After the data: training methods, then at most one recipe (a record from recipe(...)).
-      var recipeValue = c[3], methods: [TrainingMethod] = []
+      var recipeValue = c[3], methods: [TrainingMethod] = [], predictor: KVPredict? = nil
       if case .list(let items) = c[2] {
         for v in items {
           switch v {
           case .record:
             guard case .none = recipeValue else { throw LatheError("train: two recipes given; give one") }
             recipeValue = v
+          case .host(let t as TechniqueValue) where t.technique is KVPredict:
+            guard predictor == nil else { throw LatheError("train: two kvpredict values given; give one") }
+            predictor = t.technique as? KVPredict
           case .host(let t as TechniqueValue):
             guard let m = t.technique as? any TrainingTechnique else {
               throw LatheError("train: \(t.technique.name) is a \(TechniqueBuiltins.roleNames(t.technique.roles)); train takes a training method", kind: .type)
@@ -361,6 +364,11 @@ enum NNBuiltins {
       }
       let recipe: Recipe
       if case .none = recipeValue { recipe = Recipe() } else { recipe = try parse(recipeValue) }
+      if let predictor {
+        guard case .string(let text) = c[1] else { throw LatheError("train: kvpredict trains on text, got \(c[1].typeName)", kind: .type) }
+        guard methods.isEmpty else { throw LatheError("train: kvpredict trains alone; drop the other training methods") }
+        return try TrainingBuiltins.trainKVPredictor(c, predictor, text: text, recipe: recipe, recipeValue: recipeValue)
+      }
       // Text trains a language model (next-token cross-entropy on windows of it).
       if case .string(let text) = c[1] {
         return try TrainingBuiltins.trainLanguageModel(c, text: text, methods: methods, recipe: recipe, recipeValue: recipeValue)

@@ -106,6 +106,8 @@ public enum PrefillOutcome {
   /// The KV cache a serial prefill would give, with the run's chunks, timelines and bytes sent.
   case real(ParallelPrefill)
   case simulated(SimulatedPrefill, costs: RunaheadCosts)
+  /// A cache predicted by another model (KV prediction), with its timings and counters.
+  case predicted(PredictedPrefill)
 }
 
 /// Prefill strategy: fills a model's KV cache for a prompt.
@@ -327,6 +329,7 @@ public enum Techniques {
     Speculative.entry,
     KnowledgeDistillation.entry,
     LoRA.entry,
+    KVPredict.entry,
   ]
 
   public static func entry(named name: String) -> TechniqueEntry? { all.first { $0.name == name } }

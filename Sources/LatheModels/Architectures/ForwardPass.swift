@@ -109,13 +109,8 @@ struct ForwardPass {
   mutating func compute(allLogits: Bool, logits wantLogits: Bool = true, exchange: Exchange? = nil) throws -> [Float] {
     let d = config.dimension, hd = config.headDimension
     for (t, id) in tokens.enumerated() { try model.tokenEmbedding.dequantizeRows(id..<(id + 1), into: x + t * d) }
-    // Rotary angles pos·base^(-2i/hd) for each new position, in double precision.
     for t in 0..<T {
-      let position = hooks.positions?[t] ?? start + t
-      for i in 0..<(hd / 2) {
-        let angle = Double(position) * pow(config.ropeBase, -2 * Double(i) / Double(hd))
-        cosines[t * hd / 2 + i] = Float(cos(angle)); sines[t * hd / 2 + i] = Float(sin(angle))
-      }
+      ForwardPass.ropeAngles(config, position: hooks.positions?[t] ?? start + t, cosines: cosines + t * hd / 2, sines: sines + t * hd / 2)
     }
     let observe = hooks.observe
     for l in hooks.layers ?? Array(0..<config.layerCount) {
@@ -249,6 +244,21 @@ struct ForwardPass {
   /// Rotates pairs of every head of every token by its position's angles: adjacent pairs (2i, 2i+1), or the
   /// halves (i, i + hd/2).
   func rotate(_ p: UnsafeMutablePointer<Float>, heads: Int) {
+    ForwardPass.rotate(p, rows: T, heads: heads, config: config, cosines: cosines, sines: sines)
+  }
+
+  /// Rotary angles position·base^(-2i/hd), i < hd/2, computed in double precision.
+  static func ropeAngles(_ config: LlamaConfig, position: Int, cosines: UnsafeMutablePointer<Float>, sines: UnsafeMutablePointer<Float>) {
+    let hd = config.headDimension
+    for i in 0..<(hd / 2) {
+      let angle = Double(position) * pow(config.ropeBase, -2 * Double(i) / Double(hd))
+      cosines[i] = Float(cos(angle)); sines[i] = Float(sin(angle))
+    }
+  }
+
+  /// Rotates `rows` rows of `heads` heads by the angles of each row (`cosines`/`sines`: hd/2 per row).
+  static func rotate(_ p: UnsafeMutablePointer<Float>, rows T: Int, heads: Int, config: LlamaConfig,
+                     cosines: UnsafePointer<Float>, sines: UnsafePointer<Float>) {
     let hd = config.headDimension, half = hd / 2
     let (step, partner) = config.ropeStyle == .adjacentPairs ? (2, 1) : (1, half)
     for t in 0..<T {

@@ -32,6 +32,9 @@ public final class LlamaModel: @unchecked Sendable {
   public var ggufPath: String?
   /// The identity of `ggufPath`'s file when the model was loaded from it.
   public var ggufIdentity: FileIdentity?
+  /// For a model cut from another (droplayers), the layer of that model each of its layers is: KV prediction's
+  /// layer map follows it.
+  public var sourceLayers: [Int]?
 
   public init(config: LlamaConfig, layers: [LlamaLayer], tokenEmbedding: LinearWeight, outputNorm: Tensor, outputWeight: Tensor? = nil,
               tokenizer: BPETokenizer? = nil, name: String = "llama") throws {
@@ -173,6 +176,7 @@ public final class LlamaModel: @unchecked Sendable {
                            outputWeight: outputWeight, tokenizer: tokenizer, name: name ?? self.name)
     m.ggufMetadata = ggufMetadata
     m.threads = threads
+    m.sourceLayers = sourceLayers
     return m
   }
 
@@ -180,7 +184,9 @@ public final class LlamaModel: @unchecked Sendable {
 
   /// Runs `tokens` at the cache's next positions, appending their keys and values. Returns the logits of the last
   /// token ([vocab]) or, with `allLogits`, of every token ([tokens.count × vocab], row-major).
-  public func forward(_ tokens: [Int], cache: KVCache, allLogits: Bool = false, hooks: ForwardHooks = ForwardHooks()) throws -> [Float] {
+  /// `logits: false` skips the output head and returns [] (a prompt whose cache is all that is wanted).
+  public func forward(_ tokens: [Int], cache: KVCache, allLogits: Bool = false, logits: Bool = true,
+                      hooks: ForwardHooks = ForwardHooks()) throws -> [Float] {
     guard !tokens.isEmpty else { throw TensorError.invalidArgument(op: "forward", reason: "no tokens") }
     for t in tokens where t < 0 || t >= config.vocabularySize {
       throw TensorError.invalidArgument(op: "forward", reason: "token id \(t) is outside the vocabulary 0..<\(config.vocabularySize)")
@@ -192,7 +198,19 @@ public final class LlamaModel: @unchecked Sendable {
     if !hooks.isEmpty { try check(hooks, tokens: tokens.count, length: cache.count + tokens.count) }
     var run = try ForwardPass(model: self, tokens: tokens, cache: cache, start: cache.count, hooks: hooks)
     defer { run.release() }
-    return try run.compute(allLogits: allLogits)
+    return try run.compute(allLogits: allLogits, logits: logits)
+  }
+
+  /// Rotates keys [rows, heads·headDimension] in place as the forward pass rotates the keys of positions
+  /// start..<start+rows (the same angles, bit for bit): pre-RoPE keys made elsewhere (KV prediction) then attend
+  /// as the model's own cached keys do.
+  public func rotateKeys(_ keys: UnsafeMutablePointer<Float>, rows: Int, heads: Int, start: Int) {
+    let half = config.headDimension / 2
+    guard rows > 0, half > 0 else { return }
+    let cosines = UnsafeMutablePointer<Float>.allocate(capacity: rows * half), sines = UnsafeMutablePointer<Float>.allocate(capacity: rows * half)
+    defer { cosines.deallocate(); sines.deallocate() }
+    for t in 0..<rows { ForwardPass.ropeAngles(config, position: start + t, cosines: cosines + t * half, sines: sines + t * half) }
+    ForwardPass.rotate(keys, rows: rows, heads: heads, config: config, cosines: cosines, sines: sines)
   }
 
   /// The hooks fit this call: one position per token inside the context, a mask of [tokens, length], known layers.

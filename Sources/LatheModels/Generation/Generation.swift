@@ -126,6 +126,54 @@ extension LlamaModel {
                       seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
   }
 
+  /// Perplexity of each window's tokens after its first `prompt`: `prefill(prompt tokens, room)` fills a cache (the
+  /// model's own prefill, or a technique's), the logits it returns score token `prompt`, and the model runs the rest
+  /// of the window teacher-forced from that cache. Whole windows only, every `stride` tokens, at most `maxWindows`.
+  public func continuationPerplexity(_ tokens: [Int], window: Int, stride: Int, prompt: Int, maxWindows: Int? = nil,
+                                     prefill: ([Int], Int) throws -> (KVCache, [Float]),
+                                     progress: (Int, Int) throws -> Void = { _, _ in }) throws -> Perplexity {
+    guard window >= 2, window <= config.contextLength else {
+      throw TensorError.invalidArgument(op: "perplexity", reason: "window must be in 2...\(config.contextLength), got \(window)")
+    }
+    guard prompt >= 1, prompt < window else { throw TensorError.invalidArgument(op: "perplexity", reason: "prompt must be in 1..<\(window) (the window), got \(prompt)") }
+    guard stride >= 1 else { throw TensorError.invalidArgument(op: "perplexity", reason: "stride must be >= 1, got \(stride)") }
+    guard tokens.count >= window else {
+      throw TensorError.invalidArgument(op: "perplexity", reason: "the text has \(tokens.count) tokens, fewer than one window of \(window)")
+    }
+    var starts = Array(Swift.stride(from: 0, through: tokens.count - window, by: stride))
+    if let maxWindows { starts = Array(starts.prefix(Swift.max(1, maxWindows))) }
+    let started = DispatchTime.now().uptimeNanoseconds
+    let vocab = config.vocabularySize
+    var nll = 0.0, count = 0
+    func score(_ row: UnsafePointer<Float>, _ target: Int) {
+      let m = FusedAttention.rowMaximum(row, vocab)
+      nll += Double(m) + Foundation.log(Self.sumOfExponentials(row, count: vocab, minus: m)) - Double(row[target])
+      count += 1
+    }
+    for (w, s) in starts.enumerated() {
+      let chunk = Array(tokens[s..<(s + window)])
+      let (cache, first) = try prefill(Array(chunk[0..<prompt]), window - prompt)
+      guard first.count == vocab, cache.count == prompt else {
+        throw TensorError.invalidArgument(op: "perplexity", reason: "the prefill gave \(cache.count) cached positions and \(first.count) logits for a prompt of \(prompt)")
+      }
+      first.withUnsafeBufferPointer { if let p = $0.baseAddress { score(p, chunk[prompt]) } }
+      if prompt + 1 < window {
+        let rows = try forward(Array(chunk[prompt..<(window - 1)]), cache: cache, allLogits: true)
+        try rows.withUnsafeBufferPointer { all in
+          guard let base = all.baseAddress else { return }
+          for (r, target) in chunk[(prompt + 1)...].enumerated() {
+            try Cancellation.check("perplexity")
+            score(base + r * vocab, target)
+          }
+        }
+      }
+      try progress(w + 1, starts.count)
+    }
+    let mean = nll / Double(Swift.max(count, 1))
+    return Perplexity(perplexity: Foundation.exp(mean), meanNLL: mean, predictedTokens: count, windows: starts.count,
+                      seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+  }
+
   /// Σ e^(row[j] − shift) over the row: SIMD exponentials (FastExp, within 2 ulp), each vector's sum added in Double.
   static func sumOfExponentials(_ row: UnsafePointer<Float>, count: Int, minus shift: Float) -> Double {
     let top = SIMD16<Float>(repeating: shift)

@@ -16,6 +16,10 @@ public struct LanguageModelStep {
   public var learningRate: Float = 0
   /// The process's peak resident set size during the step (VmHWM after resetting it), in bytes; 0 where unknown.
   public var peakResidentBytes = 0
+  public init(step: Int = 0, total: Int = 0, loss: Float = 0, tokensPerSecond: Double = 0, learningRate: Float = 0, peakResidentBytes: Int = 0) {
+    self.step = step; self.total = total; self.loss = loss; self.tokensPerSecond = tokensPerSecond; self.learningRate = learningRate
+    self.peakResidentBytes = peakResidentBytes
+  }
 }
 
 public enum LanguageModelTrainer {

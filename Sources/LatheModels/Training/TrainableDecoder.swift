@@ -62,9 +62,15 @@ public final class TrainableDecoder: Module {
   }
 
   /// The decoder of a loaded model: every weight dequantised to f32 (packed and compressed forms included).
-  public convenience init(model: LlamaModel) throws {
+  /// `sharingWeights`: f32 weights are used as they are, not copied (a frozen decoder that is never written).
+  public convenience init(model: LlamaModel, sharingWeights: Bool = false) throws {
     var tensors: [String: Tensor] = [:]
-    for (name, weight) in model.namedWeights { tensors[name] = try weight.denseF32() }
+    // Copies even of f32 weights unless shared: training updates these tensors in place, and the model may share
+    // its weights with others (droplayers keeps the layers of the model it came from).
+    for (name, weight) in model.namedWeights {
+      let dense = try weight.denseF32()
+      tensors[name] = !sharingWeights && dense.storage === weight.tensor?.storage ? try dense.copied(as: .f32) : dense
+    }
     try self.init(config: model.config, tensors: tensors, activations: model.layers.map(\.activation),
                   tokenizer: model.tokenizer, name: model.name)
     ggufMetadata = model.ggufMetadata
@@ -168,7 +174,7 @@ public final class TrainableDecoder: Module {
 
   /// Logits [B, T, vocab] of token ids [B, T] (or [T]: one sequence, logits [T, vocab]), causal, with an optional
   /// additive mask ([T, T] or [B, T, T]) and key padding ([B, T], nonzero for padding).
-  public func logits(_ ids: Tensor, mask: Tensor? = nil, keyPadding: Tensor? = nil) throws -> Variable {
+  public func logits(_ ids: Tensor, mask: Tensor? = nil, keyPadding: Tensor? = nil, route: KeyValueRoute? = nil) throws -> Variable {
     let single = ids.rank == 1
     guard ids.rank == 1 || ids.rank == 2, ids.count > 0 else {
       throw TensorError.invalidShape(op: "decoder", shape: ids.shape, reason: "needs token ids [batch, tokens] or [tokens]")
@@ -180,8 +186,8 @@ public final class TrainableDecoder: Module {
     var x = try Variable.embedding(ids.reshaped(to: [batch, t]), table: embedding)
     for l in blocks.indices {
       try Cancellation.check("decoder")
-      if !checkpointing || !Autograd.isRecording {
-        x = try layer(l, x, mask: mask, keyPadding: keyPadding)
+      if !checkpointing || !Autograd.isRecording || route != nil {
+        x = try layer(l, x, mask: mask, keyPadding: keyPadding, route: route)
         continue
       }
       // Gradient checkpointing: the layer runs without a graph; its backward runs it again with one, from the
@@ -202,7 +208,7 @@ public final class TrainableDecoder: Module {
   }
 
   /// Decoder layer `l` on x [B, T, d]: x + attention(norm(x)), then that plus the gated feed-forward of its norm.
-  func layer(_ l: Int, _ input: Variable, mask: Tensor?, keyPadding: Tensor?) throws -> Variable {
+  func layer(_ l: Int, _ input: Variable, mask: Tensor?, keyPadding: Tensor?, route: KeyValueRoute? = nil) throws -> Variable {
     let block = blocks[l], batch = input.shape[0], t = input.shape[1]
     let hd = config.headDimension, eps = config.rmsEpsilon, halves = config.ropeStyle == .halves
     let heads = config.headCounts[l], kvHeads = config.kvHeadCounts[l]
@@ -213,8 +219,18 @@ public final class TrainableDecoder: Module {
     }
     let h = try input.rmsNormRows(weight: block.attentionNorm, eps: eps)
     var q = try project(h, block.query, "attn_q").reshaped(to: [batch, t, heads, hd])
-    var k = try project(h, block.key, "attn_k").reshaped(to: [batch, t, kvHeads, hd])
-    let v = try project(h, block.value, "attn_v").reshaped(to: [batch, t, kvHeads, hd])
+    var k: Variable, v: Variable
+    if let replace = route?.replace {
+      // Keys and values from elsewhere (KV prediction): this layer's own projections are not run.
+      (k, v) = try replace(l)
+      guard k.shape == [batch, t, kvHeads, hd], v.shape == [batch, t, kvHeads, hd] else {
+        throw TensorError.shapeMismatch(op: "decoder layer \(l) keys and values", lhs: k.shape, rhs: [batch, t, kvHeads, hd])
+      }
+    } else {
+      k = try project(h, block.key, "attn_k").reshaped(to: [batch, t, kvHeads, hd])
+      v = try project(h, block.value, "attn_v").reshaped(to: [batch, t, kvHeads, hd])
+    }
+    if let observe = route?.observe { try observe(l, k, v) }
     if let qn = block.queryNorm, let kn = block.keyNorm {
       q = try q.rmsNormRows(weight: qn, eps: eps)
       k = try k.rmsNormRows(weight: kn, eps: eps)
@@ -227,6 +243,17 @@ public final class TrainableDecoder: Module {
     let f = try x.rmsNormRows(weight: block.ffnNorm, eps: eps)
     let hidden = try Variable.gatedActivation(project(f, block.gate, "ffn_gate"), project(f, block.up, "ffn_up"), block.activation.kernel)
     return try x.add(project(hidden, block.down, "ffn_down"))
+  }
+
+  /// Where a forward's keys and values go and come from (KV prediction): `observe` sees each layer's keys and values
+  /// before RoPE (and before a key norm), [B, T, kvHeads, hd]; `replace` gives a layer's keys and values, in that
+  /// same form, in place of its own projections. Gradient checkpointing is off for a routed forward.
+  public struct KeyValueRoute {
+    public var observe: ((_ layer: Int, _ keys: Variable, _ values: Variable) throws -> Void)?
+    public var replace: ((_ layer: Int) throws -> (Variable, Variable))?
+    public init(observe: ((Int, Variable, Variable) throws -> Void)? = nil, replace: ((Int) throws -> (Variable, Variable))? = nil) {
+      self.observe = observe; self.replace = replace
+    }
   }
 
   /// `forward` of a module: the input's values are token ids.

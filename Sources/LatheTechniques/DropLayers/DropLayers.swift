@@ -7,7 +7,8 @@ import LatheModels
 
 public struct DropLayers: ModelTransform, Equatable {
   public enum Keep: Equatable, Sendable {
-    /// Keeps layers 0, k, 2k, … with k = round(1/f).
+    /// Keeps layer i when ⌈(i+1)·f⌉ > ⌈i·f⌉: a fraction f of the layers at regular intervals, layer 0 first. For
+    /// f = 1/k that is 0, k, 2k, …; f = 0.75 drops 3, 7, 11, … (KV prediction's LP-0.75 model).
     case fraction(Double)
     /// Keeps exactly these layers, in this order.
     case layers([Int])
@@ -32,8 +33,9 @@ public struct DropLayers: ModelTransform, Equatable {
   public func kept(of count: Int) throws -> [Int] {
     switch keep {
     case .fraction(let f):
-      let k = Swift.max(1, Int(Swift.min((1 / f).rounded(), 1e9)))
-      return Array(stride(from: 0, to: count, by: k))
+      // The rounding guard keeps products such as 6·(1/3) = 1.9999999999999998 on their whole number.
+      func ceiling(_ x: Double) -> Double { (x - 1e-9).rounded(.up) }
+      return (0..<count).filter { i in ceiling(Double(i + 1) * f) > ceiling(Double(i) * f) }
     case .layers(let l):
       if let bad = l.first(where: { $0 >= count }) {
         throw TechniqueError("droplayers: layer \(bad) is not one of the model's 0..<\(count)")
@@ -53,6 +55,7 @@ public struct DropLayers: ModelTransform, Equatable {
                              name: model.name + " · " + description)
     out.ggufMetadata = model.ggufMetadata
     out.threads = model.threads
+    out.sourceLayers = kept.map { model.sourceLayers?[$0] ?? $0 }
     return out
   }
 
@@ -72,8 +75,8 @@ public struct DropLayers: ModelTransform, Equatable {
 
   public static let entry = TechniqueEntry(
     name: "droplayers", roles: [.modelTransform],
-    parameters: [TechniqueParameter("keep", .float(0.5), "a fraction f (layers 0, k, 2k, … with k = round(1/f)) or a list of layers")],
-    doc: "Keeps some of a decoder's layers: keep: f keeps layers 0, k, 2k, … with k = round(1/f) (0.5: 0, 2, 4, …; 0.25: 0, 4, 8, …); keep: a list keeps those layers in that order. The embeddings, final norm and head stay; the kept layers' weights are shared.",
+    parameters: [TechniqueParameter("keep", .float(0.5), "a fraction f of the layers at regular intervals (1/k: layers 0, k, 2k, …) or a list of layers")],
+    doc: "Keeps some of a decoder's layers: keep: f keeps layer i when ceil((i+1)·f) > ceil(i·f), a fraction f at regular intervals from layer 0 (0.5: 0, 2, 4, …; 0.25: 0, 4, 8, …; 0.75 drops 3, 7, 11, …); keep: a list keeps those layers in that order. The embeddings, final norm and head stay; the kept layers' weights are shared.",
     example: "let draft = compress(m, droplayers(keep: 0.5))",
     make: { a in
       switch a["keep"] {
