@@ -167,7 +167,7 @@ public final class KVCacheValue: HostObject {
   }
   public var memberNames: [String] {
     ["length", "capacity", "bytes", "first", "firstText", "ttft", "promptTokens", "flops", "baseFlops", "baseTokens"]
-      + (predicted == nil ? [] : ["auxCalls", "auxSeconds", "mapSeconds", "baseSeconds"]) + (parallel == nil ? [] : ParallelBuiltins.memberNames)
+      + (predicted == nil ? [] : ["auxCalls", "auxSeconds", "mapSeconds", "baseSeconds"]) + ParallelBuiltins.memberNames
   }
   public func member(_ name: String) throws -> Value? {
     switch name {

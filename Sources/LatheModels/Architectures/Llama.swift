@@ -205,12 +205,36 @@ public final class LlamaModel: @unchecked Sendable {
   /// start..<start+rows (the same angles, bit for bit): pre-RoPE keys made elsewhere (KV prediction) then attend
   /// as the model's own cached keys do.
   public func rotateKeys(_ keys: UnsafeMutablePointer<Float>, rows: Int, heads: Int, start: Int) {
-    let half = config.headDimension / 2
-    guard rows > 0, half > 0 else { return }
-    let cosines = UnsafeMutablePointer<Float>.allocate(capacity: rows * half), sines = UnsafeMutablePointer<Float>.allocate(capacity: rows * half)
-    defer { cosines.deallocate(); sines.deallocate() }
-    for t in 0..<rows { ForwardPass.ropeAngles(config, position: start + t, cosines: cosines + t * half, sines: sines + t * half) }
-    ForwardPass.rotate(keys, rows: rows, heads: heads, config: config, cosines: cosines, sines: sines)
+    rotateKeys(keys, heads: heads, angles: rotaryAngles(rows: rows, start: start))
+  }
+
+  /// The rotary angles of positions start..<start+rows (cosines and sines, headDimension/2 per row), to rotate many
+  /// layers' keys with one computation of them.
+  public struct RotaryAngles: Sendable {
+    public let rows: Int
+    let cosines: [Float], sines: [Float]
+  }
+
+  public func rotaryAngles(rows: Int, start: Int) -> RotaryAngles {
+    let half = config.headDimension / 2, rows = Swift.max(0, rows)
+    var cosines = [Float](repeating: 0, count: rows * half), sines = cosines
+    cosines.withUnsafeMutableBufferPointer { c in
+      sines.withUnsafeMutableBufferPointer { s in
+        guard let cp = c.baseAddress, let sp = s.baseAddress else { return }
+        for t in 0..<rows { ForwardPass.ropeAngles(config, position: start + t, cosines: cp + t * half, sines: sp + t * half) }
+      }
+    }
+    return RotaryAngles(rows: rows, cosines: cosines, sines: sines)
+  }
+
+  /// Rotates `angles.rows` rows of keys [rows, heads·headDimension] in place by those angles.
+  public func rotateKeys(_ keys: UnsafeMutablePointer<Float>, heads: Int, angles: RotaryAngles) {
+    angles.cosines.withUnsafeBufferPointer { c in
+      angles.sines.withUnsafeBufferPointer { s in
+        guard let cp = c.baseAddress, let sp = s.baseAddress else { return }
+        ForwardPass.rotate(keys, rows: angles.rows, heads: heads, config: config, cosines: cp, sines: sp)
+      }
+    }
   }
 
   /// The hooks fit this call: one position per token inside the context, a mask of [tokens, length], known layers.

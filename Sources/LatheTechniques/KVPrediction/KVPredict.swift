@@ -207,12 +207,13 @@ public final class KVPredict: PrefillStrategy, FittingTechnique {
       result.auxSeconds = seconds(since: started)
       let mapStart = DispatchTime.now().uptimeNanoseconds
       openblas_set_num_threads(Int32(Swift.max(1, base.threads)))
+      let angles = base.rotaryAngles(rows: n, start: 0)
       for (i, j) in maps.layerMap.enumerated() {
         try Cancellation.check("kvpredict")
         var keys = try KVPredict.apply(maps.keyWeights[i], maps.keyBiases[i], to: auxKV[j].keys, rows: n)
         let values = try KVPredict.apply(maps.valueWeights[i], maps.valueBiases[i], to: auxKV[j].values, rows: n)
         keys.withUnsafeMutableBufferPointer { k in
-          if let p = k.baseAddress { base.rotateKeys(p, rows: n, heads: base.config.kvHeadCounts[i], start: 0) }
+          if let p = k.baseAddress { base.rotateKeys(p, heads: base.config.kvHeadCounts[i], angles: angles) }
         }
         try keys.withUnsafeBufferPointer { k in
           try values.withUnsafeBufferPointer { v in
