@@ -31,15 +31,20 @@ enum KVPredictBench {
           + "  tokens  1 thread  2 threads  base/x (1 thr)  base/x (2 thr)  FLOPs base/x")
     for n in [512, 1024] {
       let prompt = Array(ids.prefix(n))
+      var parts: [String: String] = [:]
       var cases: [(String, () throws -> Void, Double)] = [("base prefill", { _ = try base.prefill(prompt, extra: 0) }, 1)]
       for (name, aux, kvp) in auxes {
         cases.append(("aux alone, \(name)", { _ = try aux.prefill(prompt, extra: 0) },
                       Double(KVPredict.prefillFlops(base, promptTokens: n)) / Double(KVPredict.prefillFlops(aux, promptTokens: n))))
         let maps = try kvp.maps(for: base)
-        cases.append(("kvpredict, \(name)", { _ = try kvp.predict(base, prompt, room: 0) },
+        cases.append(("kvpredict, \(name)", {
+          let r = try kvp.predict(base, prompt, room: 0)
+          parts["\(name) \(base.threads)"] = String(format: "aux %.1f, maps %.1f, base step %.1f ms", r.auxSeconds * 1e3, r.mapSeconds * 1e3, r.baseSeconds * 1e3)
+        },
                       Double(KVPredict.prefillFlops(base, promptTokens: n)) / Double(kvp.flops(base, promptTokens: n, maps: maps))))
       }
       var best = [[Double]](repeating: [.infinity, .infinity], count: cases.count)
+      defer { for (k, v) in parts.sorted(by: { $0.key < $1.key }) { print("  kvpredict \(k) thread(s), last run: \(v)") } }
       for (t, threads) in [1, 2].enumerated() {
         for m in [base] + auxes.map(\.1) { m.threads = threads }
         for _ in 0..<3 {

@@ -57,6 +57,18 @@ public final class KVCache: @unchecked Sendable {
     (values[layer].floats() + position * width).update(from: v, count: rows * width)
   }
 
+  /// Mutable access to layer `layer`'s keys and values for positions 0..<rows ([rows, width] floats each,
+  /// row-major), the cache grown as needed (up to `limit` positions), to write them in place. The count is left
+  /// alone: set it with `setCount` once every layer is written.
+  public func withRows<R>(layer: Int, rows: Int, limit: Int,
+                          _ body: (_ keys: UnsafeMutablePointer<Float>, _ values: UnsafeMutablePointer<Float>) throws -> R) throws -> R {
+    guard layer >= 0, layer < widths.count, rows >= 0 else {
+      throw TensorError.invalidArgument(op: "kv cache", reason: "cannot write layer \(layer), positions 0..<\(rows)")
+    }
+    try reserve(rows, limit: limit)
+    return try body(keys[layer].floats(), values[layer].floats())
+  }
+
   /// Sets the number of filled positions (after `write`), at most the capacity.
   public func setCount(_ positions: Int) throws {
     guard positions >= 0, positions <= capacity else {

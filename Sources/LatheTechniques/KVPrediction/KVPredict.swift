@@ -170,19 +170,28 @@ public final class KVPredict: PrefillStrategy, FittingTechnique {
 
   /// y [rows, w_B] = x [rows, w_A]·Wᵀ + b.
   static func apply(_ w: Tensor, _ b: Tensor, to x: [Float], rows: Int) throws -> [Float] {
-    let outWidth = w.shape[0], inWidth = w.shape[1]
-    let bias = try b.contiguous(), weight = try w.contiguous()
-    var y = [Float](repeating: 0, count: rows * outWidth)
-    let bp = bias.readPointer()
-    for r in 0..<rows { for c in 0..<outWidth { y[r * outWidth + c] = bp[c] } }
-    guard rows > 0 else { return y }
-    x.withUnsafeBufferPointer { xp in
-      y.withUnsafeMutableBufferPointer { yp in
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outWidth), Int32(inWidth), 1, xp.baseAddress, Int32(inWidth),
-                    weight.readPointer(), Int32(inWidth), 1, yp.baseAddress, Int32(outWidth))
-      }
+    var y = [Float](repeating: 0, count: rows * w.shape[0])
+    try y.withUnsafeMutableBufferPointer { yp in
+      guard let out = yp.baseAddress else { return }
+      try apply(w, b, to: x, rows: rows, into: out)
     }
     return y
+  }
+
+  /// The same into `out` ([rows, w_B] floats).
+  static func apply(_ w: Tensor, _ b: Tensor, to x: [Float], rows: Int, into out: UnsafeMutablePointer<Float>) throws {
+    let outWidth = w.shape[0], inWidth = w.shape[1]
+    guard x.count >= rows * inWidth else {
+      throw TechniqueError("kvpredict: \(x.count / Swift.max(1, inWidth)) aux rows of width \(inWidth) for \(rows) positions")
+    }
+    let bias = try b.contiguous(), weight = try w.contiguous()
+    let bp = bias.readPointer()
+    for r in 0..<rows { (out + r * outWidth).update(from: bp, count: outWidth) }
+    guard rows > 0 else { return }
+    x.withUnsafeBufferPointer { xp in
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outWidth), Int32(inWidth), 1, xp.baseAddress, Int32(inWidth),
+                  weight.readPointer(), Int32(inWidth), 1, out, Int32(outWidth))
+    }
   }
 
   /// KV prediction of a prompt for `base`: the aux on tokens 0..<T−1, the maps, the predicted keys rotated at
@@ -210,16 +219,11 @@ public final class KVPredict: PrefillStrategy, FittingTechnique {
       let angles = base.rotaryAngles(rows: n, start: 0)
       for (i, j) in maps.layerMap.enumerated() {
         try Cancellation.check("kvpredict")
-        var keys = try KVPredict.apply(maps.keyWeights[i], maps.keyBiases[i], to: auxKV[j].keys, rows: n)
-        let values = try KVPredict.apply(maps.valueWeights[i], maps.valueBiases[i], to: auxKV[j].values, rows: n)
-        keys.withUnsafeMutableBufferPointer { k in
-          if let p = k.baseAddress { base.rotateKeys(p, heads: base.config.kvHeadCounts[i], angles: angles) }
-        }
-        try keys.withUnsafeBufferPointer { k in
-          try values.withUnsafeBufferPointer { v in
-            guard let kp = k.baseAddress, let vp = v.baseAddress else { return }
-            try cache.write(layer: i, at: 0, rows: n, keys: kp, values: vp, limit: base.config.contextLength)
-          }
+        // The maps write straight into the base's cache rows; the keys are then rotated there.
+        try cache.withRows(layer: i, rows: n, limit: base.config.contextLength) { keys, values in
+          try KVPredict.apply(maps.keyWeights[i], maps.keyBiases[i], to: auxKV[j].keys, rows: n, into: keys)
+          try KVPredict.apply(maps.valueWeights[i], maps.valueBiases[i], to: auxKV[j].values, rows: n, into: values)
+          base.rotateKeys(keys, heads: base.config.kvHeadCounts[i], angles: angles)
         }
       }
       try cache.setCount(n)
