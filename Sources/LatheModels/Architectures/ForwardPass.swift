@@ -138,7 +138,7 @@ struct ForwardPass {
         (keys, values, length) = (input.keys, input.values, input.length)
       } else if let cache {
         let width = kvHeads * hd
-        let ck = cache.keys[l].floats(), cv = cache.values[l].floats()
+        let ck = cache.keys[l], cv = cache.values[l]
         (ck + start * width).update(from: k, count: T * width)
         (cv + start * width).update(from: v, count: T * width)
         (keys, values, length) = (UnsafePointer(ck), UnsafePointer(cv), start + T)

@@ -180,18 +180,25 @@ public final class KVPredict: PrefillStrategy, FittingTechnique {
 
   /// The same into `out` ([rows, w_B] floats).
   static func apply(_ w: Tensor, _ b: Tensor, to x: [Float], rows: Int, into out: UnsafeMutablePointer<Float>) throws {
-    let outWidth = w.shape[0], inWidth = w.shape[1]
-    guard x.count >= rows * inWidth else {
-      throw TechniqueError("kvpredict: \(x.count / Swift.max(1, inWidth)) aux rows of width \(inWidth) for \(rows) positions")
+    guard x.count >= rows * w.shape[1] else {
+      throw TechniqueError("kvpredict: \(x.count / Swift.max(1, w.shape[1])) aux rows of width \(w.shape[1]) for \(rows) positions")
     }
+    try x.withUnsafeBufferPointer { xp in
+      guard let p = xp.baseAddress else { return }
+      try apply(w, b, to: p, width: w.shape[1], rows: rows, into: out)
+    }
+  }
+
+  /// The same from `x` ([rows, width] floats, width = w_A).
+  static func apply(_ w: Tensor, _ b: Tensor, to x: UnsafePointer<Float>, width: Int, rows: Int, into out: UnsafeMutablePointer<Float>) throws {
+    let outWidth = w.shape[0], inWidth = w.shape[1]
+    guard width == inWidth else { throw TechniqueError("kvpredict: aux rows of width \(width) for a map that takes \(inWidth)") }
     let bias = try b.contiguous(), weight = try w.contiguous()
     let bp = bias.readPointer()
     for r in 0..<rows { (out + r * outWidth).update(from: bp, count: outWidth) }
     guard rows > 0 else { return }
-    x.withUnsafeBufferPointer { xp in
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outWidth), Int32(inWidth), 1, xp.baseAddress, Int32(inWidth),
-                  weight.readPointer(), Int32(inWidth), 1, out, Int32(outWidth))
-    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outWidth), Int32(inWidth), 1, x, Int32(inWidth),
+                weight.readPointer(), Int32(inWidth), 1, out, Int32(outWidth))
   }
 
   /// KV prediction of a prompt for `base`: the aux on tokens 0..<T−1, the maps, the predicted keys rotated at
@@ -212,22 +219,28 @@ public final class KVPredict: PrefillStrategy, FittingTechnique {
     let cache = try base.makeCache(capacity: prompt.count + room)
     var result = PredictedPrefill(cache: cache, logits: [], firstToken: 0)
     if n > 0 {
-      let auxKV = try auxKeysValues(prompt[0..<n])
-      result.auxSeconds = seconds(since: started)
-      let mapStart = DispatchTime.now().uptimeNanoseconds
-      openblas_set_num_threads(Int32(Swift.max(1, base.threads)))
+      // The maps run inside the aux's forward, as soon as each aux layer has its keys and values (no copies, the
+      // rows still in cache), writing straight into the base's cache rows; the keys are then rotated there.
       let angles = base.rotaryAngles(rows: n, start: 0)
-      for (i, j) in maps.layerMap.enumerated() {
-        try Cancellation.check("kvpredict")
-        // The maps write straight into the base's cache rows; the keys are then rotated there.
-        try cache.withRows(layer: i, rows: n, limit: base.config.contextLength) { keys, values in
-          try KVPredict.apply(maps.keyWeights[i], maps.keyBiases[i], to: auxKV[j].keys, rows: n, into: keys)
-          try KVPredict.apply(maps.valueWeights[i], maps.valueBiases[i], to: auxKV[j].values, rows: n, into: values)
-          base.rotateKeys(keys, heads: base.config.kvHeadCounts[i], angles: angles)
+      let targets = Dictionary(grouping: maps.layerMap.indices, by: { maps.layerMap[$0] })
+      var mapNanoseconds: UInt64 = 0
+      var hooks = ForwardHooks()
+      hooks.preRopeKeysValues = { layer, k, v, rows, width in
+        let mapStart = DispatchTime.now().uptimeNanoseconds
+        defer { mapNanoseconds += DispatchTime.now().uptimeNanoseconds - mapStart }
+        for i in targets[layer] ?? [] {
+          try cache.withRows(layer: i, rows: rows, limit: base.config.contextLength) { keys, values in
+            try KVPredict.apply(maps.keyWeights[i], maps.keyBiases[i], to: k, width: width, rows: rows, into: keys)
+            try KVPredict.apply(maps.valueWeights[i], maps.valueBiases[i], to: v, width: width, rows: rows, into: values)
+            base.rotateKeys(keys, heads: base.config.kvHeadCounts[i], angles: angles)
+          }
         }
       }
+      _ = try aux.forward(Array(prompt[0..<n]), cache: try aux.makeCache(capacity: n), logits: false, hooks: hooks)
+      auxCalls += 1
       try cache.setCount(n)
-      result.mapSeconds = seconds(since: mapStart)
+      result.mapSeconds = Double(mapNanoseconds) / 1e9
+      result.auxSeconds = seconds(since: started) - result.mapSeconds
       result.auxCalls = 1
     }
     let baseStart = DispatchTime.now().uptimeNanoseconds
