@@ -22,6 +22,22 @@ public struct LanguageModelStep {
   }
 }
 
+/// The windows of a training run in a seeded order, epoch after epoch (a fresh permutation of the starts each
+/// epoch, seeded by the recipe's seed and the epoch).
+public struct WindowOrder {
+  let starts: [Int], seed: UInt64
+  var order: [Int] = [], epoch = 0, cursor = 0
+  public init(starts: [Int], seed: UInt64) { self.starts = starts; self.seed = seed }
+  public mutating func next() -> Int {
+    if cursor == order.count {
+      order = Trainer.permutation(starts.count, seed: seed &+ UInt64(epoch) &* 0x9E37_79B9)
+      epoch += 1; cursor = 0
+    }
+    cursor += 1
+    return starts[order[cursor - 1]]
+  }
+}
+
 public enum LanguageModelTrainer {
   /// The windows (start offsets) of `tokens` for `sequence` inputs and their next-token targets.
   public static func windowStarts(tokenCount: Int, sequence: Int) -> [Int] {
@@ -100,15 +116,8 @@ public enum LanguageModelTrainer {
     try evaluate(0)
     var record = TrainRecord()
     let start = DispatchTime.now().uptimeNanoseconds
-    var order: [Int] = [], epoch = 0, cursor = 0
-    func nextWindow() -> Int {
-      if cursor == order.count {
-        order = Trainer.permutation(starts.count, seed: recipe.seed &+ UInt64(epoch) &* 0x9E37_79B9)
-        epoch += 1; cursor = 0
-      }
-      cursor += 1
-      return starts[order[cursor - 1]]
-    }
+    var windows = WindowOrder(starts: starts, seed: recipe.seed)
+    func nextWindow() -> Int { windows.next() }
     for step in 0..<total {
       let stepStart = DispatchTime.now().uptimeNanoseconds
       Memory.resetPeakResident()

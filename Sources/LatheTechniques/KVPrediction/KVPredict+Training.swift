@@ -95,21 +95,13 @@ extension KVPredict {
     let lambdaC = Float(self.lambdaC ?? 1 / Double(base.config.layerCount))
     openblas_set_num_threads(Int32(ThreadPool.shared.threadCount))
     var record = TrainRecord()
-    var order: [Int] = [], epoch = 0, cursor = 0
-    func nextWindow() -> Int {
-      if cursor == order.count {
-        order = Trainer.permutation(starts.count, seed: recipe.seed &+ UInt64(epoch) &* 0x9E37_79B9)
-        epoch += 1; cursor = 0
-      }
-      cursor += 1
-      return starts[order[cursor - 1]]
-    }
+    var windowOrder = WindowOrder(starts: starts, seed: recipe.seed)
     let started = DispatchTime.now().uptimeNanoseconds
     for step in 0..<total {
       let stepStart = DispatchTime.now().uptimeNanoseconds
       Memory.resetPeakResident()
       var windows: [Int] = []
-      for _ in 0..<batch { windows.append(nextWindow()) }
+      for _ in 0..<batch { windows.append(windowOrder.next()) }
       var ids = [Float](), targets = [Int]()
       for s in windows { for i in 0..<seq { ids.append(Float(tokens[s + i])); targets.append(tokens[s + i + 1]) } }
       let input = try Tensor(ids, shape: [batch, seq])
