@@ -2,7 +2,7 @@
 // aux models alone (droplayers keep 0.5: 15 layers, keep 0.25: 8) and KV prediction with each, at 512 and 1024
 // prompt tokens on 1 and 2 threads, best of 3 runs interleaved; beside each, the FLOPs ratio of the paper's
 // accounting (base prefill FLOPs / KVP prefill FLOPs) and the measured one. Then decoding after each prefill, which
-// is the base's in both cases.
+// is the base's in both cases (best of 5, interleaved).
 
 import Foundation
 import LatheData
@@ -64,18 +64,23 @@ enum KVPredictBench {
     // Decoding after the prefill: the base's own steps either way.
     for m in [base] + auxes.map(\.1) { m.threads = 2 }
     let prompt = Array(ids.prefix(512))
-    print("decode after a 512-token prefill, 64 greedy tokens, 2 threads (tokens/s, best of 3):")
-    for (name, prefill) in [("base", { try base.prefill(prompt, extra: 64) })] + auxes.map({ a in
-      ("kvpredict, \(a.0)", { () throws -> (cache: KVCache, logits: [Float]) in let r = try a.2.predict(base, prompt, room: 64); return (r.cache, r.logits) })
-    }) {
-      var fastest = 0.0
-      for _ in 0..<3 {
-        let (cache, logits) = try prefill()
+    print("decode after a 512-token prefill, 64 greedy tokens, 2 threads (tokens/s, best of 5, interleaved):")
+    let decodeArms: [(String, () throws -> (cache: KVCache, logits: [Float]))] = [("base", { try base.prefill(prompt, extra: 64) })]
+      + auxes.map { a in
+        ("kvpredict, \(a.0)", { let r = try a.2.predict(base, prompt, room: 64); return (r.cache, r.logits) })
+      }
+    var fastest = [Double](repeating: 0, count: decodeArms.count)
+    for _ in 0..<5 {
+      for (i, arm) in decodeArms.enumerated() {
+        let (cache, logits) = try arm.1()
         var sampler = try Sampler()
         let g = try base.decode(cache: cache, logits: logits, maxTokens: 64, sampler: &sampler)
-        fastest = Swift.max(fastest, g.decodeTokensPerSecond)
+        fastest[i] = Swift.max(fastest[i], g.decodeTokensPerSecond)
       }
-      print("  " + name.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: "%8.1f", fastest))
+    }
+    for (i, arm) in decodeArms.enumerated() {
+      print("  " + arm.0.padding(toLength: 28, withPad: " ", startingAt: 0)
+            + String(format: "%8.1f  %5.2f of the base's", fastest[i], fastest[i] / fastest[0]))
     }
   }
 }

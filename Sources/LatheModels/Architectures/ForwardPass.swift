@@ -113,7 +113,11 @@ struct ForwardPass {
       ForwardPass.ropeAngles(config, position: hooks.positions?[t] ?? start + t, cosines: cosines + t * hd / 2, sines: sines + t * hd / 2)
     }
     let observe = hooks.observe
-    for l in hooks.layers ?? Array(0..<config.layerCount) {
+    let order = hooks.layers ?? Array(0..<config.layerCount)
+    // Without logits or an observer nothing reads the last layer's output: once its keys and values are stored (or
+    // exchanged), its attention and feed-forward are skipped (KV prediction's aux, a prompt cached for later).
+    let keysValuesOnly = !wantLogits && !allLogits && observe == nil
+    for (index, l) in order.enumerated() {
       try Cancellation.check("forward")          // Ctrl-C between layers: a 512-token window stops within one layer
       let layer = model.layers[l]
       let heads = config.headCounts[l], kvHeads = config.kvHeadCounts[l], ffn = config.ffnWidths[l]
@@ -145,6 +149,7 @@ struct ForwardPass {
       } else {
         throw TensorError.invalidArgument(op: "forward", reason: "neither a KV cache nor an exchange")
       }
+      if keysValuesOnly && index == order.count - 1 { break }
       attend(layer: l, heads: heads, kvHeads: kvHeads, keys: keys, values: values, length: length)
       try Cancellation.check("attention")
       try project(layer.output, attention, into: projected)

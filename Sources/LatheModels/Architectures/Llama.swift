@@ -184,7 +184,8 @@ public final class LlamaModel: @unchecked Sendable {
 
   /// Runs `tokens` at the cache's next positions, appending their keys and values. Returns the logits of the last
   /// token ([vocab]) or, with `allLogits`, of every token ([tokens.count × vocab], row-major).
-  /// `logits: false` skips the output head and returns [] (a prompt whose cache is all that is wanted).
+  /// `logits: false` skips the output head and returns [] (a prompt whose cache is all that is wanted); with no
+  /// `observe` hook it also skips the last layer's attention and feed-forward, which only the head reads.
   public func forward(_ tokens: [Int], cache: KVCache, allLogits: Bool = false, logits: Bool = true,
                       hooks: ForwardHooks = ForwardHooks()) throws -> [Float] {
     guard !tokens.isEmpty else { throw TensorError.invalidArgument(op: "forward", reason: "no tokens") }
