@@ -83,7 +83,7 @@ enum ModelBench {
     print("row".padding(toLength: 38, withPad: " ", startingAt: 0) + "  lathe tok/s  cpu/wall  llama.cpp tok/s (avg)  lathe/llama.cpp")
     for threads in threadCounts {
       model.threads = threads
-      openblas_set_num_threads(Int32(threads))
+      BLASThreads.set(threads)
       for n in promptLengths where wanted("prefill \(n)") {
         let prompt = Array(corpus.prefix(n))
         let figure = reference(prompt: n, generated: 0, threads: threads)
@@ -113,7 +113,7 @@ enum ModelBench {
         row("\(decodeName(depth)), \(threads) thread\(threads == 1 ? "" : "s")", Double(decodeLength) / t, cpu / t, figure)
       }
     }
-    openblas_set_num_threads(Int32(ThreadPool.shared.threadCount))
+    BLASThreads.set(ThreadPool.shared.threadCount)
     if let version {
       print("llama.cpp: \(version), `llama-bench -m \(path) -p N -n 0 | -p 0 -n \(decodeLength) [-d D] -t T -r \(repeatCount) -o json`, "
             + "best and mean of its \(repeatCount) runs")
@@ -147,7 +147,7 @@ enum ModelBench {
             }
           } } }
         }
-        openblas_set_num_threads(Int32(threads))
+        BLASThreads.set(threads)
         let gemm = bestSeconds(repeatCount) {
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(ffn), Int32(d), 1, x, Int32(d), w, Int32(d),
                       0, &y, Int32(ffn))
@@ -159,7 +159,7 @@ enum ModelBench {
               + String(format: "  %28.1f  %13.1f  %14.0f%%", a, g, 100 * a / g))
       }
     }
-    openblas_set_num_threads(Int32(ThreadPool.shared.threadCount))
+    BLASThreads.set(ThreadPool.shared.threadCount)
   }
 
   nonisolated(unsafe) static var readSink: Float = 0

@@ -77,7 +77,7 @@ enum TrainBench {
   static func probe(_ name: String) -> Int32 {
     do {
       let threads = ThreadPool.shared.threadCount
-      openblas_set_num_threads(Int32(threads))
+      BLASThreads.set(threads)
       let sgemm = sgemmRate()
       switch name {
       case "smollm2", "small decoder":

@@ -200,7 +200,7 @@ struct ForwardPass {
       for t in 0..<T { try weight.matvec(input + t * cols, into: out + t * rows, threads: threads) }
       return
     }
-    openblas_set_num_threads(Int32(threads))
+    BLASThreads.set(threads)
     if let w = weight.tensor, w.dtype == .f32 {
       try sgemmInTokenBlocks(input, w.readPointer(), rows: rows, cols: cols, into: out, outStride: rows)
       return

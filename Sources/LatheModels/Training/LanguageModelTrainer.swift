@@ -105,7 +105,7 @@ public enum LanguageModelTrainer {
     decoder.checkpointing = recipe.checkpoint
     defer { decoder.checkpointing = saved }
 
-    openblas_set_num_threads(Int32(ThreadPool.shared.threadCount))      // the pool's size (LATHE_THREADS) for sgemm too
+    BLASThreads.set(ThreadPool.shared.threadCount)      // the pool's size (LATHE_THREADS) for sgemm too
     if let heldOut, let bad = heldOut.first(where: { $0 < 0 || $0 >= vocab }) {
       throw TensorError.indexOutOfRange(op: "train", index: bad, size: vocab, axis: 0)
     }

@@ -93,7 +93,7 @@ extension KVPredict {
     let optimizer = recipe.makeOptimizer()
     let vocab = base.config.vocabularySize, hd = base.config.headDimension
     let lambdaC = Float(self.lambdaC ?? 1 / Double(base.config.layerCount))
-    openblas_set_num_threads(Int32(ThreadPool.shared.threadCount))
+    BLASThreads.set(ThreadPool.shared.threadCount)
     var record = TrainRecord()
     var windowOrder = WindowOrder(starts: starts, seed: recipe.seed)
     let started = DispatchTime.now().uptimeNanoseconds

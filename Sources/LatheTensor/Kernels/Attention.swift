@@ -72,7 +72,8 @@ public enum FusedAttention {
         finish(shape, work: work, kvHead: kvHead, first: first, count: count, output: output, outputStride: outputStride)
       }
     }
-    if threads <= 1 { for i in 0..<items { body(i) } } else { ThreadPool.shared.parallelFor(items, body) }
+    // Each tile's products on the thread that runs it, with one thread or two (BLASThreads: the same bits).
+    if threads <= 1 { BLASThreads.single { for i in 0..<items { body(i) } } } else { ThreadPool.shared.parallelFor(items, body) }
     guard let partial, !Cancellation.requested else { return }
     // Merge the splits of each KV head in split order: M = max m_s, L = Σ l_s·e^(m_s − M), O = Σ O_s·e^(m_s − M) / L.
     let count = T, rows = group * count

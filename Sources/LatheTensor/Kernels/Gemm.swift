@@ -11,11 +11,11 @@ enum Gemm {
     // A small product runs on the calling thread: waking OpenBLAS's own threads for it costs more than it saves,
     // and a woken OpenBLAS thread then spins (sched_yield) for about 0.1 s, taking a core from the pool's workers
     // (a Fashion-MNIST CNN step spent 12% of its time there, woken by the 64×1568 · 1568×10 linear layer).
-    let threads = m * n * k < Gemm.smallProduct ? openblas_get_num_threads() : 1
-    if threads > 1 { openblas_set_num_threads(1) }
-    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-    if threads > 1 { openblas_set_num_threads(threads) }
+    func product() {
+      cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                  Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+    if m * n * k < Gemm.smallProduct { BLASThreads.single(product) } else { product() }
   }
 
   /// Products of fewer multiply-adds than this (8 MFLOP, about 80 µs on one core) stay on one thread.

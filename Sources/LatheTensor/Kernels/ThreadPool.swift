@@ -66,10 +66,7 @@ public final class ThreadPool: @unchecked Sendable {
     defer { lock.unlock() }
     ThreadPool.setInside(true)
     defer { ThreadPool.setInside(false) }
-    let blasThreads = openblas_get_num_threads()
-    openblas_set_num_threads(1)
-    crew.run(n, body)
-    openblas_set_num_threads(blasThreads)
+    BLASThreads.single { crew.run(n, body) }
   }
 }
 
