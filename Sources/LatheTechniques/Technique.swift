@@ -330,6 +330,8 @@ public enum Techniques {
     KnowledgeDistillation.entry,
     LoRA.entry,
     KVPredict.entry,
+    SpecStream.entry,
+    Greedy.entry,
   ]
 
   public static func entry(named name: String) -> TechniqueEntry? { all.first { $0.name == name } }

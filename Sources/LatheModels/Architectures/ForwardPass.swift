@@ -52,6 +52,34 @@ public struct ForwardHooks {
   /// Runs even a few rows' projections through sgemm (k query rows in one step), not one matrix-vector product per
   /// row; for more than ForwardPass.matvecTokens rows that is the path anyway.
   public var batchedRows = false
+  /// Speculative streams (multi-stream attention): rows added at one layer's input that run the layers from there on.
+  public var streams: Streams?
+  /// With `allLogits`, logits for the first `headRows` rows only (a draft tree's main rows, not its stream rows).
+  public var headRows: Int?
+
+  /// Stream rows: at the input of `layer`, each main row r of `rows` gets `count` stream rows, stream j (1...count)
+  /// entering as r's hidden state plus `embeddings` row j−1. From `layer` on the pass runs R = T + rows.count·count
+  /// rows (main rows first, then stream rows in (r, j) order) at `positions`, attending under `mask`, an additive
+  /// [R, start + R] mask over the cached rows, the main rows and the stream rows. Stream keys and values sit in
+  /// the cache rows after the main rows only during the call: the cache's count ends at start + T. The logits
+  /// (`allLogits`) are R rows.
+  public struct Streams {
+    public var layer: Int, count: Int
+    /// [count, dimension], row-major.
+    public var embeddings: [Float]
+    public var rows: [Int]
+    /// RoPE positions of the stream rows, [rows.count · count] in (r, j) order.
+    public var positions: [Int]
+    public var mask: [Float]
+    /// Sees the main rows' hidden states entering `layer` ([T, dimension]) before the streams are added.
+    public var observe: ((UnsafePointer<Float>, Int) throws -> Void)?
+    public init(layer: Int, count: Int, embeddings: [Float], rows: [Int], positions: [Int], mask: [Float]) {
+      self.layer = layer; self.count = count; self.embeddings = embeddings; self.rows = rows; self.positions = positions
+      self.mask = mask
+    }
+    /// Rows of a pass of `tokens` main rows once the streams are in.
+    public func totalRows(tokens: Int) -> Int { tokens + rows.count * count }
+  }
 
   public init(observe: ((Activation) throws -> Void)? = nil, positions: [Int]? = nil, mask: [Float]? = nil, layers: [Int]? = nil,
               batchedRows: Bool = false) {
@@ -59,7 +87,7 @@ public struct ForwardHooks {
   }
 
   var isEmpty: Bool {
-    observe == nil && preRopeKeysValues == nil && positions == nil && mask == nil && layers == nil && !batchedRows
+    observe == nil && preRopeKeysValues == nil && positions == nil && mask == nil && layers == nil && !batchedRows && streams == nil && headRows == nil
   }
 }
 
@@ -68,7 +96,9 @@ struct ForwardPass {
   typealias Exchange = (Int, UnsafePointer<Float>, UnsafePointer<Float>) throws -> ChunkAttentionInput
   /// nil for a chunk forward, whose keys and values come from its exchange.
   let model: LlamaModel, config: LlamaConfig, cache: KVCache?, tokens: [Int]
-  let T: Int, start: Int, threads: Int
+  /// Rows in flight: the tokens, then (from the streams' layer on) the tokens and their stream rows.
+  var T: Int
+  let start: Int, threads: Int, tokenCount: Int, maxRows: Int
   let hooks: ForwardHooks
   var buffers: [UnsafeMutablePointer<Float>] = []
   let x, h, q, k, v, attention, projected, gate, up: UnsafeMutablePointer<Float>
@@ -83,9 +113,11 @@ struct ForwardPass {
 
   init(model: LlamaModel, tokens: [Int], cache: KVCache?, start: Int, hooks: ForwardHooks = ForwardHooks()) throws {
     self.model = model; config = model.config; self.cache = cache; self.tokens = tokens; self.hooks = hooks
-    T = tokens.count; self.start = start; threads = Swift.max(1, model.threads)
+    self.T = tokens.count; tokenCount = tokens.count; self.start = start; threads = Swift.max(1, model.threads)
+    let T = hooks.streams?.totalRows(tokens: tokens.count) ?? tokens.count
+    maxRows = T
     let d = config.dimension, hd = config.headDimension
-    let maxHeads = config.headCounts.max()!, maxKV = config.kvHeadCounts.max()!, maxFFN = config.ffnWidths.max()!
+    let maxHeads = config.headCounts.max() ?? 1, maxKV = config.kvHeadCounts.max() ?? 1, maxFFN = config.ffnWidths.max() ?? 1
     let scratch = T * (4 * d + 2 * maxHeads * hd + 2 * maxKV * hd + 2 * maxFFN) + T * hd
     guard scratch <= Memory.budget / 4 else { throw TensorError.outOfMemory(op: "forward", bytes: scratch * 4, budget: Memory.budget) }
     var list: [UnsafeMutablePointer<Float>] = []
@@ -99,7 +131,7 @@ struct ForwardPass {
     k = make(T * maxKV * hd); v = make(T * maxKV * hd)
     gate = make(T * maxFFN); up = make(T * maxFFN)
     cosines = make(T * hd / 2); sines = make(T * hd / 2)
-    weightSliceCount = T > ForwardPass.matvecTokens || hooks.batchedRows ? Swift.max(1 << 20, 32 * Swift.max(d, maxFFN, maxHeads * hd)) : 0
+    weightSliceCount = T > ForwardPass.matvecTokens || hooks.batchedRows || hooks.streams != nil ? Swift.max(1 << 20, 32 * Swift.max(d, maxFFN, maxHeads * hd)) : 0
     weightSlice = make(weightSliceCount)
     buffers = list
   }
@@ -119,6 +151,7 @@ struct ForwardPass {
     let keysValuesOnly = !wantLogits && !allLogits && observe == nil
     for (index, l) in order.enumerated() {
       try Cancellation.check("forward")          // Ctrl-C between layers: a 512-token window stops within one layer
+      if let streams = hooks.streams, l == streams.layer { try insert(streams) }
       let layer = model.layers[l]
       let heads = config.headCounts[l], kvHeads = config.kvHeadCounts[l], ffn = config.ffnWidths[l]
       try rmsNorm(x, layer.attentionNorm, into: h)
@@ -164,18 +197,48 @@ struct ForwardPass {
       add(projected, into: x, count: T * d)
       if let observe { try observe(.init(layer: l, point: .layerOutput, values: x, rows: T, width: d)) }
     }
-    cache?.count = start + T
+    cache?.count = start + tokenCount
     guard wantLogits || allLogits else { return [] }
     try rmsNorm(x, model.outputNorm, into: h)
     let vocab = config.vocabularySize
     if allLogits {
+      if let rows = hooks.headRows { T = Swift.max(1, Swift.min(rows, T)) }
       var logits = [Float](repeating: 0, count: T * vocab)
       try logits.withUnsafeMutableBufferPointer { try project(model.output, h, into: $0.baseAddress!) }
       return logits
     }
     var logits = [Float](repeating: 0, count: vocab)
-    try logits.withUnsafeMutableBufferPointer { try model.output.matvec(h + (T - 1) * d, into: $0.baseAddress!, threads: threads) }
+    try logits.withUnsafeMutableBufferPointer { try model.output.matvec(h + (tokenCount - 1) * d, into: $0.baseAddress!, threads: threads) }
     return logits
+  }
+
+  /// The output norm and head over `rows` final hidden states [rows, d] (before the output norm): logits [rows, vocab].
+  mutating func head(_ hidden: UnsafePointer<Float>, rows: Int) throws -> [Float] {
+    T = rows
+    x.update(from: hidden, count: rows * config.dimension)
+    try rmsNorm(x, model.outputNorm, into: h)
+    var logits = [Float](repeating: 0, count: rows * config.vocabularySize)
+    try logits.withUnsafeMutableBufferPointer { out in
+      guard let p = out.baseAddress else { return }
+      try project(model.output, h, into: p)
+    }
+    return logits
+  }
+
+  /// Adds the stream rows after the main rows (stream j of main row r: x_r + embedding j) and their RoPE angles;
+  /// from here on the pass runs every row.
+  mutating func insert(_ streams: ForwardHooks.Streams) throws {
+    let d = config.dimension, hd = config.headDimension
+    try streams.observe?(x, T)
+    var row = T
+    for r in streams.rows {
+      for j in 0..<streams.count {
+        for c in 0..<d { x[row * d + c] = x[r * d + c] + streams.embeddings[j * d + c] }
+        ForwardPass.ropeAngles(config, position: streams.positions[row - T], cosines: cosines + row * hd / 2, sines: sines + row * hd / 2)
+        row += 1
+      }
+    }
+    T = row
   }
 
   /// out[t] = x[t] / sqrt(mean(x[t]²) + ε) · w for each token.
@@ -200,7 +263,6 @@ struct ForwardPass {
       for t in 0..<T { try weight.matvec(input + t * cols, into: out + t * rows, threads: threads) }
       return
     }
-    BLASThreads.set(threads)
     if let w = weight.tensor, w.dtype == .f32 {
       try sgemmInTokenBlocks(input, w.readPointer(), rows: rows, cols: cols, into: out, outStride: rows)
       return
@@ -218,20 +280,35 @@ struct ForwardPass {
 
   /// out[t, 0..<rows] = input[t] · Wᵀ by sgemm over blocks of tokens of at most about 2³⁰ FLOP each (10-20 ms on
   /// one core), with a Ctrl-C check before each: a 3,500-token prompt's FFN projections are ~6 GFLOP apiece, too
-  /// long to run between two checks. Each output row is the same whatever the blocking (sgemm's sum over `cols` does
-  /// not depend on the number of rows).
+  /// long to run between two checks. Within a block the output features go to the pool in chunks whose size
+  /// depends only on the shape, each chunk one sgemm on one OpenBLAS thread: a product's bits are the same at any
+  /// thread count and however busy the process is (with AVX-512 kernels, OpenBLAS's own split of a product over
+  /// its threads changes its last bits). Each output row is the same whatever the token blocking.
   func sgemmInTokenBlocks(_ input: UnsafePointer<Float>, _ w: UnsafePointer<Float>, rows: Int, cols: Int,
                           into out: UnsafeMutablePointer<Float>, outStride: Int) throws {
     let block = Swift.max(256, (1 << 29) / Swift.max(1, rows * cols))
+    let chunk = ForwardPass.featureChunk(rows), chunks = (rows + chunk - 1) / chunk
     var t0 = 0
     while t0 < T {
       try Cancellation.check("forward")
       let n = Swift.min(block, T - t0)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(rows), Int32(cols), 1, input + t0 * cols, Int32(cols),
-                  w, Int32(cols), 0, out + t0 * outStride, Int32(outStride))
+      let body: (Int) -> Void = { c in
+        let r0 = c * chunk, r = Swift.min(chunk, rows - r0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(r), Int32(cols), 1, input + t0 * cols, Int32(cols),
+                    w + r0 * cols, Int32(cols), 0, out + t0 * outStride + r0, Int32(outStride))
+      }
+      if threads <= 1 || chunks == 1 {
+        BLASThreads.single { for c in 0..<chunks { body(c) } }
+      } else {
+        ThreadPool.shared.parallelFor(chunks, body)
+      }
       t0 += n
     }
   }
+
+  /// Output features per sgemm of a projection with `rows` of them: at least 128, about a sixteenth of the rows
+  /// (a multiple of 64), so that two threads share the chunks evenly and each sgemm stays large.
+  static func featureChunk(_ rows: Int) -> Int { Swift.max(128, ((rows + 15) / 16 + 63) / 64 * 64) }
 
   func dequantizeParallel(_ w: LinearWeight, _ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws {
     let cols = w.shape[1], parts = Swift.min(threads, rows.count)
@@ -302,7 +379,8 @@ struct ForwardPass {
     let qStride = heads * hd, kvStride = kvHeads * hd
     let scale = 1 / Float(hd).squareRoot()
     let (q, attention, T, start, threads) = (self.q, self.attention, self.T, self.start, self.threads)
-    guard let mask = hooks.mask else {
+    let streaming = T > tokenCount
+    guard let mask = streaming ? hooks.streams?.mask : hooks.mask else {
       FusedAttention.causal(queries: q, queryStride: qStride, keys: keys, values: values, kvStride: kvStride,
                             output: attention, outputStride: qStride, rows: T, start: start, heads: heads,
                             kvHeads: kvHeads, headDim: hd, threads: threads)
@@ -337,7 +415,7 @@ struct ForwardPass {
                     values + kvHead * hd, Int32(kvStride), 0, attention + first * qStride + head * hd, Int32(qStride))
       }
     }
-    if threads <= 1 { for head in 0..<heads { body(head) } } else { ThreadPool.shared.parallelFor(heads, body) }
+    if threads <= 1 { BLASThreads.single { for head in 0..<heads { body(head) } } } else { ThreadPool.shared.parallelFor(heads, body) }
   }
 
   func add(_ a: UnsafeMutablePointer<Float>, into x: UnsafeMutablePointer<Float>, count: Int) {

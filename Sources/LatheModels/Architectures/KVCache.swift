@@ -84,6 +84,22 @@ public final class KVCache: @unchecked Sendable {
     return try body(keys[layer], values[layer])
   }
 
+  /// Keeps rows start + keep[i] at start + i in every layer (keep strictly increasing, after the filled positions
+  /// or among them) and sets the count to start + keep.count: a verified draft tree's accepted path, in order.
+  public func compact(from start: Int, keeping keep: [Int]) throws {
+    guard start >= 0, start <= count, zip(keep, keep.dropFirst()).allSatisfy({ $0 < $1 }), (keep.first ?? 0) >= 0,
+          start + (keep.last ?? -1) < capacity else {
+      throw TensorError.invalidArgument(op: "kv cache", reason: "cannot keep rows \(keep) after position \(start) of \(capacity)")
+    }
+    for (l, w) in widths.enumerated() {
+      for (i, r) in keep.enumerated() where r != i {
+        (keys[l] + (start + i) * w).update(from: keys[l] + (start + r) * w, count: w)
+        (values[l] + (start + i) * w).update(from: values[l] + (start + r) * w, count: w)
+      }
+    }
+    count = start + keep.count
+  }
+
   /// Sets the number of filled positions (after `write`), at most the capacity.
   public func setCount(_ positions: Int) throws {
     guard positions >= 0, positions <= capacity else {

@@ -195,11 +195,27 @@ public final class LlamaModel: @unchecked Sendable {
     guard cache.widths == config.kvHeadCounts.map({ $0 * config.headDimension }) else {
       throw TensorError.invalidArgument(op: "forward", reason: "the KV cache belongs to a model of another shape")
     }
-    try cache.reserve(cache.count + tokens.count, limit: config.contextLength)
+    // Stream rows' keys and values sit after the main rows during the call.
+    try cache.reserve(cache.count + (hooks.streams?.totalRows(tokens: tokens.count) ?? tokens.count), limit: config.contextLength)
     if !hooks.isEmpty { try check(hooks, tokens: tokens.count, length: cache.count + tokens.count) }
     var run = try ForwardPass(model: self, tokens: tokens, cache: cache, start: cache.count, hooks: hooks)
     defer { run.release() }
     return try run.compute(allLogits: allLogits, logits: logits)
+  }
+
+  /// Logits [rows, vocab] of final hidden states [rows, dimension] (the last layer's output, before the output
+  /// norm): the model's norm and head, the head's weights read once for all rows (a draft's stream rows).
+  public func headLogits(hidden: [Float], rows: Int) throws -> [Float] {
+    guard rows >= 1, hidden.count == rows * config.dimension else {
+      throw TensorError.invalidArgument(op: "head", reason: "\(hidden.count) values are not \(rows) rows of \(config.dimension)")
+    }
+    var run = try ForwardPass(model: self, tokens: Array(repeating: 0, count: rows), cache: nil, start: 0,
+                              hooks: ForwardHooks(batchedRows: true))
+    defer { run.release() }
+    return try hidden.withUnsafeBufferPointer { p in
+      guard let base = p.baseAddress else { return [] }
+      return try run.head(base, rows: rows)
+    }
   }
 
   /// Rotates keys [rows, heads·headDimension] in place as the forward pass rotates the keys of positions
@@ -254,6 +270,21 @@ public final class LlamaModel: @unchecked Sendable {
     if let l = hooks.layers {
       if let bad = l.first(where: { $0 < 0 || $0 >= config.layerCount }) { throw fail("layer \(bad) is not one of 0..<\(config.layerCount)") }
       guard Set(l).count == l.count else { throw fail("layers names a layer twice: \(l)") }
+    }
+    if let s = hooks.streams {
+      let rows = s.totalRows(tokens: tokens), all = length - tokens + rows
+      guard (hooks.layers ?? Array(0..<config.layerCount)).contains(s.layer) else { throw fail("the streams' layer \(s.layer) does not run") }
+      guard s.count >= 1, s.embeddings.count == s.count * config.dimension else {
+        throw fail("\(s.embeddings.count) stream embedding values for \(s.count) streams of \(config.dimension)")
+      }
+      if let bad = s.rows.first(where: { $0 < 0 || $0 >= tokens }) { throw fail("stream row \(bad) is not one of the \(tokens) tokens") }
+      guard s.positions.count == s.rows.count * s.count else { throw fail("\(s.positions.count) stream positions for \(s.rows.count * s.count) stream rows") }
+      if let bad = s.positions.first(where: { $0 < 0 || $0 >= config.contextLength }) {
+        throw fail("stream position \(bad) is outside the context 0..<\(config.contextLength)")
+      }
+      guard all <= config.contextLength else { throw fail("\(all) rows with the streams exceed the context of \(config.contextLength)") }
+      guard s.mask.count == rows * all else { throw fail("the stream mask has \(s.mask.count) entries, not \(rows) × \(all)") }
+      guard !s.mask.contains(where: { $0.isNaN || $0 == .infinity }) else { throw fail("the stream mask holds NaN or +inf") }
     }
   }
 

@@ -68,39 +68,22 @@ public final class Speculative: DecodingStrategy {
     }
     var counters = Counters()
     counters.decodes = 1
-    var result = Generation()
-    var stream = model.tokenizer?.streamDecoder()
-    let eos = model.tokenizer?.eos
     let started = DispatchTime.now().uptimeNanoseconds
     let limit = Swift.min(model.config.contextLength, draft.config.contextLength)
-    var tokens = context
+    var out = GreedyOutput(model: model, context: context, stop: stop, maxTokens: maxTokens, limit: limit)
     let draftCache = try draft.makeCache(capacity: Swift.min(limit, context.count + maxTokens + lookahead + 1))
     var baseLogits = first
     var done = false
+    func emit(_ id: Int) throws -> Bool { counters.tokens += 1; return try out.emit(id, onToken) }
 
-    /// Adds one token to the output; true when generation must end.
-    func emit(_ id: Int) throws -> Bool {
-      tokens.append(id)
-      result.tokens.append(id)
-      counters.tokens += 1
-      if id == eos { result.stopReason = "eos"; try onToken(id, ""); return true }
-      let piece = try stream?.append(id) ?? ""
-      result.text += piece
-      try onToken(id, piece)
-      if let s = stop.first(where: { !$0.isEmpty && result.text.hasSuffix($0) }) { result.stopReason = s; return true }
-      if result.tokens.count >= maxTokens { return true }
-      if tokens.count >= limit { result.stopReason = "context"; return true }
-      return false
-    }
-
-    while !done && result.tokens.count < maxTokens {
+    while !done && out.result.tokens.count < maxTokens {
       // The base model's own next token is always right.
       let next = Sampler.argmax(baseLogits)
       if try emit(next) { break }
       // The draft catches up on every accepted token it has not seen, then proposes k more one at a time.
-      let k = Swift.min(lookahead, maxTokens - result.tokens.count, limit - tokens.count)
+      let k = Swift.min(lookahead, maxTokens - out.result.tokens.count, limit - out.tokens.count)
       guard k >= 1 else { break }
-      var draftLogits = try draft.forward(Array(tokens[draftCache.count...]), cache: draftCache)
+      var draftLogits = try draft.forward(Array(out.tokens[draftCache.count...]), cache: draftCache)
       counters.draftCalls += 1
       var proposals: [Int] = []
       for i in 0..<k {
@@ -125,13 +108,14 @@ public final class Speculative: DecodingStrategy {
         if try emit(d) { done = true; break }
       }
       // Roll both caches back to the tokens kept; the base's logits after them are row `emitted`.
-      cache.truncate(to: tokens.count)
-      if draftCache.count > tokens.count { draftCache.truncate(to: tokens.count) }
+      cache.truncate(to: out.tokens.count)
+      if draftCache.count > out.tokens.count { draftCache.truncate(to: out.tokens.count) }
       baseLogits = Array(rows[(emitted * vocab)..<((emitted + 1) * vocab)])
     }
     // As after a plain decode, the last token is pending: the cache holds the tokens before it.
-    if cache.count >= tokens.count, tokens.count > context.count { cache.truncate(to: tokens.count - 1) }
-    if let rest = stream?.finish(), !rest.isEmpty { result.text += rest; try onToken(-1, rest) }
+    if cache.count >= out.tokens.count, out.tokens.count > context.count { cache.truncate(to: out.tokens.count - 1) }
+    try out.finish(onToken)
+    var result = out.result
     result.decodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
     totals.add(counters)
     return DecodingResult(generation: result, counters: counters.fields + [("draftTokens", .int(counters.proposed))])

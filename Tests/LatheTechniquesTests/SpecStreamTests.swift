@@ -1,0 +1,192 @@
+// Speculative Streaming on tiny random Llamas (the spec's checks 1-6 that need no training): the text equals greedy
+// decoding whatever the streams draft; streams leave the main rows' logits alone; the masks let each row see what
+// the paper says; trees have 1 + Σ k^g nodes; the cache after a verified tree equals decoding its accepted tokens
+// one by one; calls and the call reduction add up, and are 1 per token exactly when every draft is wrong.
+
+import Foundation
+import Testing
+@testable import LatheTechniques
+import LatheModels
+import LatheTensor
+
+private func randomTokens(_ n: Int, seed: UInt64, vocab: Int = 40) -> [Int] {
+  var state = seed
+  return (0..<n).map { _ in
+    state = state &* 6364136223846793005 &+ 1442695040888963407
+    return Int((state >> 33) % UInt64(vocab))
+  }
+}
+
+private func maxDifference(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? .infinity }
+
+/// Greedy text of `model` after `prompt`, the plain way.
+private func greedy(_ model: LlamaModel, _ prompt: [Int], tokens: Int) throws -> [Int] {
+  let (cache, logits) = try model.prefill(prompt, extra: tokens)
+  var sampler = try Sampler()
+  return try model.decode(cache: cache, logits: logits, maxTokens: tokens, sampler: &sampler).tokens
+}
+
+private func specstream(_ model: LlamaModel, _ ss: SpecStream, _ prompt: [Int], tokens: Int) throws -> (tokens: [Int], counters: SpecStream.Counters) {
+  let before = ss.totals
+  let (cache, logits) = try model.prefill(prompt, extra: tokens)
+  var sampler = try Sampler()
+  let r = try ss.decode(model, context: prompt, cache: cache, logits: logits, maxTokens: tokens, sampler: &sampler, stop: []) { _, _ in }
+  var c = ss.totals
+  c.calls -= before.calls; c.tokens -= before.tokens; c.accepted -= before.accepted; c.treeSizes.removeFirst(before.treeSizes.count)
+  return (r.generation.tokens, c)
+}
+
+/// Random stream embeddings, so that the streams draft something other than the main row's choice.
+private func withRandomStreams(_ ss: SpecStream, dimension d: Int, seed: UInt64) throws -> SpecStream {
+  ss.embeddings = try Tensor.randn([ss.streams * d], seed: seed).scalars.map { $0 * 0.5 }
+  return ss
+}
+
+@Test(arguments: [(1, 1, 1), (2, 2, 2), (3, 2, 1), (4, 1, 3), (4, 3, 2)])
+func specstreamTextIsGreedyWhateverTheStreamsDraft(streams: Int, topK: Int, msaLayers: Int) throws {
+  let model = try tinyLlama(seed: 11)
+  for (p, prompt) in [randomTokens(9, seed: 1), randomTokens(30, seed: 2), [7]].enumerated() {
+    let reference = try greedy(model, prompt, tokens: 24)
+    // Streams as they come (random embeddings): mostly wrong drafts.
+    let ss = try withRandomStreams(try SpecStream(streams: streams, msaLayers: msaLayers, topK: topK), dimension: 16, seed: UInt64(p + 5))
+    let plain = try specstream(model, ss, prompt, tokens: 24)
+    #expect(plain.tokens == reference, "gamma \(streams), k \(topK), N_s \(msaLayers), prompt \(p)")
+    // An oracle puts the true continuation at level g's last place: most drafts accepted, deep paths compacted.
+    let oracle = try SpecStream(streams: streams, msaLayers: msaLayers, topK: topK)
+    let full = prompt + reference
+    oracle.draftOverride = { sofar, levels in
+      levels.enumerated().map { g, level in
+        let at = sofar.count + g
+        guard at < full.count else { return level }
+        return Array(level.filter { $0 != full[at] }.prefix(topK - 1)) + [full[at]]
+      }
+    }
+    let fast = try specstream(model, oracle, prompt, tokens: 24)
+    #expect(fast.tokens == reference, "oracle drafts, gamma \(streams), k \(topK), prompt \(p)")
+    #expect(fast.counters.calls < fast.counters.tokens && fast.counters.callReduction > 1.5)
+    #expect(fast.counters.accepted > 0)
+  }
+}
+
+@Test func insertingStreamsLeavesTheMainRowsAlone() throws {
+  let model = try tinyLlama(seed: 12)
+  let prompt = randomTokens(20, seed: 3)
+  let plainCache = try model.makeCache(capacity: 64)
+  let plain = try model.forward(prompt, cache: plainCache, allLogits: true)
+  let ss = try withRandomStreams(try SpecStream(streams: 3, msaLayers: 2), dimension: 16, seed: 4)
+  // Streams on every row of a causal prompt.
+  let n = prompt.count, rows = Array(0..<n)
+  var hooks = ForwardHooks()
+  hooks.streams = ForwardHooks.Streams(layer: 2, count: 3, embeddings: ss.embeddings ?? [], rows: rows,
+                                       positions: rows.flatMap { [$0, $0, $0] },
+                                       mask: SpecStream.streamMask(mainRows: n, start: 0, streams: 3, rows: rows, sees: { $1 <= $0 }))
+  let cache = try model.makeCache(capacity: 64)
+  let all = try model.forward(prompt, cache: cache, allLogits: true, hooks: hooks)
+  #expect(all.count == n * 4 * 40)
+  #expect(maxDifference(Array(all.prefix(n * 40)), plain) < 1e-5)
+  #expect(cache.count == n)
+  for l in 0..<4 {
+    #expect(maxDifference(cache.rows(layer: l).keys, plainCache.rows(layer: l).keys) < 1e-5)
+    #expect(maxDifference(cache.rows(layer: l).values, plainCache.rows(layer: l).values) < 1e-5)
+  }
+  // Stream rows do move: their logits are not the main rows'.
+  #expect(maxDifference(Array(all[(n * 40)..<(n * 40 + 40)]), Array(plain.prefix(40))) > 1e-3)
+}
+
+@Test func streamMaskSeesTheMainPrefixAndEarlierStreamsOfItsPosition() {
+  let n = 5, γ = 3, start = 2
+  let mask = SpecStream.streamMask(mainRows: n, start: start, streams: γ, rows: Array(0..<n), sees: { $1 <= $0 })
+  let total = n + n * γ, width = start + total
+  #expect(mask.count == total * width)
+  for t in 0..<n {
+    for j in 0..<γ {
+      let row = n + t * γ + j
+      let open = Set((0..<width).filter { mask[row * width + $0] == 0 })
+      let expected = Set(0..<start).union((0...t).map { start + $0 }).union((0...j).map { start + n + t * γ + $0 })
+      #expect(open == expected, "stream \(j + 1) at \(t)")
+    }
+    // A main row never sees a stream.
+    let open = Set((0..<width).filter { mask[t * width + $0] == 0 })
+    #expect(open == Set(0..<start).union((0...t).map { start + $0 }))
+  }
+}
+
+@Test func treesHaveOnePlusSumOfPowersNodesAndMasksSelectAncestors() throws {
+  for (k, γ) in [(1, 4), (2, 3), (3, 4), (4, 2)] {
+    let levels = (0..<γ).map { g in (0..<k).map { 10 + g * 5 + $0 } }
+    let tree = SpecStream.DraftTree(root: 3, levels: levels)
+    #expect(tree.count == 1 + (1...γ).reduce(0) { $0 + Int(pow(Double(k), Double($1))) })
+    #expect(tree.count == SpecStream.treeSize(topK: k, levels: γ))
+    let start = 7
+    let mask = SpecStream.treeMask(tree, start: start)
+    for i in 0..<tree.count {
+      let open = Set((0..<(start + tree.count)).filter { mask[i * (start + tree.count) + $0] == 0 })
+      var ancestors = Set([i]), node = i
+      while tree.parents[node] >= 0 { node = tree.parents[node]; ancestors.insert(node) }
+      #expect(open == Set(0..<start).union(ancestors.map { start + $0 }))
+      #expect(tree.path(to: i).count == tree.depths[i] + 1)
+    }
+    // The stream layers run (1 + γ)·|tree| rows.
+    let streamMask = SpecStream.streamMask(mainRows: tree.count, start: start, streams: γ, rows: Array(0..<tree.count), sees: tree.sees)
+    #expect(streamMask.count == (1 + γ) * tree.count * (start + (1 + γ) * tree.count))
+  }
+}
+
+@Test func theCacheAfterATreeEqualsDecodingTheAcceptedTokensOneByOne() throws {
+  let model = try tinyLlama(seed: 13)
+  let prompt = randomTokens(15, seed: 6)
+  let reference = try greedy(model, prompt, tokens: 6)
+  let ss = try withRandomStreams(try SpecStream(streams: 3, msaLayers: 2, topK: 2), dimension: 16, seed: 7)
+  let (cache, _) = try model.prefill(prompt, extra: 64)
+  // A tree whose level g holds a wrong token and the true one: the accepted path is root + 3 tokens.
+  let tree = SpecStream.DraftTree(root: reference[0], levels: (1...3).map { [(reference[$0] + 1) % 40, reference[$0]] })
+  let start = cache.count
+  let call = try ss.call(model, tree: tree, cache: cache, levels: 3)
+  var node = 0, path = [0]
+  while let child = tree.children(of: node).first(where: { tree.tokens[$0] == Sampler.argmax(Array(call.main[(node * 40)..<((node + 1) * 40)])) }) {
+    node = child; path.append(child)
+  }
+  #expect(path.count == 4)
+  try cache.compact(from: start, keeping: path)
+  let oneByOne = try model.makeCache(capacity: 64)
+  _ = try model.forward(prompt, cache: oneByOne)
+  for t in reference.prefix(4) { _ = try model.forward([t], cache: oneByOne) }
+  #expect(cache.count == oneByOne.count)
+  for l in 0..<4 {
+    #expect(maxDifference(cache.rows(layer: l).keys, oneByOne.rows(layer: l).keys) < 1e-5)
+    #expect(maxDifference(cache.rows(layer: l).values, oneByOne.rows(layer: l).values) < 1e-5)
+  }
+}
+
+@Test func callsAreOnePerTokenExactlyWhenEveryDraftIsWrong() throws {
+  let model = try tinyLlama(seed: 14)
+  let prompt = randomTokens(12, seed: 8)
+  let reference = try greedy(model, prompt, tokens: 20)
+  let full = prompt + reference
+  let ss = try SpecStream(streams: 4, msaLayers: 2, topK: 2)
+  ss.draftOverride = { sofar, levels in
+    levels.enumerated().map { g, level in
+      let at = sofar.count + g
+      guard at < full.count else { return level }
+      return [(full[at] + 1) % 40, (full[at] + 2) % 40]
+    }
+  }
+  let wrong = try specstream(model, ss, prompt, tokens: 20)
+  #expect(wrong.tokens == reference)
+  #expect(wrong.counters.calls == wrong.counters.tokens && wrong.counters.callReduction == 1)
+  #expect(wrong.counters.accepted == 0)
+  let free = try specstream(model, try withRandomStreams(try SpecStream(streams: 4, msaLayers: 2, topK: 3), dimension: 16, seed: 9), prompt, tokens: 20)
+  #expect(free.counters.calls <= free.counters.tokens && free.counters.callReduction >= 1)
+}
+
+@Test func badSpecstreamArgumentsAreErrorsNamingTheField() throws {
+  #expect(throws: TechniqueError.self) { try SpecStream(streams: 0) }
+  #expect(throws: TechniqueError.self) { try SpecStream(topK: 0) }
+  #expect(throws: TechniqueError.self) { try SpecStream(streamPosition: "later") }
+  let model = try tinyLlama(seed: 15)
+  let (cache, logits) = try model.prefill([1, 2, 3], extra: 8)
+  var sampler = try Sampler()
+  #expect(throws: TechniqueError.self) {
+    try SpecStream(msaLayers: 9).decode(model, context: [1, 2, 3], cache: cache, logits: logits, maxTokens: 4, sampler: &sampler, stop: []) { _, _ in }
+  }
+}
