@@ -98,7 +98,7 @@ struct ForwardPass {
   let model: LlamaModel, config: LlamaConfig, cache: KVCache?, tokens: [Int]
   /// Rows in flight: the tokens, then (from the streams' layer on) the tokens and their stream rows.
   var T: Int
-  let start: Int, threads: Int, tokenCount: Int, maxRows: Int
+  let start: Int, threads: Int, tokenCount: Int
   let hooks: ForwardHooks
   var buffers: [UnsafeMutablePointer<Float>] = []
   let x, h, q, k, v, attention, projected, gate, up: UnsafeMutablePointer<Float>
@@ -115,7 +115,6 @@ struct ForwardPass {
     self.model = model; config = model.config; self.cache = cache; self.tokens = tokens; self.hooks = hooks
     self.T = tokens.count; tokenCount = tokens.count; self.start = start; threads = Swift.max(1, model.threads)
     let T = hooks.streams?.totalRows(tokens: tokens.count) ?? tokens.count
-    maxRows = T
     let d = config.dimension, hd = config.headDimension
     let maxHeads = config.headCounts.max() ?? 1, maxKV = config.kvHeadCounts.max() ?? 1, maxFFN = config.ffnWidths.max() ?? 1
     let scratch = T * (4 * d + 2 * maxHeads * hd + 2 * maxKV * hd + 2 * maxFFN) + T * hd
