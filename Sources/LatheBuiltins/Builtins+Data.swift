@@ -27,6 +27,23 @@ enum DataBuiltins {
       let separator = name == "wiki" ? "\n\n" : (name == "shakespeare" ? "\n" : "")
       return .string((part == "train" ? train : test).map { documents[$0] }.joined(separator: separator))
     }
+    r.add("sqlpairs", [ParameterSpec("n", default: .int(3000)), ParameterSpec("seed", default: .int(0)), ParameterSpec("split", default: Value.none),
+                       ParameterSpec("test", default: .float(0.1))],
+          doc: "n distinct question + table schema -> SQL pairs drawn from seed (six tables, eleven question forms), as records {question, schema, sql, message} (message: the schema and the question, what the user says). split: \"train\" or \"test\" gives one part of a seeded split (a `test` fraction, at least one pair).",
+          example: "sqlpairs(n: 10, seed: 0)[0].sql") { c in
+      let pairs = try SQLPairs.generate(n: try c.int(0), seed: try seed(c, 1))
+      var chosen = pairs
+      if !c.isNone(2) {
+        let part = try c.string(2)
+        guard part == "train" || part == "test" else { throw LatheError("sqlpairs: split must be \"train\" or \"test\", got \(Value.quote(part))") }
+        guard pairs.count >= 2 else { throw LatheError("sqlpairs: a split needs n >= 2, got \(pairs.count)") }
+        let (train, test) = try SQLPairs.split(pairs, test: try c.double(3), seed: try seed(c, 1))
+        chosen = part == "train" ? train : test
+      }
+      return .list(chosen.map { p in
+        .record(Record([("question", .string(p.question)), ("schema", .string(p.schema)), ("sql", .string(p.sql)), ("message", .string(p.message))]))
+      })
+    }
     r.add("photos", [], doc: "scikit-learn's two sample photos as a record {china, flower} of [3, 427, 640] tensors in [0, 1].",
           example: "photos().china.shape") { _ in
       .record(Record(try Datasets.photos().map { ($0.name, .host(TensorValue($0.image))) }))

@@ -354,6 +354,15 @@ enum ModelBuiltins {
       if try c.bool(9) { c.interpreter.output(.stdout, "\n") }
       return .host(GenerationValue(result, streamed: try c.bool(9)))
     }
+    r.add("chatprompt", [ParameterSpec("m"), ParameterSpec("message"), ParameterSpec("system", default: Value.none)],
+          doc: "The text chat(m, message) gives the model: the message through its chat template, the assistant's turn opened (generate parses its special tokens).",
+          example: "generate(m, chatprompt(m, \"Say hi\"), tokens: 8)") { c in
+      let t = try tokenizer(c, "chatprompt")
+      var messages: [(role: String, content: String)] = []
+      if !c.isNone(2) { messages.append((role: "system", content: try c.string(2))) }
+      messages.append((role: "user", content: try c.string(1)))
+      return .string(t.chatPrompt(messages: messages))
+    }
     r.add("prefill", [ParameterSpec("m"), ParameterSpec("prompt"), ParameterSpec("technique", default: Value.none),
                       ParameterSpec("room", default: .int(256)), ParameterSpec("threads", default: Value.none)],
           doc: "Runs the prompt into a new KV cache (room: positions kept free for decoding; threads: compute threads of a serial prefill, default the model's); the cache value holds the first token and the time to first token. With runahead(...) or tsp(...) the prompt runs on worker processes, and the value also has chunks, perProc, bytesSent and attnMACs; with mode: \"simulate\" the cost model plays it out (the prompt may then be just a length) and the value has the counters but no cache.",

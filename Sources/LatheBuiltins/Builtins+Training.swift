@@ -133,6 +133,77 @@ enum TrainingBuiltins {
                            ("finalLoss", .float(Double(record.losses.last ?? .nan)))]))
   }
 
+  /// The prompt-and-answer examples of a list of pairs: records with `message` and `sql` (sqlpairs(...)), or `prompt`
+  /// and `answer`, through the model's chat template.
+  static func answerExamples(_ v: Value, _ tokenizer: BPETokenizer, _ op: String) throws -> [AnswerExample] {
+    guard case .list(let items) = v, !items.isEmpty else {
+      throw LatheError("\(op): needs a list of pairs (records {message, sql} from sqlpairs(...), or {prompt, answer}), got \(v.typeName)", kind: .type)
+    }
+    return try items.enumerated().map { i, item in
+      guard case .record(let r) = item else { throw LatheError("\(op): pair \(i) is a \(item.typeName), not a record", kind: .type) }
+      switch (r["message"] ?? r["prompt"], r["sql"] ?? r["answer"]) {
+      case (.string(let message)?, .string(let answer)?): return AnswerExample(tokenizer: tokenizer, message: message, answer: answer)
+      default: throw LatheError("\(op): pair \(i) needs text fields message (or prompt) and sql (or answer)", kind: .type)
+      }
+    }
+  }
+
+  /// train(m, pairs, ss, recipe): trains ss's streams, pruner and LoRA adapters on the top layers; m is read only, the
+  /// record's `model` is the tuned model.
+  static func trainSpecStream(_ c: NativeCall, _ ss: SpecStream, recipe: Recipe, recipeValue: Value) throws -> Value {
+    guard case .host(let h as LanguageModelValue) = c[0] else {
+      throw LatheError("train: specstream trains a language model from load(...), got \(c[0].typeName)", kind: .type)
+    }
+    guard c.isNone(4) else { throw LatheError("train: heldOut: is not taken with specstream; score held-out pairs with generate") }
+    guard let tokenizer = h.model.tokenizer else { throw LatheError("train: the model has no tokenizer") }
+    let examples = try answerExamples(c[1], tokenizer, "train")
+    let total = recipe.steps ?? max(1, recipe.epochs * examples.count / max(1, recipe.batch))
+    let cacheBar = Progress(c.interpreter, total: examples.count, label: "cache")
+    var bar: LatheLang.Progress? = nil
+    var metrics: [(key: String, step: Int, value: Double)] = []
+    var next: [Value] = [], streams: [Value] = [], prune: [Value] = []
+    let result: (model: LlamaModel, record: TrainRecord)
+    let cacheStarted = DispatchTime.now().uptimeNanoseconds
+    var cacheSeconds = 0.0
+    do {
+      result = try ss.train(h.model, examples: examples, recipe: recipe, onCached: { try cacheBar.advance() }) { s, terms in
+        if bar == nil {
+          cacheBar.finish()
+          cacheSeconds = Double(DispatchTime.now().uptimeNanoseconds - cacheStarted) / 1e9
+          bar = Progress(c.interpreter, total: total, label: "train")
+        }
+        metrics += [("loss", s.step, Double(s.loss)), ("lossNext", s.step, Double(terms.next)), ("tokensPerSecond", s.step, s.tokensPerSecond),
+                    ("lr", s.step, Double(s.learningRate))]
+        for (j, v) in terms.streams.enumerated() where v.isFinite { metrics.append(("lossStream\(j + 1)", s.step, Double(v))) }
+        next.append(.float(Double(terms.next)))
+        streams.append(.list(terms.streams.map { .float(Double($0)) }))
+        prune.append(.float(Double(terms.prune)))
+        try bar?.advance()
+      }
+    } catch let e as LatheError { throw e } catch let e as TensorError { throw LatheError("train: \(e.description)") } catch {
+      throw TechniqueBuiltins.error(error)
+    }
+    bar?.finish()
+    c.interpreter.pendingMetrics += metrics
+    c.interpreter.pendingParams += [("recipe", recipeValue.repr), ("method", ss.description)]
+    let tuned = LanguageModelValue(result.model, path: h.path, loadSeconds: 0)
+    let record = result.record
+    return .record(Record([("model", .host(tuned)), ("loss", .list(record.losses.map { .float(Double($0)) })), ("lossNext", .list(next)),
+                           ("lossStreams", .list(streams)), ("lossPrune", .list(prune)), ("steps", .int(record.steps)),
+                           ("examples", .int(examples.count)), ("cacheSeconds", .float(cacheSeconds)), ("seconds", .float(record.seconds)),
+                           ("finalLoss", .float(Double(record.losses.last ?? .nan)))]))
+  }
+
+  /// params(m, t): what technique t adds to language model m.
+  static func extraParameters(_ c: NativeCall) throws -> Int {
+    let m = try ModelBuiltins.model(c, 0, "params").model
+    guard case .host(let t as TechniqueValue) = c[1] else { throw LatheError("params: 'technique' must be a technique, got \(c[1].typeName)", kind: .type) }
+    switch t.technique {
+    case let ss as SpecStream: return ss.extraParameters(dimension: m.config.dimension)
+    default: throw LatheError("params: \(t.technique.name) adds no parameters of its own to count; params(m, t) takes specstream or medusa")
+    }
+  }
+
   /// train(m, text, methods..., recipe): m an llm value (trained in place: converted, trained, written back) or a
   /// trainable decoder.
   static func trainLanguageModel(_ c: NativeCall, text: String, methods: [TrainingMethod], recipe: Recipe, recipeValue: Value) throws -> Value {

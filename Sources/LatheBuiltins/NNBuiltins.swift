@@ -128,8 +128,11 @@ enum NNBuiltins {
           example: "forward(mlp([4, 2]), zeros([1, 4]))") { c in
       .host(TensorValue(variable: try module(c[0], "forward").forward(try TensorBuiltins.variable(c[1], "forward: x"))))
     }
-    r.add("params", [ParameterSpec("model")], doc: "The number of trainable parameters.", example: "params(mlp([64, 10]))") { c in
-      .int(try module(c[0], "params").parameterCount)
+    r.add("params", [ParameterSpec("model"), ParameterSpec("technique", default: Value.none)],
+          doc: "The number of trainable parameters; params(m, t): the parameters technique t adds to language model m (specstream: streams·d + 2·pruneRank·d; medusa: heads·(d² + d·vocab)).",
+          example: "params(mlp([64, 10]))") { c in
+      if !c.isNone(1) { return .int(try TrainingBuiltins.extraParameters(c)) }
+      return .int(try module(c[0], "params").parameterCount)
     }
     registerLayers(r)
     registerRecipe(r)
@@ -342,13 +345,16 @@ enum NNBuiltins {
           doc: "Trains a model in place on a dataset (or {images, labels}) with cross-entropy; returns the run record. Training methods (kd(...)) after the data change the loop, in order; the recipe comes last (positional or recipe:).",
           example: "train(mlp([64, 32, 10]), digits(), recipe(epochs: 2))") { c in
       // After the data: training methods, then at most one recipe (a record from recipe(...)).
-      var recipeValue = c[3], methods: [TrainingMethod] = [], predictor: KVPredict? = nil
+      var recipeValue = c[3], methods: [TrainingMethod] = [], predictor: KVPredict? = nil, streamer: SpecStream? = nil
       if case .list(let items) = c[2] {
         for v in items {
           switch v {
           case .record:
             guard case .none = recipeValue else { throw LatheError("train: two recipes given; give one") }
             recipeValue = v
+          case .host(let t as TechniqueValue) where t.technique is SpecStream:
+            guard streamer == nil else { throw LatheError("train: two specstream values given; give one") }
+            streamer = t.technique as? SpecStream
           case .host(let t as TechniqueValue) where t.technique is KVPredict:
             guard predictor == nil else { throw LatheError("train: two kvpredict values given; give one") }
             predictor = t.technique as? KVPredict
@@ -368,6 +374,10 @@ enum NNBuiltins {
         guard case .string(let text) = c[1] else { throw LatheError("train: kvpredict trains on text, got \(c[1].typeName)", kind: .type) }
         guard methods.isEmpty else { throw LatheError("train: kvpredict trains alone; drop the other training methods") }
         return try TrainingBuiltins.trainKVPredictor(c, predictor, text: text, recipe: recipe, recipeValue: recipeValue)
+      }
+      if let streamer {
+        guard methods.isEmpty, predictor == nil else { throw LatheError("train: specstream trains alone; drop the other training methods") }
+        return try TrainingBuiltins.trainSpecStream(c, streamer, recipe: recipe, recipeValue: recipeValue)
       }
       // Text trains a language model (next-token cross-entropy on windows of it).
       if case .string(let text) = c[1] {

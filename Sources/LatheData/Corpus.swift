@@ -115,15 +115,8 @@ extension Corpus {
     guard n >= 2 else { throw DataError.invalidArgument(op: "corpus", reason: "\(n) document(s): too few to split") }
     let testCount = Swift.min(n - 1, Swift.max(1, Int((Double(n) * fraction).rounded(.up))))
     // Fisher–Yates on a splitmix64 stream of the seed.
-    var order = Array(0..<n), state = seed
-    func next() -> UInt64 {
-      state &+= 0x9E37_79B9_7F4A_7C15
-      var z = state
-      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-      return z ^ (z >> 31)
-    }
-    for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, Int(next() % UInt64(i + 1))) }
+    var order = Array(0..<n), random = SeededGenerator(seed: seed)
+    for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, random.below(i + 1)) }
     let test = Set(order.prefix(testCount))
     return ((0..<n).filter { !test.contains($0) }, (0..<n).filter { test.contains($0) })
   }

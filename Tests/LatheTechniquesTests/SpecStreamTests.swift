@@ -7,6 +7,7 @@ import Foundation
 import Testing
 @testable import LatheTechniques
 import LatheModels
+import LatheNN
 import LatheTensor
 
 private func randomTokens(_ n: Int, seed: UInt64, vocab: Int = 40) -> [Int] {
@@ -188,5 +189,85 @@ func specstreamTextIsGreedyWhateverTheStreamsDraft(streams: Int, topK: Int, msaL
   var sampler = try Sampler()
   #expect(throws: TechniqueError.self) {
     try SpecStream(msaLayers: 9).decode(model, context: [1, 2, 3], cache: cache, logits: logits, maxTokens: 4, sampler: &sampler, stop: []) { _, _ in }
+  }
+}
+
+// MARK: training (check 6's parameter counts, check 7)
+
+/// Prompt-and-answer examples of random tokens: a prompt of `prompt` tokens, an answer of `answer`.
+private func answerExamples(_ count: Int, prompt: Int, answer: Int, seed: UInt64) -> [AnswerExample] {
+  (0..<count).map { i in AnswerExample(tokens: randomTokens(prompt + answer, seed: seed &+ UInt64(i)), answerStart: prompt) }
+}
+
+@Test func theTrainingForwardWithStreamsIsTheInferenceForwardWithStreams() throws {
+  for position in ["same", "offset"] {
+    let model = try tinyLlama(seed: 31)
+    let ss = try withRandomStreams(try SpecStream(streams: 3, msaLayers: 2, streamPosition: position), dimension: 16, seed: 5)
+    let example = AnswerExample(tokens: randomTokens(12, seed: 8), answerStart: 6)
+    let session = try SpecStream.Session(ss, model: model, examples: [example])
+    let rows = [2, 5, 9]
+    let trained = try session.decoder.head(try session.hidden(example: 0, streamsAt: rows)).value.scalars
+    // The inference forward: the same rows get streams at layer N − N_s.
+    let t = example.tokens.count, γ = 3, vocab = 40
+    var hooks = ForwardHooks(batchedRows: true)
+    hooks.streams = ForwardHooks.Streams(layer: 2, count: γ, embeddings: ss.embeddings ?? [], rows: rows,
+                                         positions: rows.flatMap { r in (1...γ).map { r + (position == "offset" ? $0 : 0) } },
+                                         mask: SpecStream.streamMask(mainRows: t, start: 0, streams: γ, rows: rows, sees: { $1 <= $0 }))
+    let inference = try model.forward(example.tokens, cache: try model.makeCache(capacity: t + rows.count * γ), allLogits: true, hooks: hooks)
+    #expect(trained.count == inference.count)
+    #expect(maxDifference(trained, inference) < 1e-3, "streamPosition \(position)")
+    #expect(trained.count == (t + rows.count * γ) * vocab)
+  }
+}
+
+@Test func withNoStreamLossTheStreamEmbeddingsGetNoGradient() throws {
+  let model = try tinyLlama(seed: 32)
+  let ss = try SpecStream(streams: 2, msaLayers: 2, alpha: [1.0, 0.0], pruneRank: 0)
+  let session = try SpecStream.Session(ss, model: model, examples: answerExamples(2, prompt: 5, answer: 8, seed: 40))
+  let (loss, terms) = try session.loss(example: 0, streamRows: true)
+  try loss.backward()
+  #expect(terms.streams.allSatisfy { $0.isFinite }, "the stream rows ran")
+  let g = try session.embeddings.grad.map { try $0.contiguous().scalars } ?? []
+  #expect(g.allSatisfy { $0 == 0 }, "stream embeddings got a gradient with alpha_j = 0")
+  let adapterGradient = session.decoder.adapterParameters.compactMap(\.grad).map { t in t.scalars.map(abs).max() ?? 0 }.max() ?? 0
+  #expect(adapterGradient > 0, "the adapters train on the next-token loss")
+  // With alpha_j > 0 the embeddings do get one.
+  let ss2 = try SpecStream(streams: 2, msaLayers: 2, alpha: [1.0, 0.1], pruneRank: 0)
+  let session2 = try SpecStream.Session(ss2, model: model, examples: answerExamples(2, prompt: 5, answer: 8, seed: 40))
+  try session2.loss(example: 0).0.backward()
+  #expect((session2.embeddings.grad?.scalars.map(abs).max() ?? 0) > 0)
+}
+
+@Test func eachStreamsLossFallsOnAnOverfitBatch() throws {
+  let model = try tinyLlama(seed: 33)
+  let ss = try SpecStream(streams: 3, msaLayers: 2, alpha: [1.0, 1.0], pruneRank: 4, loraRank: 8)
+  let session = try SpecStream.Session(ss, model: model, examples: answerExamples(2, prompt: 4, answer: 10, seed: 50))
+  let before = try session.evaluate([0, 1])
+  var recipe = Recipe()
+  recipe.steps = 60; recipe.batch = 2; recipe.lr = 2e-2
+  let record = try ss.train(session, recipe: recipe)
+  let after = try session.evaluate([0, 1])
+  for g in 0...3 { #expect(after.losses[g] < before.losses[g] * 0.8, "group \(g): \(before.losses[g]) -> \(after.losses[g])") }
+  #expect(record.losses.last ?? .infinity < record.losses[0])
+  #expect(ss.state == "trained" && ss.embeddings?.count == 3 * 16 && ss.pruner != nil)
+  // The trained value still decodes exactly greedy on the model.
+  let prompt = Array(session.examples[0].tokens.prefix(4))
+  let streamed = try specstream(model, ss, prompt, tokens: 10).tokens, plain = try greedy(model, prompt, tokens: 10)
+  #expect(streamed == plain)
+}
+
+@Test func extraParametersAreStreamsTimesDPlusTwoThetaD() throws {
+  #expect(try SpecStream().extraParameters(dimension: 576) == 11_520)
+  #expect(try SpecStream(streams: 4, pruneRank: 0).extraParameters(dimension: 576) == 2_304)
+}
+
+@Test func answerExamplesNeedAPromptAndAnAnswer() throws {
+  let model = try tinyLlama(seed: 34)
+  #expect(throws: TechniqueError.self) { try SpecStream.Session(try SpecStream(msaLayers: 4), model: model, examples: answerExamples(1, prompt: 3, answer: 3, seed: 1)) }
+  #expect(throws: (any Error).self) {
+    try SpecStream.Session(try SpecStream(msaLayers: 2), model: model, examples: [AnswerExample(tokens: [1, 2, 3], answerStart: 3)])
+  }
+  #expect(throws: (any Error).self) {
+    try SpecStream.Session(try SpecStream(msaLayers: 2), model: model, examples: [AnswerExample(tokens: [1, 2, 99], answerStart: 1)])
   }
 }

@@ -203,12 +203,20 @@ public final class TrainableDecoder: Module {
         return [leaf.grad] + owned.map { _ in nil }
       }
     }
-    let out = try x.rmsNormRows(weight: outputNorm, eps: config.rmsEpsilon).linear(outputWeight ?? embedding)
+    let out = try head(x)
     return single ? try out.reshaped(to: [t, config.vocabularySize]) : out
   }
 
+  /// The output norm and the vocabulary projection of hidden states [..., d]: logits [..., vocab].
+  public func head(_ x: Variable) throws -> Variable {
+    try x.rmsNormRows(weight: outputNorm, eps: config.rmsEpsilon).linear(outputWeight ?? embedding)
+  }
+
   /// Decoder layer `l` on x [B, T, d]: x + attention(norm(x)), then that plus the gated feed-forward of its norm.
-  func layer(_ l: Int, _ input: Variable, mask: Tensor?, keyPadding: Tensor?, route: KeyValueRoute? = nil) throws -> Variable {
+  /// `causal: false` leaves who sees whom to `mask` alone; `positions` gives each row its RoPE position (default
+  /// 0..<T).
+  public func layer(_ l: Int, _ input: Variable, mask: Tensor?, keyPadding: Tensor?, route: KeyValueRoute? = nil, causal: Bool = true,
+                    positions: [Int]? = nil) throws -> Variable {
     let block = blocks[l], batch = input.shape[0], t = input.shape[1]
     let hd = config.headDimension, eps = config.rmsEpsilon, halves = config.ropeStyle == .halves
     let heads = config.headCounts[l], kvHeads = config.kvHeadCounts[l]
@@ -235,9 +243,9 @@ public final class TrainableDecoder: Module {
       q = try q.rmsNormRows(weight: qn, eps: eps)
       k = try k.rmsNormRows(weight: kn, eps: eps)
     }
-    q = try q.rotaryHeads(base: config.ropeBase, halves: halves)
-    k = try k.rotaryHeads(base: config.ropeBase, halves: halves)
-    let attended = try Variable.groupedAttention(q, k, v, causal: true, mask: mask, keyPadding: keyPadding)
+    q = try q.rotaryHeads(base: config.ropeBase, halves: halves, positions: positions)
+    k = try k.rotaryHeads(base: config.ropeBase, halves: halves, positions: positions)
+    let attended = try Variable.groupedAttention(q, k, v, causal: causal, mask: mask, keyPadding: keyPadding)
       .reshaped(to: [batch, t, heads * hd])
     let x = try input.add(project(attended, block.output, "attn_output"))
     let f = try x.rmsNormRows(weight: block.ffnNorm, eps: eps)

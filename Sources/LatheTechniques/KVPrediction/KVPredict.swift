@@ -124,7 +124,7 @@ public final class KVPredict: PrefillStrategy, FittingTechnique {
       }
       return maps
     }
-    var rng = SplitMix(UInt64(bitPattern: Int64(seed)) &+ 0x4B56_5044)
+    var rng = SeededGenerator(seed: UInt64(bitPattern: Int64(seed)) &+ 0x4B56_5044)
     func weight(_ rows: Int, _ cols: Int) throws -> Tensor {
       var w = [Float](repeating: 0, count: rows * cols)
       switch initial {
@@ -498,17 +498,3 @@ public struct PredictedPrefill {
   public var auxCalls = 0, auxTokens = 0, baseTokens = 0
 }
 
-/// A small seeded generator (SplitMix64) for the random maps.
-struct SplitMix {
-  var state: UInt64
-  init(_ seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-  /// Uniform in [0, 1).
-  mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-}

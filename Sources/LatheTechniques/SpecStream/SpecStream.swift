@@ -20,6 +20,8 @@ public final class SpecStream: DecodingStrategy {
   /// The stream embeddings P_j, [streams, dimension] row-major: zeros until trained (each stream then starts as its
   /// main row, the paper's f_η = identity).
   public internal(set) var embeddings: [Float]?
+  /// The pruning adapter, once trained.
+  public internal(set) var pruner: Pruner?
   /// "untrained" or "trained".
   public internal(set) var state = "untrained"
   /// Counters over every decode this value ran, updated in place.

@@ -93,16 +93,21 @@ extension Variable {
 
   /// Rotary position embedding over [..., T, heads, hd]: token t (position start + t) has each pair of every head
   /// rotated by θ_i = position · base^(−2i/hd), pairs (2i, 2i+1) or, with `halves`, (i, i + hd/2). The angles are
-  /// computed in Double, as the inference forward does. Backward: the rotation by −θ.
-  public func rotaryHeads(base: Double, halves: Bool, start: Int = 0) throws -> Variable {
+  /// computed in Double, as the inference forward does. Backward: the rotation by −θ. `positions` (T of them) gives
+  /// each row its own position instead (stream rows share their main token's).
+  public func rotaryHeads(base: Double, halves: Bool, start: Int = 0, positions: [Int]? = nil) throws -> Variable {
     guard value.rank >= 3, let hd = shape.last, hd % 2 == 0, hd > 0, base > 0 else {
       throw TensorError.invalidShape(op: "rope", shape: shape, reason: "needs [..., positions, heads, even head dimension]")
     }
     let t = shape[value.rank - 3], heads = shape[value.rank - 2], half = hd / 2
+    if let positions, positions.count != t {
+      throw TensorError.shapeMismatch(op: "rope positions", lhs: [positions.count], rhs: [t])
+    }
     var cosines = [Float](repeating: 0, count: t * half), sines = cosines
     for p in 0..<t {
+      let position = positions?[p] ?? start + p
       for i in 0..<half {
-        let angle = Double(start + p) * Foundation.pow(base, -2 * Double(i) / Double(hd))
+        let angle = Double(position) * Foundation.pow(base, -2 * Double(i) / Double(hd))
         cosines[p * half + i] = Float(Foundation.cos(angle)); sines[p * half + i] = Float(Foundation.sin(angle))
       }
     }
