@@ -194,12 +194,51 @@ enum TrainingBuiltins {
                            ("finalLoss", .float(Double(record.losses.last ?? .nan)))]))
   }
 
+  /// train(m, pairs, medusa(...), recipe): trains the heads on m's hidden states (m read only).
+  static func trainMedusa(_ c: NativeCall, _ medusa: Medusa, recipe: Recipe, recipeValue: Value) throws -> Value {
+    guard case .host(let h as LanguageModelValue) = c[0] else {
+      throw LatheError("train: medusa trains heads for a language model from load(...), got \(c[0].typeName)", kind: .type)
+    }
+    guard c.isNone(4) else { throw LatheError("train: heldOut: is not taken with medusa; score held-out pairs with generate") }
+    guard let tokenizer = h.model.tokenizer else { throw LatheError("train: the model has no tokenizer") }
+    let examples = try answerExamples(c[1], tokenizer, "train")
+    let cacheBar = Progress(c.interpreter, total: examples.count, label: "cache")
+    var bar: LatheLang.Progress? = nil
+    var metrics: [(key: String, step: Int, value: Double)] = []
+    var heads: [Value] = []
+    let record: TrainRecord
+    let cacheStarted = DispatchTime.now().uptimeNanoseconds
+    var cacheSeconds = 0.0
+    do {
+      record = try medusa.train(h.model, examples: examples, recipe: recipe, onCached: { try cacheBar.advance() }) { s, terms in
+        if bar == nil {
+          cacheBar.finish()
+          cacheSeconds = Double(DispatchTime.now().uptimeNanoseconds - cacheStarted) / 1e9
+          bar = Progress(c.interpreter, total: s.total, label: "train")
+        }
+        metrics += [("loss", s.step, Double(s.loss)), ("lr", s.step, Double(s.learningRate))]
+        for (k, v) in terms.enumerated() where v.isFinite { metrics.append(("lossHead\(k + 1)", s.step, Double(v))) }
+        heads.append(.list(terms.map { .float(Double($0)) }))
+        try bar?.advance()
+      }
+    } catch let e as LatheError { throw e } catch let e as TensorError { throw LatheError("train: \(e.description)") } catch {
+      throw TechniqueBuiltins.error(error)
+    }
+    bar?.finish()
+    c.interpreter.pendingMetrics += metrics
+    c.interpreter.pendingParams += [("recipe", recipeValue.repr), ("method", medusa.description)]
+    return .record(Record([("loss", .list(record.losses.map { .float(Double($0)) })), ("lossHeads", .list(heads)), ("steps", .int(record.steps)),
+                           ("examples", .int(examples.count)), ("cacheSeconds", .float(cacheSeconds)), ("seconds", .float(record.seconds)),
+                           ("finalLoss", .float(Double(record.losses.last ?? .nan)))]))
+  }
+
   /// params(m, t): what technique t adds to language model m.
   static func extraParameters(_ c: NativeCall) throws -> Int {
     let m = try ModelBuiltins.model(c, 0, "params").model
     guard case .host(let t as TechniqueValue) = c[1] else { throw LatheError("params: 'technique' must be a technique, got \(c[1].typeName)", kind: .type) }
     switch t.technique {
     case let ss as SpecStream: return ss.extraParameters(dimension: m.config.dimension)
+    case let medusa as Medusa: return medusa.extraParameters(dimension: m.config.dimension, vocabulary: m.config.vocabularySize)
     default: throw LatheError("params: \(t.technique.name) adds no parameters of its own to count; params(m, t) takes specstream or medusa")
     }
   }

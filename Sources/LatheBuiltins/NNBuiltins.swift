@@ -345,7 +345,7 @@ enum NNBuiltins {
           doc: "Trains a model in place on a dataset (or {images, labels}) with cross-entropy; returns the run record. Training methods (kd(...)) after the data change the loop, in order; the recipe comes last (positional or recipe:).",
           example: "train(mlp([64, 32, 10]), digits(), recipe(epochs: 2))") { c in
       // After the data: training methods, then at most one recipe (a record from recipe(...)).
-      var recipeValue = c[3], methods: [TrainingMethod] = [], predictor: KVPredict? = nil, streamer: SpecStream? = nil
+      var recipeValue = c[3], methods: [TrainingMethod] = [], predictor: KVPredict? = nil, streamer: SpecStream? = nil, heads: Medusa? = nil
       if case .list(let items) = c[2] {
         for v in items {
           switch v {
@@ -355,6 +355,9 @@ enum NNBuiltins {
           case .host(let t as TechniqueValue) where t.technique is SpecStream:
             guard streamer == nil else { throw LatheError("train: two specstream values given; give one") }
             streamer = t.technique as? SpecStream
+          case .host(let t as TechniqueValue) where t.technique is Medusa:
+            guard heads == nil else { throw LatheError("train: two medusa values given; give one") }
+            heads = t.technique as? Medusa
           case .host(let t as TechniqueValue) where t.technique is KVPredict:
             guard predictor == nil else { throw LatheError("train: two kvpredict values given; give one") }
             predictor = t.technique as? KVPredict
@@ -374,6 +377,10 @@ enum NNBuiltins {
         guard case .string(let text) = c[1] else { throw LatheError("train: kvpredict trains on text, got \(c[1].typeName)", kind: .type) }
         guard methods.isEmpty else { throw LatheError("train: kvpredict trains alone; drop the other training methods") }
         return try TrainingBuiltins.trainKVPredictor(c, predictor, text: text, recipe: recipe, recipeValue: recipeValue)
+      }
+      if let heads {
+        guard methods.isEmpty, predictor == nil, streamer == nil else { throw LatheError("train: medusa trains alone; drop the other training methods") }
+        return try TrainingBuiltins.trainMedusa(c, heads, recipe: recipe, recipeValue: recipeValue)
       }
       if let streamer {
         guard methods.isEmpty, predictor == nil else { throw LatheError("train: specstream trains alone; drop the other training methods") }

@@ -1,6 +1,7 @@
 // sqlpairs(n:, seed:): question + table schema -> SQL pairs in the style of the SQL-context task Speculative Streaming
 // is measured on, drawn from a seed (no data file: the pairs are the templates' own). Six tables, eleven question
-// forms over their columns and values; each pair's message is the schema and the question, its answer the query.
+// forms (three phrasings each) over their columns and values; each pair's message is the schema and the question, its
+// answer the query.
 
 import LatheTensor
 
@@ -69,28 +70,41 @@ public enum SQLPairs {
     let text = random.pick(t.text), other = random.pick(t.text.count > 1 ? t.text.filter { $0.name != text.name } : t.text)
     let number = random.pick(t.numbers)
     let value = random.pick(other.values), limit = random.pick(number.values)
-    let (question, sql): (String, String)
+    let T = t.noun, x = text.words, o = other.words, k = number.words
+    // Each form: its phrasings (one drawn) and its query.
+    let (phrasings, sql): ([String], String)
     switch form {
-    case 0: (question, sql) = ("What are the \(text.words)s of all \(t.noun)?", "SELECT \(text.name) FROM \(t.name)")
-    case 1: (question, sql) = ("How many \(t.noun) are there?", "SELECT COUNT(*) FROM \(t.name)")
-    case 2: (question, sql) = ("List the \(text.words) of \(t.noun) whose \(other.words) is \(value).",
-                               "SELECT \(text.name) FROM \(t.name) WHERE \(other.name) = '\(value)'")
-    case 3: (question, sql) = ("How many \(t.noun) have a \(number.words) greater than \(limit)?",
-                               "SELECT COUNT(*) FROM \(t.name) WHERE \(number.name) > \(limit)")
-    case 4: (question, sql) = ("What is the average \(number.words) of \(t.noun)?", "SELECT AVG(\(number.name)) FROM \(t.name)")
-    case 5: (question, sql) = ("What is the highest \(number.words) among \(t.noun) whose \(other.words) is \(value)?",
-                               "SELECT MAX(\(number.name)) FROM \(t.name) WHERE \(other.name) = '\(value)'")
-    case 6: (question, sql) = ("Show the \(text.words) and \(number.words) of all \(t.noun), ordered by \(number.words) from high to low.",
-                               "SELECT \(text.name), \(number.name) FROM \(t.name) ORDER BY \(number.name) DESC")
-    case 7: (question, sql) = ("What is the \(number.words) of the \(t.noun) with \(other.words) \(value)?",
-                               "SELECT \(number.name) FROM \(t.name) WHERE \(other.name) = '\(value)'")
-    case 8: (question, sql) = ("For each \(other.words), how many \(t.noun) are there?",
-                               "SELECT \(other.name), COUNT(*) FROM \(t.name) GROUP BY \(other.name)")
-    case 9: (question, sql) = ("Which \(text.words) has the lowest \(number.words)?",
-                               "SELECT \(text.name) FROM \(t.name) ORDER BY \(number.name) ASC LIMIT 1")
-    default: (question, sql) = ("List the distinct \(other.words) values of \(t.noun) with \(number.words) below \(limit).",
-                                "SELECT DISTINCT \(other.name) FROM \(t.name) WHERE \(number.name) < \(limit)")
+    case 0: (phrasings, sql) = (["What are the \(x)s of all \(T)?", "List every \(x) in the \(T) table.", "Give the \(x) of each of the \(T)."],
+                                "SELECT \(text.name) FROM \(t.name)")
+    case 1: (phrasings, sql) = (["How many \(T) are there?", "Count the \(T).", "What is the number of \(T)?"], "SELECT COUNT(*) FROM \(t.name)")
+    case 2: (phrasings, sql) = (["List the \(x) of \(T) whose \(o) is \(value).", "Which \(T) have \(o) \(value)? Give their \(x).",
+                                 "Show the \(x) for \(T) with \(o) equal to \(value)."],
+                                "SELECT \(text.name) FROM \(t.name) WHERE \(other.name) = '\(value)'")
+    case 3: (phrasings, sql) = (["How many \(T) have a \(k) greater than \(limit)?", "Count the \(T) with \(k) above \(limit).",
+                                 "What is the number of \(T) whose \(k) exceeds \(limit)?"],
+                                "SELECT COUNT(*) FROM \(t.name) WHERE \(number.name) > \(limit)")
+    case 4: (phrasings, sql) = (["What is the average \(k) of \(T)?", "Find the mean \(k) over all \(T).", "Give the average \(k) of the \(T)."],
+                                "SELECT AVG(\(number.name)) FROM \(t.name)")
+    case 5: (phrasings, sql) = (["What is the highest \(k) among \(T) whose \(o) is \(value)?",
+                                 "Find the maximum \(k) of \(T) with \(o) \(value).", "Among \(T) with \(o) \(value), what is the largest \(k)?"],
+                                "SELECT MAX(\(number.name)) FROM \(t.name) WHERE \(other.name) = '\(value)'")
+    case 6: (phrasings, sql) = (["Show the \(x) and \(k) of all \(T), ordered by \(k) from high to low.",
+                                 "List \(T) by \(k) in descending order with their \(x).", "Give each \(x) and \(k), largest \(k) first."],
+                                "SELECT \(text.name), \(number.name) FROM \(t.name) ORDER BY \(number.name) DESC")
+    case 7: (phrasings, sql) = (["What is the \(k) of the \(T) with \(o) \(value)?", "Give the \(k) of \(T) whose \(o) is \(value).",
+                                 "Find the \(k) for the \(T) where \(o) is \(value)."],
+                                "SELECT \(number.name) FROM \(t.name) WHERE \(other.name) = '\(value)'")
+    case 8: (phrasings, sql) = (["For each \(o), how many \(T) are there?", "Count the \(T) in each \(o).", "How many \(T) does each \(o) have?"],
+                                "SELECT \(other.name), COUNT(*) FROM \(t.name) GROUP BY \(other.name)")
+    case 9: (phrasings, sql) = (["Which \(x) has the lowest \(k)?", "Give the \(x) of the \(T) with the smallest \(k).",
+                                 "What is the \(x) of the \(T) whose \(k) is lowest?"],
+                                "SELECT \(text.name) FROM \(t.name) ORDER BY \(number.name) ASC LIMIT 1")
+    default: (phrasings, sql) = (["List the distinct \(o) values of \(T) with \(k) below \(limit).",
+                                  "Which different \(o) values appear among \(T) whose \(k) is under \(limit)?",
+                                  "Give each \(o) once for \(T) with \(k) less than \(limit)."],
+                                 "SELECT DISTINCT \(other.name) FROM \(t.name) WHERE \(number.name) < \(limit)")
     }
+    let question = random.pick(phrasings)
     return SQLPair(question: question, schema: t.schema, sql: sql)
   }
 

@@ -331,6 +331,7 @@ public enum Techniques {
     LoRA.entry,
     KVPredict.entry,
     SpecStream.entry,
+    Medusa.entry,
     Greedy.entry,
   ]
 

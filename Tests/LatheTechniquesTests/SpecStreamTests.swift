@@ -271,3 +271,68 @@ private func answerExamples(_ count: Int, prompt: Int, answer: Int, seed: UInt64
     try SpecStream.Session(try SpecStream(msaLayers: 2), model: model, examples: [AnswerExample(tokens: [1, 2, 99], answerStart: 1)])
   }
 }
+
+// MARK: pruning (check 8) and Medusa (checks 1 and 6)
+
+@Test func pruningKeepsTheRootNeverGrowsTheTreeAndAtThresholdZeroKeepsAll() throws {
+  let tree = SpecStream.DraftTree(root: 7, levels: [[1, 2, 3], [4, 5], [6, 8]])
+  var state: UInt64 = 3
+  let probability = (0..<tree.count).map { _ -> Double in
+    state = state &* 6364136223846793005 &+ 1442695040888963407
+    return Double(state >> 11) / Double(UInt64(1) << 53)
+  }
+  #expect(SpecStream.prune(tree, threshold: 0) { _, c in probability[c] } == Array(0..<tree.count))
+  for threshold in [0.05, 0.3, 0.6, 0.99, 1.0] {
+    let kept = SpecStream.prune(tree, threshold: threshold) { _, c in probability[c] }
+    #expect(kept.first == 0 && kept.count <= tree.count)
+    for i in kept where i > 0 {
+      #expect(kept.contains(tree.parents[i]), "a kept node's parent is kept")
+      #expect(probability[i] >= threshold)
+    }
+    // Every dropped child of a kept node is below the threshold.
+    for i in 1..<tree.count where kept.contains(tree.parents[i]) && !kept.contains(i) { #expect(probability[i] < threshold) }
+  }
+}
+
+@Test func withPruningTheTextIsStillGreedyAndTreesShrink() throws {
+  let model = try tinyLlama(seed: 35)
+  let ss = try SpecStream(streams: 3, msaLayers: 2, topK: 3, alpha: [1.0, 1.0], pruneRank: 4, pruneThreshold: 0.2, loraRank: 4)
+  let session = try SpecStream.Session(ss, model: model, examples: answerExamples(2, prompt: 4, answer: 8, seed: 60))
+  var recipe = Recipe()
+  recipe.steps = 5; recipe.batch = 2; recipe.lr = 1e-2
+  _ = try ss.train(session, recipe: recipe)
+  for seed in [1, 2, 3] as [UInt64] {
+    let prompt = randomTokens(6, seed: 70 + seed)
+    let (tokens, counters) = try specstream(model, ss, prompt, tokens: 16)
+    #expect(try tokens == greedy(model, prompt, tokens: 16))
+    #expect(zip(counters.treeSizes, counters.fullTreeSizes).allSatisfy { $0 >= 1 && $0 <= $1 })
+    #expect(counters.treeSizes.reduce(0, +) < counters.fullTreeSizes.reduce(0, +), "a threshold of 0.2 over 3 children prunes something")
+  }
+  let unpruned = try SpecStream(streams: 3, msaLayers: 2, topK: 3, pruneRank: 4, pruneThreshold: 0)
+  unpruned.embeddings = ss.embeddings; unpruned.pruner = ss.pruner
+  let (_, c) = try specstream(model, unpruned, randomTokens(6, seed: 71), tokens: 12)
+  #expect(c.treeSizes == c.fullTreeSizes)
+}
+
+@Test func medusaTextIsGreedyAndItsParametersAreHeadsTimesDSquaredPlusDV() throws {
+  #expect(try Medusa(heads: 4).extraParameters(dimension: 576, vocabulary: 49_152) == 114_573_312)
+  let model = try tinyLlama(seed: 36)
+  let medusa = try Medusa(heads: 3, topK: 2)
+  var recipe = Recipe()
+  recipe.steps = 20; recipe.batch = 2; recipe.lr = 1e-2
+  let record = try medusa.train(model, examples: answerExamples(3, prompt: 4, answer: 10, seed: 80), recipe: recipe)
+  #expect(record.losses.last ?? .infinity < record.losses[0])
+  for seed in [1, 2, 3] as [UInt64] {
+    let prompt = randomTokens(5, seed: 90 + seed)
+    let (cache, logits) = try model.prefill(prompt, extra: 16)
+    var sampler = try Sampler()
+    let r = try medusa.decode(model, context: prompt, cache: cache, logits: logits, maxTokens: 16, sampler: &sampler, stop: []) { _, _ in }
+    #expect(try r.generation.tokens == greedy(model, prompt, tokens: 16))
+  }
+  #expect(medusa.totals.calls <= medusa.totals.tokens + medusa.totals.decodes && medusa.totals.callReduction >= 1)
+  #expect(throws: TechniqueError.self) {
+    let (cache, logits) = try model.prefill([1, 2], extra: 4)
+    var sampler = try Sampler()
+    _ = try Medusa().decode(model, context: [1, 2], cache: cache, logits: logits, maxTokens: 4, sampler: &sampler, stop: []) { _, _ in }
+  }
+}

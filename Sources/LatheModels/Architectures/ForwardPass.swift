@@ -73,6 +73,16 @@ public struct ForwardHooks {
     public var mask: [Float]
     /// Sees the main rows' hidden states entering `layer` ([T, dimension]) before the streams are added.
     public var observe: ((UnsafePointer<Float>, Int) throws -> Void)?
+    /// Tree pruning: given the main rows' hidden states entering `layer` ([T, dimension]), the rows that do get
+    /// streams (some of `rows`, in their order), with their positions and mask in the form of `positions` and `mask`;
+    /// the others' streams are not run. Buffers and cache room are sized for all of `rows`.
+    public var select: ((_ hidden: UnsafePointer<Float>, _ rows: Int) throws -> Selection)?
+
+    public struct Selection {
+      public var rows: [Int], positions: [Int], mask: [Float]
+      public init(rows: [Int], positions: [Int], mask: [Float]) { self.rows = rows; self.positions = positions; self.mask = mask }
+    }
+
     public init(layer: Int, count: Int, embeddings: [Float], rows: [Int], positions: [Int], mask: [Float]) {
       self.layer = layer; self.count = count; self.embeddings = embeddings; self.rows = rows; self.positions = positions
       self.mask = mask
@@ -98,6 +108,8 @@ struct ForwardPass {
   let model: LlamaModel, config: LlamaConfig, cache: KVCache?, tokens: [Int]
   /// Rows in flight: the tokens, then (from the streams' layer on) the tokens and their stream rows.
   var T: Int
+  /// The stream mask of the rows `Streams.select` chose.
+  var selectedMask: [Float]?
   let start: Int, threads: Int, tokenCount: Int
   let hooks: ForwardHooks
   var buffers: [UnsafeMutablePointer<Float>] = []
@@ -229,11 +241,25 @@ struct ForwardPass {
   mutating func insert(_ streams: ForwardHooks.Streams) throws {
     let d = config.dimension, hd = config.headDimension
     try streams.observe?(x, T)
+    var rows = streams.rows, positions = streams.positions
+    if let select = streams.select {
+      let chosen = try select(x, T), all = Set(streams.rows), width = start + T + chosen.rows.count * streams.count
+      func fail(_ reason: String) -> TensorError { .invalidArgument(op: "forward streams", reason: reason) }
+      guard chosen.rows.count <= streams.rows.count, Set(chosen.rows).count == chosen.rows.count, chosen.rows.allSatisfy({ all.contains($0) }) else {
+        throw fail("the selected stream rows \(chosen.rows) are not some of \(streams.rows)")
+      }
+      guard chosen.positions.count == chosen.rows.count * streams.count else { throw fail("\(chosen.positions.count) positions for the selected stream rows") }
+      if let bad = chosen.positions.first(where: { $0 < 0 || $0 >= config.contextLength }) { throw fail("stream position \(bad) is outside the context") }
+      guard chosen.mask.count == (T + chosen.rows.count * streams.count) * width, !chosen.mask.contains(where: { $0.isNaN || $0 == .infinity }) else {
+        throw fail("the selected stream mask has \(chosen.mask.count) entries, not \(T + chosen.rows.count * streams.count) × \(width) finite or −inf")
+      }
+      rows = chosen.rows; positions = chosen.positions; selectedMask = chosen.mask
+    }
     var row = T
-    for r in streams.rows {
+    for r in rows {
       for j in 0..<streams.count {
         for c in 0..<d { x[row * d + c] = x[r * d + c] + streams.embeddings[j * d + c] }
-        ForwardPass.ropeAngles(config, position: streams.positions[row - T], cosines: cosines + row * hd / 2, sines: sines + row * hd / 2)
+        ForwardPass.ropeAngles(config, position: positions[row - T], cosines: cosines + row * hd / 2, sines: sines + row * hd / 2)
         row += 1
       }
     }
@@ -379,7 +405,7 @@ struct ForwardPass {
     let scale = 1 / Float(hd).squareRoot()
     let (q, attention, T, start, threads) = (self.q, self.attention, self.T, self.start, self.threads)
     let streaming = T > tokenCount
-    guard let mask = streaming ? hooks.streams?.mask : hooks.mask else {
+    guard let mask = streaming ? selectedMask ?? hooks.streams?.mask : hooks.mask else {
       FusedAttention.causal(queries: q, queryStride: qStride, keys: keys, values: values, kvStride: kvStride,
                             output: attention, outputStride: qStride, rows: T, start: start, heads: heads,
                             kvHeads: kvHeads, headDim: hd, threads: threads)

@@ -35,18 +35,19 @@ public final class SpecStream: DecodingStrategy {
     public var calls = 0
     /// Tokens produced; draft tokens accepted; decodes run.
     public var tokens = 0, accepted = 0, decodes = 0
-    /// Nodes of each verified tree.
-    public var treeSizes: [Int] = []
+    /// Nodes of each verified tree (after pruning), and of the full tree drafted.
+    public var treeSizes: [Int] = [], fullTreeSizes: [Int] = []
     /// Tokens per call (the call reduction ratio): 1 when no draft is ever right.
     public var callReduction: Double { calls == 0 ? 0 : Double(tokens) / Double(calls) }
     /// Mean tokens advanced per tree call, β = accepted nodes + 1.
     public var meanBeta: Double { treeSizes.isEmpty ? 0 : Double(accepted + treeSizes.count) / Double(treeSizes.count) }
     mutating func add(_ o: Counters) {
       calls += o.calls; tokens += o.tokens; accepted += o.accepted; decodes += o.decodes; treeSizes += o.treeSizes
+      fullTreeSizes += o.fullTreeSizes
     }
     var fields: [(String, TechniqueArgument)] {
       [("calls", .int(calls)), ("cr", .float(callReduction)), ("accepted", .int(accepted)), ("meanBeta", .float(meanBeta)),
-       ("treeSizes", .list(treeSizes.map { .int($0) })), ("draftCalls", .int(0))]
+       ("treeSizes", .list(treeSizes.map { .int($0) })), ("fullTreeSizes", .list(fullTreeSizes.map { .int($0) })), ("draftCalls", .int(0))]
     }
   }
 
@@ -207,8 +208,50 @@ public final class SpecStream: DecodingStrategy {
   /// and each node's stream logits, computed for `streamsOf` once the main logits have chosen it.
   struct TreeCall {
     var main: [Float]
-    /// The final hidden states (before the output norm) of every stream row, [n·γ, d].
+    /// The final hidden states (before the output norm) of every stream row, [survivors·γ, d].
     var streamHidden: [Float]
+    /// The nodes that kept their streams (all of them without pruning), in order: node survivors[s] has the stream
+    /// rows s·γ..<(s + 1)·γ.
+    var survivors: [Int]
+  }
+
+  /// The nodes tree pruning keeps: the root, and each child of a kept node whose transition probability
+  /// `probability(parent, child)` is at least `threshold` (with its subtree only then). In node order; a subtree of
+  /// the tree, never larger, all of it at threshold 0.
+  public static func prune(_ tree: DraftTree, threshold: Double, probability: (Int, Int) -> Double) -> [Int] {
+    var kept = [Bool](repeating: false, count: tree.count)
+    kept[0] = true
+    for i in 1..<Swift.max(1, tree.count) where kept[tree.parents[i]] {
+      kept[i] = threshold <= 0 || probability(tree.parents[i], i) >= threshold
+    }
+    return (0..<tree.count).filter { kept[$0] }
+  }
+
+  /// The pruner's transition probabilities for every parent in `tree`: early-exit logits H(o_θ(x)) of its hidden
+  /// state x entering the stream layers, softmax at each child's token. Keyed by child node.
+  func transitionProbabilities(_ model: LlamaModel, pruner: Pruner, tree: DraftTree, hidden: UnsafePointer<Float>) throws -> [Double] {
+    let d = model.config.dimension, θ = pruner.rank, vocab = model.config.vocabularySize
+    let parents = Array(Set(tree.parents.dropFirst())).sorted()
+    var rows = [Float](repeating: 0, count: parents.count * d)
+    for (k, p) in parents.enumerated() {
+      let x = hidden + p * d
+      var low = [Float](repeating: 0, count: θ)
+      for r in 0..<θ { var sum: Float = 0; for c in 0..<d { sum += pruner.a[r * d + c] * x[c] }; low[r] = sum }
+      for c in 0..<d {
+        var sum = x[c]
+        for r in 0..<θ { sum += pruner.b[c * θ + r] * low[r] }
+        rows[k * d + c] = sum
+      }
+    }
+    let logits = try model.headLogits(hidden: rows, rows: parents.count)
+    var probability = [Double](repeating: 1, count: tree.count)
+    for (k, p) in parents.enumerated() {
+      let z = logits[(k * vocab)..<((k + 1) * vocab)]
+      let top = z.max() ?? 0
+      let logSum = Double(top) + Foundation.log(z.reduce(0.0) { $0 + Double(Foundation.exp($1 - top)) })
+      for child in tree.children(of: p) { probability[child] = Foundation.exp(Double(z[k * vocab + tree.tokens[child]]) - logSum) }
+    }
+    return probability
   }
 
   func call(_ model: LlamaModel, tree: DraftTree, cache: KVCache, levels γ: Int) throws -> TreeCall {
@@ -221,6 +264,17 @@ public final class SpecStream: DecodingStrategy {
     hooks.streams = ForwardHooks.Streams(
       layer: layer, count: γ, embeddings: Array(try streamEmbeddings(for: model).prefix(γ * d)), rows: rows,
       positions: streamPositions, mask: SpecStream.streamMask(mainRows: n, start: start, streams: γ, rows: rows, sees: tree.sees))
+    var survivors = rows
+    if let pruner, pruneThreshold > 0, n > 1 {
+      guard pruner.dimension == d else { throw TechniqueError("specstream: its pruner is \(pruner.dimension) wide, the model's dimension is \(d)") }
+      let threshold = pruneThreshold, offset = streamPosition == "offset"
+      hooks.streams?.select = { [unowned self] hidden, _ in
+        let p = try self.transitionProbabilities(model, pruner: pruner, tree: tree, hidden: hidden)
+        survivors = SpecStream.prune(tree, threshold: threshold) { _, child in p[child] }
+        return .init(rows: survivors, positions: survivors.flatMap { r in (1...γ).map { j in positions[r] + (offset ? j : 0) } },
+                     mask: SpecStream.streamMask(mainRows: n, start: start, streams: γ, rows: survivors, sees: tree.sees))
+      }
+    }
     hooks.headRows = n
     var hidden: [Float] = []
     let last = model.config.layerCount - 1
@@ -229,7 +283,7 @@ public final class SpecStream: DecodingStrategy {
       hidden = Array(UnsafeBufferPointer(start: a.values + n * d, count: (a.rows - n) * d))
     }
     let main = try model.forward(tree.tokens, cache: cache, allLogits: true, hooks: hooks)
-    return TreeCall(main: main, streamHidden: hidden)
+    return TreeCall(main: main, streamHidden: hidden, survivors: survivors)
   }
 
   /// The top `k` token ids of `logits`, best first (ties: the lower id).
@@ -248,54 +302,82 @@ public final class SpecStream: DecodingStrategy {
 
   public func decode(_ model: LlamaModel, context: [Int], cache: KVCache, logits: [Float]?, maxTokens: Int, sampler: inout Sampler,
                      stop: [String], onToken: (Int, String) throws -> Void) throws -> DecodingResult {
-    guard sampler.temperature == 0 else {
-      throw TechniqueError("specstream: verification is greedy, so decoding needs temperature 0, got \(sampler.temperature)")
-    }
-    guard maxTokens >= 0 else { throw TechniqueError("specstream: tokens must be >= 0, got \(maxTokens)") }
     guard msaLayers <= model.config.layerCount else {
       throw TechniqueError("specstream: msaLayers \(msaLayers) is more than the model's \(model.config.layerCount) layers")
     }
-    guard cache.count == context.count, let lastToken = context.last, logits != nil else {
-      throw TechniqueError("specstream: the KV cache holds \(cache.count) positions for \(context.count) tokens of context")
-    }
+    let vocab = model.config.vocabularySize, d = model.config.dimension
     var counters = Counters()
+    let result = try SpecStream.treeDecode(name: "specstream", model, context: context, cache: cache, logits: logits, maxTokens: maxTokens,
+                                           sampler: sampler, stop: stop, levels: streams, topK: topK, rowsPerNode: { 1 + $0 },
+                                           override: draftOverride, counters: &counters, onToken: onToken) { tree, γ in
+      let c = try call(model, tree: tree, cache: cache, levels: γ)
+      return TreeStep(main: c.main, survivors: c.survivors) { node in
+        // Stream logits of `node` (γ rows of vocab) from the call's hidden states.
+        guard let i = c.survivors.firstIndex(of: node) else { throw TechniqueError("specstream: node \(node) has no streams") }
+        let all = try model.headLogits(hidden: Array(c.streamHidden[(i * γ * d)..<((i + 1) * γ * d)]), rows: γ)
+        return (0..<γ).map { Array(all[($0 * vocab)..<(($0 + 1) * vocab)]) }
+      }
+    }
+    totals.add(counters)
+    return DecodingResult(generation: result, counters: counters.fields)
+  }
+
+  /// What one tree call gives the loop: the main rows' logits [n, vocab], the nodes that may be accepted, and the
+  /// draft logits (one row per level) at an accepted node.
+  struct TreeStep {
+    var main: [Float], survivors: [Int]
+    var drafts: (Int) throws -> [[Float]]
+  }
+
+  /// The greedy tree loop Speculative Streaming and Medusa share: the last context token runs again (its drafts),
+  /// then each call verifies a tree built from the accepted node's drafts (root = the model's choice, emitted at once;
+  /// level g = the top-k of draft g) and compacts the cache to the accepted path. `rowsPerNode(γ)`: the rows a node
+  /// takes in a call (1 + γ with streams).
+  static func treeDecode(name: String, _ model: LlamaModel, context: [Int], cache: KVCache, logits: [Float]?, maxTokens: Int, sampler: Sampler,
+                         stop: [String], levels: Int, topK: Int, rowsPerNode: (Int) -> Int,
+                         override: (([Int], [[Int]]) -> [[Int]])?, counters: inout Counters, onToken: (Int, String) throws -> Void,
+                         run: (DraftTree, Int) throws -> TreeStep) throws -> Generation {
+    guard sampler.temperature == 0 else {
+      throw TechniqueError("\(name): verification is greedy, so decoding needs temperature 0, got \(sampler.temperature)")
+    }
+    guard maxTokens >= 0 else { throw TechniqueError("\(name): tokens must be >= 0, got \(maxTokens)") }
+    guard cache.count == context.count, let lastToken = context.last, logits != nil else {
+      throw TechniqueError("\(name): the KV cache holds \(cache.count) positions for \(context.count) tokens of context")
+    }
     counters.decodes = 1
     let started = DispatchTime.now().uptimeNanoseconds
-    let limit = model.config.contextLength, vocab = model.config.vocabularySize, d = model.config.dimension
+    let limit = model.config.contextLength, vocab = model.config.vocabularySize
     var out = GreedyOutput(model: model, context: context, stop: stop, maxTokens: maxTokens, limit: limit)
-    func emit(_ id: Int) throws -> Bool { counters.tokens += 1; return try out.emit(id, onToken) }
-    /// Stream logits of node `i` (γ rows of vocab) from a call's hidden states.
-    func streamLogits(_ call: TreeCall, node i: Int, γ: Int) throws -> [[Float]] {
-      let rows = Array(call.streamHidden[(i * γ * d)..<((i + 1) * γ * d)])
-      let all = try model.headLogits(hidden: rows, rows: γ)
-      return (0..<γ).map { Array(all[($0 * vocab)..<(($0 + 1) * vocab)]) }
-    }
+    var tokens = 0
+    func emit(_ id: Int) throws -> Bool { tokens += 1; return try out.emit(id, onToken) }
 
-    // The prefill ran without streams: the last context token runs again with its streams.
+    // The prefill gave no drafts: the last context token runs again.
     cache.truncate(to: context.count - 1)
-    var γ = Swift.min(streams, Swift.max(1, (limit - cache.count) / 2 - 1))
-    let first = try call(model, tree: DraftTree(root: lastToken, levels: []), cache: cache, levels: γ)
+    var γ = Swift.min(levels, Swift.max(1, (limit - cache.count) / 2 - 1))
+    let first = try run(DraftTree(root: lastToken, levels: []), γ)
     counters.calls += 1
     var mainLogits = Array(first.main.prefix(vocab))
-    var drafts = try streamLogits(first, node: 0, γ: γ)
+    var drafts = try first.drafts(0)
     while out.result.tokens.count < maxTokens {
       let root = Sampler.argmax(mainLogits)
       if try emit(root) { break }
-      // The tree must fit: its rows and their streams after the cache.
+      // The tree must fit: its rows after the cache.
       let start = cache.count
       var levels = drafts.map { SpecStream.top($0, topK) }
-      while !levels.isEmpty, start + SpecStream.treeSize(topK: topK, levels: levels.count) * (1 + γ) > limit { levels.removeLast() }
-      if let draftOverride { levels = draftOverride(out.tokens, levels) }
+      while !levels.isEmpty, start + SpecStream.treeSize(topK: topK, levels: levels.count) * rowsPerNode(γ) > limit { levels.removeLast() }
+      if let override { levels = override(out.tokens, levels) }
       let tree = DraftTree(root: root, levels: levels)
       γ = Swift.min(γ, Swift.max(1, (limit - start) / tree.count - 1))
-      guard start + tree.count * (1 + γ) <= limit else { out.result.stopReason = "context"; break }
-      let c = try call(model, tree: tree, cache: cache, levels: γ)
+      guard start + tree.count * rowsPerNode(γ) <= limit else { out.result.stopReason = "context"; break }
+      let c = try run(tree, γ)
       counters.calls += 1
-      counters.treeSizes.append(tree.count)
-      // Follow the child that equals the model's own choice at each accepted node.
+      counters.treeSizes.append(c.survivors.count)
+      counters.fullTreeSizes.append(tree.count)
+      // Follow the kept child that equals the model's own choice at each accepted node.
+      let kept = Set(c.survivors)
       var node = 0, path = [0], done = false
       while !done, let child = tree.children(of: node).first(where: {
-        tree.tokens[$0] == Sampler.argmax(Array(c.main[(node * vocab)..<((node + 1) * vocab)]))
+        kept.contains($0) && tree.tokens[$0] == Sampler.argmax(Array(c.main[(node * vocab)..<((node + 1) * vocab)]))
       }) {
         node = child
         path.append(child)
@@ -305,14 +387,14 @@ public final class SpecStream: DecodingStrategy {
       try cache.compact(from: start, keeping: path)
       if done { break }
       mainLogits = Array(c.main[(node * vocab)..<((node + 1) * vocab)])
-      drafts = try streamLogits(c, node: node, γ: γ)
+      drafts = try c.drafts(node)
     }
+    counters.tokens = tokens
     // As after a plain decode, the last token is pending: the cache holds the tokens before it.
     if cache.count >= out.tokens.count, out.tokens.count > context.count { cache.truncate(to: out.tokens.count - 1) }
     try out.finish(onToken)
     var result = out.result
     result.decodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-    totals.add(counters)
-    return DecodingResult(generation: result, counters: counters.fields)
+    return result
   }
 }
