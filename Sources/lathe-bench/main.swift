@@ -185,4 +185,5 @@ do { try TrainBench.run(filter: filter) } catch { print("train bench: error: \(e
 do { try TechniqueBench.run(filter: filter) } catch { print("seedlm bench: error: \(error)"); failed = true }
 do { try RunaheadBench.run(repeatCount: repeatOption ?? 1, filter: filter) } catch { print("runahead bench: error: \(error)"); failed = true }
 do { try KVPredictBench.run(filter: filter) } catch { print("kvpredict bench: error: \(error)"); failed = true }
+do { try SpecStreamBench.run(filter: filter) } catch { print("specstream bench: error: \(error)"); failed = true }
 exit(failed ? 1 : 0)

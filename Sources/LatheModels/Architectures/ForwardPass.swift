@@ -319,6 +319,10 @@ struct ForwardPass {
       let n = Swift.min(block, T - t0)
       let body: (Int) -> Void = { c in
         let r0 = c * chunk, r = Swift.min(chunk, rows - r0)
+        if n <= FewRows.maxRows {
+          FewRows.multiply(input + t0 * cols, rows: n, w + r0 * cols, features: r, cols: cols, into: out + t0 * outStride + r0, outStride: outStride)
+          return
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(r), Int32(cols), 1, input + t0 * cols, Int32(cols),
                     w + r0 * cols, Int32(cols), 0, out + t0 * outStride + r0, Int32(outStride))
       }
