@@ -142,7 +142,9 @@ struct ForwardPass {
     k = make(T * maxKV * hd); v = make(T * maxKV * hd)
     gate = make(T * maxFFN); up = make(T * maxFFN)
     cosines = make(T * hd / 2); sines = make(T * hd / 2)
-    weightSliceCount = T > ForwardPass.matvecTokens || hooks.batchedRows || hooks.streams != nil ? Swift.max(1 << 20, 32 * Swift.max(d, maxFFN, maxHeads * hd)) : 0
+    // f32 weights go to the products as they are: no slice to dequantise into (4 MB of fresh pages a call).
+    let sgemm = T > ForwardPass.matvecTokens || hooks.batchedRows || hooks.streams != nil
+    weightSliceCount = sgemm && !model.projectionsAreF32 ? Swift.max(1 << 20, 32 * Swift.max(d, maxFFN, maxHeads * hd)) : 0
     weightSlice = make(weightSliceCount)
     buffers = list
   }

@@ -180,6 +180,14 @@ public final class LlamaModel: @unchecked Sendable {
     return m
   }
 
+  /// Whether every projection the forward pass multiplies by (the layers' matrices and the output) is a plain f32
+  /// tensor, which the batched path uses in place.
+  public var projectionsAreF32: Bool {
+    output.tensor?.dtype == .f32 && layers.allSatisfy { l in
+      [l.query, l.key, l.value, l.output, l.gate, l.up, l.down].allSatisfy { $0.tensor?.dtype == .f32 }
+    }
+  }
+
   public func makeCache(capacity: Int) throws -> KVCache { try KVCache(config: config, capacity: capacity) }
 
   /// Runs `tokens` at the cache's next positions, appending their keys and values. Returns the logits of the last

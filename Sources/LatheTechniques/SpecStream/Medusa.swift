@@ -39,6 +39,13 @@ public final class Medusa: DecodingStrategy {
     make: { a in try Medusa(heads: try a.int("heads"), topK: try a.int("topK")) },
     decode: { bytes in try Techniques.parse(String(decoding: bytes, as: UTF8.self)) })
 
+  /// A copy with another draft width sharing the trained heads.
+  public func variant(topK: Int) throws -> Medusa {
+    let copy = try Medusa(heads: heads, topK: topK)
+    copy.weights = weights
+    return copy
+  }
+
   /// The parameters the heads add to a model: heads·(d² + d·vocab).
   public func extraParameters(dimension d: Int, vocabulary v: Int) -> Int { heads * (d * d + d * v) }
 

@@ -39,6 +39,8 @@ extension SpecStream {
     let first: Int, γ: Int
     /// The hidden states entering layer `first` of each example, [T, d].
     public private(set) var inputs: [Tensor] = []
+    /// The root mean square of those states: P_j = scale · embeddings[j].
+    public private(set) var embeddingScale: Float = 1
     public let examples: [AnswerExample]
 
     /// The decoder of `model` with adapters on the top N_s layers, and every example's cached input to them.
@@ -64,20 +66,8 @@ extension SpecStream {
                                         scale: 2)
         }
       }
-      let start = try spec.embeddings.map { try Tensor($0, shape: [spec.streams, d]) } ?? Tensor.zeros([spec.streams, d])
-      guard start.shape == [spec.streams, d] else { throw TechniqueError("train: specstream's stream embeddings do not fit dimension \(d)") }
-      embeddings = Variable(try start.copied(as: .f32), requiresGrad: true, name: "specstream.embeddings")
-      if spec.pruneRank > 0 {
-        let bound = 1 / Float(d).squareRoot(), θ = spec.pruneRank
-        let a = try spec.pruner.map { try Tensor($0.a, shape: [θ, d]) }
-          ?? Tensor.rand([θ, d], seed: seed &+ 0x5052_554E).binary(.multiply, scalar: 2 * bound).binary(.subtract, scalar: bound)
-        let b = try spec.pruner.map { try Tensor($0.b, shape: [d, θ]) } ?? Tensor.zeros([d, θ])
-        pruneA = Variable(try a.copied(as: .f32), requiresGrad: true, name: "specstream.prune_a")
-        pruneB = Variable(try b.copied(as: .f32), requiresGrad: true, name: "specstream.prune_b")
-      } else {
-        pruneA = nil; pruneB = nil
-      }
       // The frozen layers run once per example (inference kernels), their output kept.
+      var cached: [Tensor] = [], squares = 0.0, entries = 0
       for e in examples {
         let cache = try model.makeCache(capacity: e.tokens.count)
         var hooks = ForwardHooks()
@@ -90,8 +80,29 @@ extension SpecStream {
         }
         _ = try model.forward(e.tokens, cache: cache, logits: false, hooks: hooks)
         guard let hidden else { throw TechniqueError("train: specstream saw no hidden states at layer \(last)") }
-        inputs.append(hidden)
+        cached.append(hidden)
+        for v in try hidden.contiguous().scalars { squares += Double(v) * Double(v) }
+        entries += hidden.count
         try onExample()
+      }
+      inputs = cached
+      let scale = Swift.max(Float((squares / Double(Swift.max(1, entries))).squareRoot()), 1e-6)
+      embeddingScale = scale
+      // The trained variable is P / scale (scale: the RMS of the hidden states the streams start from), so that an
+      // optimiser step moves P in proportion to those states, whatever their size.
+      let start = try spec.embeddings.map { try Tensor($0.map { $0 / scale }, shape: [spec.streams, d]) }
+        ?? Tensor.zeros([spec.streams, d])
+      guard start.shape == [spec.streams, d] else { throw TechniqueError("train: specstream's stream embeddings do not fit dimension \(d)") }
+      embeddings = Variable(try start.copied(as: .f32), requiresGrad: true, name: "specstream.embeddings")
+      if spec.pruneRank > 0 {
+        let bound = 1 / Float(d).squareRoot(), θ = spec.pruneRank
+        let a = try spec.pruner.map { try Tensor($0.a, shape: [θ, d]) }
+          ?? Tensor.rand([θ, d], seed: seed &+ 0x5052_554E).binary(.multiply, scalar: 2 * bound).binary(.subtract, scalar: bound)
+        let b = try spec.pruner.map { try Tensor($0.b, shape: [d, θ]) } ?? Tensor.zeros([d, θ])
+        pruneA = Variable(try a.copied(as: .f32), requiresGrad: true, name: "specstream.prune_a")
+        pruneB = Variable(try b.copied(as: .f32), requiresGrad: true, name: "specstream.prune_b")
+      } else {
+        pruneA = nil; pruneB = nil
       }
     }
 
@@ -113,7 +124,7 @@ extension SpecStream {
       if s > 0 {
         let base = try x0.gatheredRows(positions.flatMap { Array(repeating: $0, count: γ) }).reshaped(to: [1, s * γ, d])
         let ids = try Tensor((0..<(s * γ)).map { Float($0 % γ) }, shape: [1, s * γ])
-        x = try Variable.concat([x, Variable(base).add(Variable.embedding(ids, table: embeddings))], axis: 1)
+        x = try Variable.concat([x, Variable(base).add(Variable.embedding(ids, table: embeddings).scaled(by: embeddingScale))], axis: 1)
       }
       let mask = try Tensor(SpecStream.streamMask(mainRows: t, start: 0, streams: γ, rows: positions, sees: { $1 <= $0 }), shape: [rows, rows])
       let rope = Array(0..<t) + positions.flatMap { p in (1...γ).map { p + (spec.streamPosition == "offset" ? $0 : 0) } }
@@ -247,13 +258,22 @@ extension SpecStream {
                                    learningRate: lr, peakResidentBytes: 0), terms)
     }
     record.seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-    embeddings = try session.embeddings.value.contiguous().scalars
+    embeddings = try session.embeddings.value.contiguous().scalars.map { $0 * session.embeddingScale }
     if let a = session.pruneA, let b = session.pruneB {
       pruner = Pruner(a: try a.value.contiguous().scalars, b: try b.value.contiguous().scalars, rank: pruneRank,
                       dimension: session.decoder.config.dimension)
     }
     state = "trained"
     return record
+  }
+
+  /// A copy with another draft width or pruning threshold that shares what this one learned (embeddings, pruner).
+  public func variant(topK: Int? = nil, pruneThreshold: Double? = nil) throws -> SpecStream {
+    let copy = try SpecStream(streams: streams, msaLayers: msaLayers, topK: topK ?? self.topK, alpha: alpha, pruneRank: pruneRank,
+                              pruneThreshold: pruneThreshold ?? self.pruneThreshold, streamInit: streamInit, streamPosition: streamPosition,
+                              loraRank: loraRank)
+    copy.embeddings = embeddings; copy.pruner = pruner; copy.state = state
+    return copy
   }
 
   /// The parameters it adds to a model of hidden size d: γ·d stream embeddings and 2·θ·d for the pruning adapter

@@ -329,8 +329,8 @@ public final class SpecStream: DecodingStrategy {
     var drafts: (Int) throws -> [[Float]]
   }
 
-  /// The greedy tree loop Speculative Streaming and Medusa share: the last context token runs again (its drafts),
-  /// then each call verifies a tree built from the accepted node's drafts (root = the model's choice, emitted at once;
+  /// The greedy tree loop Speculative Streaming and Medusa share: the prefill's logits give the first token, whose
+  /// tree is itself alone; then each call verifies a tree built from the accepted node's drafts (root = the model's choice, emitted at once;
   /// level g = the top-k of draft g) and compacts the cache to the accepted path. `rowsPerNode(γ)`: the rows a node
   /// takes in a call (1 + γ with streams).
   static func treeDecode(name: String, _ model: LlamaModel, context: [Int], cache: KVCache, logits: [Float]?, maxTokens: Int, sampler: Sampler,
@@ -341,7 +341,7 @@ public final class SpecStream: DecodingStrategy {
       throw TechniqueError("\(name): verification is greedy, so decoding needs temperature 0, got \(sampler.temperature)")
     }
     guard maxTokens >= 0 else { throw TechniqueError("\(name): tokens must be >= 0, got \(maxTokens)") }
-    guard cache.count == context.count, let lastToken = context.last, logits != nil else {
+    guard cache.count == context.count, !context.isEmpty, logits != nil else {
       throw TechniqueError("\(name): the KV cache holds \(cache.count) positions for \(context.count) tokens of context")
     }
     counters.decodes = 1
@@ -351,13 +351,13 @@ public final class SpecStream: DecodingStrategy {
     var tokens = 0
     func emit(_ id: Int) throws -> Bool { tokens += 1; return try out.emit(id, onToken) }
 
-    // The prefill gave no drafts: the last context token runs again.
-    cache.truncate(to: context.count - 1)
-    var γ = Swift.min(levels, Swift.max(1, (limit - cache.count) / 2 - 1))
-    let first = try run(DraftTree(root: lastToken, levels: []), γ)
+    // The prefill's call gives the first token and no drafts: the first tree is its root alone, which has to run
+    // anyway (plain decoding runs it too), and its streams draft the next tree.
+    guard let logits, logits.count >= vocab else { throw TechniqueError("\(name): the prefill gave \(logits?.count ?? 0) logits, not \(vocab)") }
     counters.calls += 1
-    var mainLogits = Array(first.main.prefix(vocab))
-    var drafts = try first.drafts(0)
+    var γ = levels
+    var mainLogits = Array(logits.prefix(vocab))
+    var drafts: [[Float]] = []
     while out.result.tokens.count < maxTokens {
       let root = Sampler.argmax(mainLogits)
       if try emit(root) { break }

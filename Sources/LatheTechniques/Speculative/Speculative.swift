@@ -118,6 +118,9 @@ public final class Speculative: DecodingStrategy {
     var result = out.result
     result.decodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
     totals.add(counters)
-    return DecodingResult(generation: result, counters: counters.fields + [("draftTokens", .int(counters.proposed))])
+    // calls and cr as the other decoding strategies report them: target calls, the prefill's included.
+    return DecodingResult(generation: result, counters: counters.fields + [("draftTokens", .int(counters.proposed)),
+                                                                        ("calls", .int(counters.baseCalls + counters.decodes)),
+                                                                        ("cr", .float(counters.tokensPerBaseCall))])
   }
 }
