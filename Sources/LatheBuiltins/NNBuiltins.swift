@@ -134,17 +134,20 @@ enum NNBuiltins {
       if !c.isNone(1) { return .int(try TrainingBuiltins.extraParameters(c)) }
       return .int(try module(c[0], "params").parameterCount)
     }
-    r.add("variant", [ParameterSpec("t"), ParameterSpec("topK", default: Value.none), ParameterSpec("pruneThreshold", default: Value.none)],
-          doc: "A copy of a trained specstream or medusa value with another draft width (topK) or pruning threshold, sharing what it learned (stream embeddings, pruner, heads).",
+    r.add("variant", [ParameterSpec("t"), ParameterSpec("topK", default: Value.none), ParameterSpec("pruneThreshold", default: Value.none),
+                      ParameterSpec("streamsOn", default: Value.none)],
+          doc: "A copy of a trained specstream or medusa value with another draft width (topK), pruning threshold or stream placement (streamsOn: \"tree\" | \"accepted\"), sharing what it learned (stream embeddings, pruner, heads).",
           example: "variant(specstream(), topK: 2)") { c in
       guard case .host(let t as TechniqueValue) = c[0] else { throw LatheError("variant: 't' must be a specstream or medusa value, got \(c[0].typeName)", kind: .type) }
       let topK: Int? = c.isNone(1) ? nil : try c.int(1)
       let threshold: Double? = c.isNone(2) ? nil : try c.double(2)
+      let streamsOn: String? = c.isNone(3) ? nil : try c.string(3)
       do {
         switch t.technique {
-        case let ss as SpecStream: return .host(TechniqueValue(try ss.variant(topK: topK, pruneThreshold: threshold)))
+        case let ss as SpecStream: return .host(TechniqueValue(try ss.variant(topK: topK, pruneThreshold: threshold, streamsOn: streamsOn)))
         case let medusa as Medusa:
           guard threshold == nil else { throw LatheError("variant: medusa has no pruning threshold") }
+          guard streamsOn == nil else { throw LatheError("variant: medusa has no streams (streamsOn)") }
           return .host(TechniqueValue(try medusa.variant(topK: topK ?? medusa.topK)))
         default: throw LatheError("variant: takes a specstream or medusa value, got \(t.technique.name)", kind: .type)
         }

@@ -1,5 +1,5 @@
-// Speculative Streaming's costs on SmolLM2 in f32: a greedy step against one tree call (k = 1..3, γ = 4, N_s = 5),
-// ms per call, on 1 and 2 threads (best of 3, interleaved; the drafts of an untrained value, whose cost is the same);
+// Speculative Streaming's costs on SmolLM2 in f32: a greedy step against one tree call (k = 1..3, γ = 4, N_s = 5;
+// streamsOn "accepted": the verifying call, then the accepted node's streams through the top layers), ms per call, on 1 and 2 threads (best of 3, interleaved; the drafts of an untrained value, whose cost is the same);
 // and the few-row product kernel against sgemm and one sgemv per row on the model's projection shapes.
 
 import CBLAS
@@ -26,9 +26,9 @@ enum SpecStreamBench {
       let r = try Greedy().decode(model, context: prompt, cache: cache, logits: logits, maxTokens: 32, sampler: &sampler, stop: []) { _, _ in }
       return r.generation.decodeSeconds * 1e3 / Double(Swift.max(1, r.generation.tokens.count))
     })]
-    for k in 1...3 {
-      cases.append(("specstream tree call, k \(k)", {
-        let ss = try SpecStream(streams: 4, msaLayers: 5, topK: k)
+    for (k, on) in [(1, "tree"), (2, "tree"), (3, "tree"), (1, "accepted"), (2, "accepted")] {
+      cases.append((on == "tree" ? "specstream tree call, k \(k)" : "  streams on accepted, k \(k)", {
+        let ss = try SpecStream(streams: 4, msaLayers: 5, topK: k, streamsOn: on)
         let (cache, logits) = try model.prefill(prompt, extra: 400)
         var sampler = try Sampler()
         ss.draftOverride = { _, levels in levels.map { $0.map { _ in 0 } } }     // every draft wrong: 32 tree calls

@@ -52,6 +52,9 @@ func specstreamTextIsGreedyWhateverTheStreamsDraft(streams: Int, topK: Int, msaL
     let ss = try withRandomStreams(try SpecStream(streams: streams, msaLayers: msaLayers, topK: topK), dimension: 16, seed: UInt64(p + 5))
     let plain = try specstream(model, ss, prompt, tokens: 24)
     #expect(plain.tokens == reference, "gamma \(streams), k \(topK), N_s \(msaLayers), prompt \(p)")
+    let after = try specstream(model, try ss.variant(streamsOn: "accepted"), prompt, tokens: 24)
+    #expect(after.tokens == reference, "streams on the accepted node, gamma \(streams), k \(topK), N_s \(msaLayers), prompt \(p)")
+    #expect(after.counters.streamPasses <= after.counters.calls - 1 && after.counters.streamPasses >= after.counters.treeSizes.count - 1)
     // An oracle puts the true continuation at level g's last place: most drafts accepted, deep paths compacted.
     let oracle = try SpecStream(streams: streams, msaLayers: msaLayers, topK: topK)
     let full = prompt + reference
@@ -159,6 +162,38 @@ func specstreamTextIsGreedyWhateverTheStreamsDraft(streams: Int, topK: Int, msaL
   }
 }
 
+@Test(arguments: [2, 4])
+func theAcceptedNodesStreamsRunAfterVerificationDraftWhatTheTreeCallsDraft(msaLayers: Int) throws {
+  // N_s 4 of 4 layers: the streams start from the token embeddings.
+  let model = try tinyLlama(seed: 16)
+  let prompt = randomTokens(11, seed: 10)
+  let reference = try greedy(model, prompt, tokens: 6)
+  let ss = try withRandomStreams(try SpecStream(streams: 3, msaLayers: msaLayers, topK: 2), dimension: 16, seed: 12)
+  let tree = SpecStream.DraftTree(root: reference[0], levels: (1...3).map { [(reference[$0] + 1) % 40, reference[$0]] })
+  let (cache, _) = try model.prefill(prompt, extra: 64)
+  let (other, _) = try model.prefill(prompt, extra: 64)
+  let start = cache.count
+  let call = try ss.call(model, tree: tree, cache: cache, levels: 3)
+  let verified = try ss.verify(model, tree: tree, cache: other)
+  #expect(maxDifference(call.main, verified.main) < 1e-4, "streams leave the main rows alone")
+  for accepted in 1...3 {
+    // The path root..level `accepted`'s true token, its last node's drafts both ways.
+    var path = [0]
+    for _ in 1...accepted { path.append(tree.children(of: path[path.count - 1]).last ?? 0) }
+    let node = path[path.count - 1], vocab = 40, d = 16
+    #expect(tree.tokens[node] == reference[accepted])
+    let inCall = try model.headLogits(hidden: Array(call.streamHidden[(node * 3 * d)..<((node + 1) * 3 * d)]), rows: 3)
+    let copy = try model.prefill(prompt, extra: 64).cache
+    _ = try ss.verify(model, tree: tree, cache: copy)
+    try copy.compact(from: start, keeping: path)
+    let later = try ss.acceptedStreams(model, hidden: Array(verified.hidden[(node * d)..<((node + 1) * d)]), cache: copy, levels: 3)
+    #expect(copy.count == start + path.count, "the stream rows leave the cache as it was")
+    #expect(later.count == 3)
+    #expect(maxDifference(inCall, later.flatMap { $0 }) < 1e-4, "accepted \(accepted), N_s \(msaLayers)")
+    #expect(later.allSatisfy { $0.count == vocab })
+  }
+}
+
 @Test func callsAreOnePerTokenExactlyWhenEveryDraftIsWrong() throws {
   let model = try tinyLlama(seed: 14)
   let prompt = randomTokens(12, seed: 8)
@@ -184,6 +219,7 @@ func specstreamTextIsGreedyWhateverTheStreamsDraft(streams: Int, topK: Int, msaL
   #expect(throws: TechniqueError.self) { try SpecStream(streams: 0) }
   #expect(throws: TechniqueError.self) { try SpecStream(topK: 0) }
   #expect(throws: TechniqueError.self) { try SpecStream(streamPosition: "later") }
+  #expect(throws: TechniqueError.self) { try SpecStream(streamsOn: "all") }
   let model = try tinyLlama(seed: 15)
   let (cache, logits) = try model.prefill([1, 2, 3], extra: 8)
   var sampler = try Sampler()

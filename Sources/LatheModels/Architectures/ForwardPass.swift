@@ -151,9 +151,14 @@ struct ForwardPass {
 
   func release() { for b in buffers { b.deallocate() } }
 
-  mutating func compute(allLogits: Bool, logits wantLogits: Bool = true, exchange: Exchange? = nil) throws -> [Float] {
+  /// `input`: hidden states [T, d] to start from in place of the tokens' embeddings.
+  mutating func compute(allLogits: Bool, logits wantLogits: Bool = true, exchange: Exchange? = nil, input: UnsafePointer<Float>? = nil) throws -> [Float] {
     let d = config.dimension, hd = config.headDimension
-    for (t, id) in tokens.enumerated() { try model.tokenEmbedding.dequantizeRows(id..<(id + 1), into: x + t * d) }
+    if let input {
+      x.update(from: input, count: T * d)
+    } else {
+      for (t, id) in tokens.enumerated() { try model.tokenEmbedding.dequantizeRows(id..<(id + 1), into: x + t * d) }
+    }
     for t in 0..<T {
       ForwardPass.ropeAngles(config, position: hooks.positions?[t] ?? start + t, cosines: cosines + t * hd / 2, sines: sines + t * hd / 2)
     }

@@ -211,6 +211,39 @@ public final class LlamaModel: @unchecked Sendable {
     return try run.compute(allLogits: allLogits, logits: logits)
   }
 
+  /// Runs hidden states [rows, dimension] entering layer `layer` through the layers layer..<N as rows after the
+  /// cache: RoPE at `positions`, attention under `mask`, an additive [rows, cache.count + rows] mask over the cached
+  /// rows and the rows themselves. Their keys and values are not kept (the cache's count stays). Returns their final
+  /// hidden states (before the output norm), [rows, dimension]: the streams of an accepted draft node, run after the
+  /// call that verified it.
+  public func continueRows(_ hidden: [Float], rows: Int, fromLayer layer: Int, cache: KVCache, positions: [Int], mask: [Float]) throws -> [Float] {
+    let d = config.dimension, start = cache.count, last = config.layerCount - 1
+    guard rows >= 1, hidden.count == rows * d else {
+      throw TensorError.invalidArgument(op: "forward rows", reason: "\(hidden.count) values are not \(rows) rows of \(d)")
+    }
+    guard (0..<config.layerCount).contains(layer) else {
+      throw TensorError.invalidArgument(op: "forward rows", reason: "layer \(layer) is not one of 0..<\(config.layerCount)")
+    }
+    guard cache.widths == config.kvHeadCounts.map({ $0 * config.headDimension }) else {
+      throw TensorError.invalidArgument(op: "forward rows", reason: "the KV cache belongs to a model of another shape")
+    }
+    try cache.reserve(start + rows, limit: config.contextLength)
+    var out: [Float] = []
+    var hooks = ForwardHooks(positions: positions, mask: mask, layers: Array(layer...last), batchedRows: true)
+    hooks.observe = { a in
+      guard a.layer == last, a.point == .layerOutput else { return }
+      out = Array(UnsafeBufferPointer(start: a.values, count: a.rows * a.width))
+    }
+    try check(hooks, tokens: rows, length: start + rows)
+    var run = try ForwardPass(model: self, tokens: Array(repeating: 0, count: rows), cache: cache, start: start, hooks: hooks)
+    defer { run.release(); cache.count = start }
+    try hidden.withUnsafeBufferPointer { p in
+      guard let base = p.baseAddress else { return }
+      _ = try run.compute(allLogits: false, logits: false, input: base)
+    }
+    return out
+  }
+
   /// Logits [rows, vocab] of final hidden states [rows, dimension] (the last layer's output, before the output
   /// norm): the model's norm and head, the head's weights read once for all rows (a draft's stream rows).
   public func headLogits(hidden: [Float], rows: Int) throws -> [Float] {

@@ -267,11 +267,12 @@ extension SpecStream {
     return record
   }
 
-  /// A copy with another draft width or pruning threshold that shares what this one learned (embeddings, pruner).
-  public func variant(topK: Int? = nil, pruneThreshold: Double? = nil) throws -> SpecStream {
+  /// A copy with another draft width, pruning threshold or stream placement that shares what this one learned
+  /// (embeddings, pruner).
+  public func variant(topK: Int? = nil, pruneThreshold: Double? = nil, streamsOn: String? = nil) throws -> SpecStream {
     let copy = try SpecStream(streams: streams, msaLayers: msaLayers, topK: topK ?? self.topK, alpha: alpha, pruneRank: pruneRank,
                               pruneThreshold: pruneThreshold ?? self.pruneThreshold, streamInit: streamInit, streamPosition: streamPosition,
-                              loraRank: loraRank)
+                              loraRank: loraRank, streamsOn: streamsOn ?? self.streamsOn)
     copy.embeddings = embeddings; copy.pruner = pruner; copy.state = state
     return copy
   }

@@ -17,6 +17,10 @@ public final class SpecStream: DecodingStrategy {
   public let pruneRank: Int, pruneThreshold: Double
   public let streamInit: String, streamPosition: String
   public let loraRank: Int
+  /// Where the streams run: "tree" (every node of the verified tree carries γ streams in the verifying call, as the
+  /// paper) or "accepted" (after verification, the accepted node's γ streams alone run through the top N_s layers:
+  /// a partial pass on γ rows in place of γ·|tree| stream rows in the call; the same drafts).
+  public let streamsOn: String
   /// The stream embeddings P_j, [streams, dimension] row-major: zeros until trained (each stream then starts as its
   /// main row, the paper's f_η = identity).
   public internal(set) var embeddings: [Float]?
@@ -31,8 +35,11 @@ public final class SpecStream: DecodingStrategy {
   public var draftOverride: ((_ tokens: [Int], _ levels: [[Int]]) -> [[Int]])?
 
   public struct Counters: Sendable, Equatable {
-    /// Forward calls of the model while decoding (the call that gives the first token's streams included).
+    /// Forward calls of the model while decoding (the prefill's call, whose logits give the first token, included).
     public var calls = 0
+    /// Passes of the accepted node's stream rows through the top N_s layers (streamsOn "accepted"), one per call
+    /// that drafts.
+    public var streamPasses = 0
     /// Tokens produced; draft tokens accepted; decodes run.
     public var tokens = 0, accepted = 0, decodes = 0
     /// Nodes of each verified tree (after pruning), and of the full tree drafted.
@@ -42,18 +49,19 @@ public final class SpecStream: DecodingStrategy {
     /// Mean tokens advanced per tree call, β = accepted nodes + 1.
     public var meanBeta: Double { treeSizes.isEmpty ? 0 : Double(accepted + treeSizes.count) / Double(treeSizes.count) }
     mutating func add(_ o: Counters) {
-      calls += o.calls; tokens += o.tokens; accepted += o.accepted; decodes += o.decodes; treeSizes += o.treeSizes
+      calls += o.calls; streamPasses += o.streamPasses; tokens += o.tokens; accepted += o.accepted; decodes += o.decodes; treeSizes += o.treeSizes
       fullTreeSizes += o.fullTreeSizes
     }
     var fields: [(String, TechniqueArgument)] {
       [("calls", .int(calls)), ("cr", .float(callReduction)), ("accepted", .int(accepted)), ("meanBeta", .float(meanBeta)),
-       ("treeSizes", .list(treeSizes.map { .int($0) })), ("fullTreeSizes", .list(fullTreeSizes.map { .int($0) })), ("draftCalls", .int(0))]
+       ("treeSizes", .list(treeSizes.map { .int($0) })), ("fullTreeSizes", .list(fullTreeSizes.map { .int($0) })), ("draftCalls", .int(0)),
+       ("streamPasses", .int(streamPasses))]
     }
   }
 
   public init(streams: Int = 4, msaLayers: Int = 5, topK: Int = 3, alpha: [Double] = [1.0, 0.1], pruneRank: Int = 8,
               pruneThreshold: Double = 0.05, streamInit: String = "identity", streamPosition: String = "same",
-              loraRank: Int = 16) throws {
+              loraRank: Int = 16, streamsOn: String = "tree") throws {
     guard (1...8).contains(streams) else { throw TechniqueError("specstream: streams must be 1 to 8, got \(streams)") }
     guard msaLayers >= 1 else { throw TechniqueError("specstream: msaLayers must be >= 1, got \(msaLayers)") }
     guard (1...8).contains(topK) else { throw TechniqueError("specstream: topK must be 1 to 8, got \(topK)") }
@@ -67,18 +75,23 @@ public final class SpecStream: DecodingStrategy {
       throw TechniqueError("specstream: streamPosition must be \"same\" (the main token's position) or \"offset\" (t + j), got \"\(streamPosition)\"")
     }
     guard loraRank >= 1 else { throw TechniqueError("specstream: loraRank must be >= 1, got \(loraRank)") }
+    guard ["tree", "accepted"].contains(streamsOn) else {
+      throw TechniqueError("specstream: streamsOn must be \"tree\" (streams on every tree node in the verifying call) or \"accepted\" (the accepted node's streams after it), got \"\(streamsOn)\"")
+    }
     self.streams = streams; self.msaLayers = msaLayers; self.topK = topK; self.alpha = alpha; self.pruneRank = pruneRank
     self.pruneThreshold = pruneThreshold; self.streamInit = streamInit; self.streamPosition = streamPosition; self.loraRank = loraRank
+    self.streamsOn = streamsOn
   }
 
   public var entry: TechniqueEntry { SpecStream.entry }
   public var description: String {
     "specstream(streams: \(streams), msaLayers: \(msaLayers), topK: \(topK), alpha: \(TechniqueArgument.list(alpha.map { .float($0) })), "
       + "pruneRank: \(pruneRank), pruneThreshold: \(TechniqueArgument.float(pruneThreshold)), streamInit: \"\(streamInit)\", "
-      + "streamPosition: \"\(streamPosition)\", loraRank: \(loraRank))"
+      + "streamPosition: \"\(streamPosition)\", loraRank: \(loraRank), streamsOn: \"\(streamsOn)\")"
   }
   public var fields: [(String, TechniqueArgument)] {
-    [("streams", .int(streams)), ("msaLayers", .int(msaLayers)), ("topK", .int(topK)), ("state", .string(state))] + totals.fields
+    [("streams", .int(streams)), ("msaLayers", .int(msaLayers)), ("topK", .int(topK)), ("streamsOn", .string(streamsOn)), ("state", .string(state))]
+      + totals.fields
   }
   /// Untrained, it is its description; trained parts are kept with the model they were trained on.
   public func saved() throws -> [UInt8]? { state == "untrained" ? Array(description.utf8) : nil }
@@ -93,7 +106,8 @@ public final class SpecStream: DecodingStrategy {
                  TechniqueParameter("pruneThreshold", .float(0.05), "tree pruning: children below this transition probability go (0: no pruning)"),
                  TechniqueParameter("streamInit", .string("identity"), "f_eta: a stream starts as its main row's hidden state"),
                  TechniqueParameter("streamPosition", .string("same"), "RoPE position of stream j at t: \"same\" (t) or \"offset\" (t + j)"),
-                 TechniqueParameter("loraRank", .int(16), "rank of the LoRA adapters training puts on the top msaLayers layers")],
+                 TechniqueParameter("loraRank", .int(16), "rank of the LoRA adapters training puts on the top msaLayers layers"),
+                 TechniqueParameter("streamsOn", .string("tree"), "\"tree\": every tree node carries its streams in the verifying call (the paper); \"accepted\": the accepted node's streams run after it through the top layers alone")],
     doc: "Speculative Streaming for generate(m, p, t) and decode(m, kv, t): in the top msaLayers layers every position carries `streams` extra rows (its hidden state plus a learned embedding) that draft the next tokens in the same call that verifies the last draft tree, so the text is exactly greedy in fewer calls. The generation reports calls, cr (tokens per call), accepted, meanBeta and treeSizes.",
     example: "generate(m, \"SELECT\", specstream(streams: 4, topK: 1), tokens: 32)",
     make: { a in
@@ -108,7 +122,7 @@ public final class SpecStream: DecodingStrategy {
       return try SpecStream(streams: try a.int("streams"), msaLayers: try a.int("msaLayers"), topK: try a.int("topK"), alpha: alpha,
                             pruneRank: try a.int("pruneRank"), pruneThreshold: try a.double("pruneThreshold"),
                             streamInit: try a.string("streamInit"), streamPosition: try a.string("streamPosition"),
-                            loraRank: try a.int("loraRank"))
+                            loraRank: try a.int("loraRank"), streamsOn: try a.string("streamsOn"))
     },
     decode: { bytes in try Techniques.parse(String(decoding: bytes, as: UTF8.self)) })
 
@@ -286,6 +300,49 @@ public final class SpecStream: DecodingStrategy {
     return TreeCall(main: main, streamHidden: hidden, survivors: survivors)
   }
 
+  /// streamsOn "accepted", the verifying call: the tree's main rows alone. Returns their logits [n, vocab] and their
+  /// hidden states entering the stream layers [n, d].
+  func verify(_ model: LlamaModel, tree: DraftTree, cache: KVCache) throws -> (main: [Float], hidden: [Float]) {
+    let start = cache.count, n = tree.count, d = model.config.dimension
+    let first = model.config.layerCount - msaLayers
+    var hooks = ForwardHooks(positions: tree.depths.map { start + $0 }, mask: SpecStream.treeMask(tree, start: start), batchedRows: true)
+    hooks.headRows = n
+    var hidden: [Float] = []
+    if first > 0 {
+      hooks.observe = { a in
+        guard a.layer == first - 1, a.point == .layerOutput else { return }
+        hidden = Array(UnsafeBufferPointer(start: a.values, count: n * d))
+      }
+    } else {
+      hidden = [Float](repeating: 0, count: n * d)
+      try hidden.withUnsafeMutableBufferPointer { p in
+        guard let base = p.baseAddress else { return }
+        for (i, id) in tree.tokens.enumerated() { try model.tokenEmbedding.dequantizeRows(id..<(id + 1), into: base + i * d) }
+      }
+    }
+    let main = try model.forward(tree.tokens, cache: cache, allLogits: true, hooks: hooks)
+    return (main, hidden)
+  }
+
+  /// streamsOn "accepted": the γ streams of the node just accepted (the cache holds the path to it, itself last),
+  /// from its hidden state entering the stream layers through those layers; stream j sees the cache and streams
+  /// 1...j, as in the verifying call. One row of draft logits per stream (fewer where the context ends).
+  func acceptedStreams(_ model: LlamaModel, hidden: [Float], cache: KVCache, levels: Int) throws -> [[Float]] {
+    let d = model.config.dimension, vocab = model.config.vocabularySize, start = cache.count
+    let γ = Swift.min(levels, model.config.contextLength - start)
+    guard γ >= 1 else { return [] }
+    let embeddings = try streamEmbeddings(for: model)
+    var rows = [Float](repeating: 0, count: γ * d)
+    for j in 0..<γ { for c in 0..<d { rows[j * d + c] = hidden[c] + embeddings[j * d + c] } }
+    let position = start - 1
+    var mask = [Float](repeating: -.infinity, count: γ * (start + γ))
+    for j in 0..<γ { for c in 0...(start + j) { mask[j * (start + γ) + c] = 0 } }
+    let out = try model.continueRows(rows, rows: γ, fromLayer: model.config.layerCount - msaLayers, cache: cache,
+                                     positions: (1...γ).map { position + (streamPosition == "offset" ? $0 : 0) }, mask: mask)
+    let all = try model.headLogits(hidden: out, rows: γ)
+    return (0..<γ).map { Array(all[($0 * vocab)..<(($0 + 1) * vocab)]) }
+  }
+
   /// The top `k` token ids of `logits`, best first (ties: the lower id).
   static func top(_ logits: [Float], _ k: Int) -> [Int] {
     var best: [(Float, Int)] = []
@@ -307,6 +364,21 @@ public final class SpecStream: DecodingStrategy {
     }
     let vocab = model.config.vocabularySize, d = model.config.dimension
     var counters = Counters()
+    if streamsOn == "accepted" {
+      var passes = 0
+      let result = try SpecStream.treeDecode(name: "specstream", model, context: context, cache: cache, logits: logits, maxTokens: maxTokens,
+                                             sampler: sampler, stop: stop, levels: streams, topK: topK, rowsPerNode: { _ in 1 },
+                                             override: draftOverride, counters: &counters, onToken: onToken) { tree, γ in
+        let c = try verify(model, tree: tree, cache: cache)
+        return TreeStep(main: c.main, survivors: Array(0..<tree.count)) { node in
+          passes += 1
+          return try self.acceptedStreams(model, hidden: Array(c.hidden[(node * d)..<((node + 1) * d)]), cache: cache, levels: γ)
+        }
+      }
+      counters.streamPasses = passes
+      totals.add(counters)
+      return DecodingResult(generation: result, counters: counters.fields)
+    }
     let result = try SpecStream.treeDecode(name: "specstream", model, context: context, cache: cache, logits: logits, maxTokens: maxTokens,
                                            sampler: sampler, stop: stop, levels: streams, topK: topK, rowsPerNode: { 1 + $0 },
                                            override: draftOverride, counters: &counters, onToken: onToken) { tree, γ in
