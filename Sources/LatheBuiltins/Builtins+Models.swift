@@ -315,7 +315,7 @@ enum ModelBuiltins {
       if prefillStrategy == nil && decoding == nil {
         result = try value.model.generate(ids, maxTokens: tokens, sampler: &sampler, stop: try stops(c, 8), onToken: streamer(c, 9))
       } else {
-        let kv = try prefill(value, ids, prefillStrategy, room: tokens, interpreter: c.interpreter)
+        let kv = try prefill(value, ids, prefillStrategy, room: tokens, interpreter: c.interpreter, decoding: decoding)
         var r: Generation
         if let decoding {
           do {
@@ -618,11 +618,17 @@ enum ModelBuiltins {
   }
 
   /// Runs `ids` into a new KV cache: serially, or through a prefill strategy (which must run for real).
+  /// `decoding`: the strategy that decodes next, whose serial prefill runs when no prefill strategy is given.
   static func prefill(_ value: LanguageModelValue, _ ids: [Int], _ strategy: (any PrefillStrategy)?, room: Int,
-                      interpreter: Interpreter) throws -> KVCacheValue {
+                      interpreter: Interpreter, decoding: (any DecodingStrategy)? = nil) throws -> KVCacheValue {
     guard let strategy else {
       let started = DispatchTime.now().uptimeNanoseconds
-      let (cache, logits) = try value.model.prefill(ids, extra: room)
+      let (cache, logits): (KVCache, [Float])
+      if let decoding {
+        do { (cache, logits) = try decoding.serialPrefill(value.model, ids, extra: room) } catch { throw TechniqueBuiltins.error(error) }
+      } else {
+        (cache, logits) = try value.model.prefill(ids, extra: room)
+      }
       let first = Sampler.argmax(logits)
       let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
       let text = (try? value.model.tokenizer?.decode([first])) ?? nil

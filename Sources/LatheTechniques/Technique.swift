@@ -131,6 +131,27 @@ public protocol DecodingStrategy: Technique {
   /// `logits` are the logits after the cached ones when nothing is pending) for at most `maxTokens` tokens.
   func decode(_ model: LlamaModel, context: [Int], cache: KVCache, logits: [Float]?, maxTokens: Int, sampler: inout Sampler,
               stop: [String], onToken: (Int, String) throws -> Void) throws -> DecodingResult
+  /// The serial prefill of a prompt this strategy will decode after (no prefill strategy given): the model's own,
+  /// unless the strategy has work to do in that call (Speculative Streaming's streams at the prompt's last position,
+  /// Medusa's heads on its last hidden state: the first tree's drafts, kept for the decode of that cache).
+  func serialPrefill(_ model: LlamaModel, _ prompt: [Int], extra: Int) throws -> (cache: KVCache, logits: [Float])
+}
+
+extension DecodingStrategy {
+  public func serialPrefill(_ model: LlamaModel, _ prompt: [Int], extra: Int) throws -> (cache: KVCache, logits: [Float]) {
+    try model.prefill(prompt, extra: extra)
+  }
+}
+
+/// What a decoding strategy's serial prefill keeps for the decode after it: rows of hidden states, for that cache
+/// (held weakly) while it holds `count` positions.
+public struct PrefillRows {
+  public weak var cache: KVCache?
+  public let count: Int
+  public let hidden: [Float]
+  public init(cache: KVCache, count: Int, hidden: [Float]) { self.cache = cache; self.count = count; self.hidden = hidden }
+  /// The rows if they belong to `cache` as it is now.
+  public func rows(for cache: KVCache) -> [Float]? { self.cache === cache && cache.count == count ? hidden : nil }
 }
 
 /// A decoding strategy's result: the generation and what it cost, as language fields.

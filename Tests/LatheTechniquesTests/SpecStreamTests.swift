@@ -27,13 +27,16 @@ private func greedy(_ model: LlamaModel, _ prompt: [Int], tokens: Int) throws ->
   return try model.decode(cache: cache, logits: logits, maxTokens: tokens, sampler: &sampler).tokens
 }
 
-private func specstream(_ model: LlamaModel, _ ss: SpecStream, _ prompt: [Int], tokens: Int) throws -> (tokens: [Int], counters: SpecStream.Counters) {
+/// `ownPrefill`: through the strategy's serial prefill (streams at the prompt's last position draft the first tree).
+private func specstream(_ model: LlamaModel, _ ss: SpecStream, _ prompt: [Int], tokens: Int, ownPrefill: Bool = false) throws
+  -> (tokens: [Int], counters: SpecStream.Counters) {
   let before = ss.totals
-  let (cache, logits) = try model.prefill(prompt, extra: tokens)
+  let (cache, logits) = ownPrefill ? try ss.serialPrefill(model, prompt, extra: tokens) : try model.prefill(prompt, extra: tokens)
   var sampler = try Sampler()
   let r = try ss.decode(model, context: prompt, cache: cache, logits: logits, maxTokens: tokens, sampler: &sampler, stop: []) { _, _ in }
   var c = ss.totals
   c.calls -= before.calls; c.tokens -= before.tokens; c.accepted -= before.accepted; c.treeSizes.removeFirst(before.treeSizes.count)
+  c.fullTreeSizes.removeFirst(before.fullTreeSizes.count); c.streamPasses -= before.streamPasses
   return (r.generation.tokens, c)
 }
 
@@ -55,6 +58,14 @@ func specstreamTextIsGreedyWhateverTheStreamsDraft(streams: Int, topK: Int, msaL
     let after = try specstream(model, try ss.variant(streamsOn: "accepted"), prompt, tokens: 24)
     #expect(after.tokens == reference, "streams on the accepted node, gamma \(streams), k \(topK), N_s \(msaLayers), prompt \(p)")
     #expect(after.counters.streamPasses <= after.counters.calls - 1 && after.counters.streamPasses >= after.counters.treeSizes.count - 1)
+    // The strategy's own prefill runs the streams at the last prompt position: the first tree is drafted, not the
+    // root alone, and the text is still greedy's.
+    for on in ["tree", "accepted"] {
+      let own = try specstream(model, try ss.variant(streamsOn: on), prompt, tokens: 24, ownPrefill: true)
+      #expect(own.tokens == reference, "own prefill, streams on \(on), gamma \(streams), k \(topK), N_s \(msaLayers), prompt \(p)")
+      #expect((own.counters.fullTreeSizes.first ?? 0) > 1, "levels trimmed only where the context ends")
+      #expect(plain.counters.fullTreeSizes.first == 1)
+    }
     // An oracle puts the true continuation at level g's last place: most drafts accepted, deep paths compacted.
     let oracle = try SpecStream(streams: streams, msaLayers: msaLayers, topK: topK)
     let full = prompt + reference
@@ -192,6 +203,20 @@ func theAcceptedNodesStreamsRunAfterVerificationDraftWhatTheTreeCallsDraft(msaLa
     #expect(maxDifference(inCall, later.flatMap { $0 }) < 1e-4, "accepted \(accepted), N_s \(msaLayers)")
     #expect(later.allSatisfy { $0.count == vocab })
   }
+}
+
+@Test func aLongPromptsStreamsRunAfterTheRestOfItAndDraftTheSame() throws {
+  let model = try tinyLlama(seed: 17)
+  let prompt = randomTokens(40, seed: 13)
+  let reference = try greedy(model, prompt, tokens: 12)
+  let whole = try withRandomStreams(try SpecStream(streams: 3, msaLayers: 2, topK: 2), dimension: 16, seed: 14)
+  let split = try whole.variant()
+  split.wholePromptRows = 8
+  let a = try specstream(model, whole, prompt, tokens: 12, ownPrefill: true)
+  let b = try specstream(model, split, prompt, tokens: 12, ownPrefill: true)
+  #expect(a.tokens == reference && b.tokens == reference)
+  #expect(a.counters == b.counters, "the same drafts, so the same trees and calls")
+  #expect((b.counters.fullTreeSizes.first ?? 0) > 1)
 }
 
 @Test func callsAreOnePerTokenExactlyWhenEveryDraftIsWrong() throws {
@@ -360,10 +385,15 @@ private func answerExamples(_ count: Int, prompt: Int, answer: Int, seed: UInt64
   #expect(record.losses.last ?? .infinity < record.losses[0])
   for seed in [1, 2, 3] as [UInt64] {
     let prompt = randomTokens(5, seed: 90 + seed)
-    let (cache, logits) = try model.prefill(prompt, extra: 16)
-    var sampler = try Sampler()
-    let r = try medusa.decode(model, context: prompt, cache: cache, logits: logits, maxTokens: 16, sampler: &sampler, stop: []) { _, _ in }
-    #expect(try r.generation.tokens == greedy(model, prompt, tokens: 16))
+    for own in [false, true] {
+      let (cache, logits) = own ? try medusa.serialPrefill(model, prompt, extra: 16) : try model.prefill(prompt, extra: 16)
+      #expect(own ? logits == (try model.prefill(prompt, extra: 16)).logits : true, "the heads' prefill is the model's")
+      let trees = medusa.totals.fullTreeSizes.count
+      var sampler = try Sampler()
+      let r = try medusa.decode(model, context: prompt, cache: cache, logits: logits, maxTokens: 16, sampler: &sampler, stop: []) { _, _ in }
+      #expect(try r.generation.tokens == greedy(model, prompt, tokens: 16))
+      #expect(medusa.totals.fullTreeSizes[trees] == (own ? SpecStream.treeSize(topK: 2, levels: 3) : 1), "the first tree drafted from the prefill")
+    }
   }
   #expect(medusa.totals.calls <= medusa.totals.tokens + medusa.totals.decodes && medusa.totals.callReduction >= 1)
   #expect(throws: TechniqueError.self) {

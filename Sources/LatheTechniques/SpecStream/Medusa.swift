@@ -16,6 +16,8 @@ public final class Medusa: DecodingStrategy {
   /// Per head: U [d, d] and W [vocab, d], row-major; nil until trained.
   public internal(set) var weights: [(u: [Float], w: [Float])]?
   public private(set) var totals = SpecStream.Counters()
+  /// The last serial prefill's final hidden state at the prompt's last position.
+  var prefillHidden: PrefillRows?
 
   public init(heads: Int = 4, topK: Int = 3) throws {
     guard (1...8).contains(heads) else { throw TechniqueError("medusa: heads must be 1 to 8, got \(heads)") }
@@ -79,6 +81,21 @@ public final class Medusa: DecodingStrategy {
 
   // MARK: decoding
 
+  /// The plain prefill, with the prompt's last final hidden state kept: the decode of this cache drafts its first
+  /// tree from it.
+  public func serialPrefill(_ model: LlamaModel, _ prompt: [Int], extra: Int) throws -> (cache: KVCache, logits: [Float]) {
+    let n = prompt.count, d = model.config.dimension, last = model.config.layerCount - 1
+    let cache = try model.makeCache(capacity: model.cacheCapacity(prompt: n, extra: extra))
+    var hidden: [Float] = []
+    let hooks = ForwardHooks(observe: { a in
+      guard a.layer == last, a.point == .layerOutput, a.rows >= 1 else { return }
+      hidden = Array(UnsafeBufferPointer(start: a.values + (a.rows - 1) * d, count: d))
+    })
+    let logits = try model.forward(prompt, cache: cache, hooks: hooks)
+    prefillHidden = PrefillRows(cache: cache, count: n, hidden: hidden)
+    return (cache, logits)
+  }
+
   public func decode(_ model: LlamaModel, context: [Int], cache: KVCache, logits: [Float]?, maxTokens: Int, sampler: inout Sampler,
                      stop: [String], onToken: (Int, String) throws -> Void) throws -> DecodingResult {
     let d = model.config.dimension, vocab = model.config.vocabularySize
@@ -88,9 +105,12 @@ public final class Medusa: DecodingStrategy {
     }
     var counters = SpecStream.Counters()
     let last = model.config.layerCount - 1
+    var first: [[Float]] = []
+    if let h = prefillHidden?.rows(for: cache), h.count == d { first = try draftLogits(try Medusa.normed(model, h, rows: 1), dimension: d, vocabulary: vocab) }
+    prefillHidden = nil
     let result = try SpecStream.treeDecode(name: "medusa", model, context: context, cache: cache, logits: logits, maxTokens: maxTokens,
                                            sampler: sampler, stop: stop, levels: heads, topK: topK, rowsPerNode: { _ in 1 },
-                                           override: nil, counters: &counters, onToken: onToken) { tree, _ in
+                                           first: first, override: nil, counters: &counters, onToken: onToken) { tree, _ in
       let n = tree.count, start = cache.count
       var hooks = ForwardHooks(positions: tree.depths.map { start + $0 }, mask: SpecStream.treeMask(tree, start: start), batchedRows: true)
       var hidden: [Float] = []

@@ -33,6 +33,10 @@ public final class SpecStream: DecodingStrategy {
   /// Replaces each tree's draft levels before the tree is built, given every token so far (the root last): tests
   /// force every draft wrong, or right, with it.
   public var draftOverride: ((_ tokens: [Int], _ levels: [[Int]]) -> [[Int]])?
+  /// The last serial prefill's stream rows at the prompt's last position (final hidden states, [γ, d]).
+  var prefillStreams: PrefillRows?
+  /// Prompts up to this many tokens prefill in one call with their streams (a stream mask of (n + γ)² entries).
+  var wholePromptRows = 512
 
   public struct Counters: Sendable, Equatable {
     /// Forward calls of the model while decoding (the prefill's call, whose logits give the first token, included).
@@ -300,6 +304,35 @@ public final class SpecStream: DecodingStrategy {
     return TreeCall(main: main, streamHidden: hidden, survivors: survivors)
   }
 
+  /// The prefill with γ streams at the prompt's last position (the paper's step 1): the main rows run as in a
+  /// plain prefill (the streams never reach them) and the streams' final hidden states are kept, so the decode of
+  /// this cache drafts its first tree from them. A long prompt runs all but its last token first, so that the
+  /// stream mask covers one row and its streams, not the whole prompt. A plain prefill where the streams would not
+  /// fit the context.
+  public func serialPrefill(_ model: LlamaModel, _ prompt: [Int], extra: Int) throws -> (cache: KVCache, logits: [Float]) {
+    let n = prompt.count, d = model.config.dimension, L = model.config.layerCount, γ = streams
+    guard n >= 1, msaLayers <= L, n + γ <= model.config.contextLength else { return try model.prefill(prompt, extra: extra) }
+    let cache = try model.makeCache(capacity: Swift.max(model.cacheCapacity(prompt: n, extra: extra), n + γ))
+    let split = n > wholePromptRows ? n - 1 : 0
+    if split > 0 { _ = try model.forward(Array(prompt[0..<split]), cache: cache, logits: false) }
+    let rows = n - split
+    var hooks = ForwardHooks()
+    hooks.streams = ForwardHooks.Streams(
+      layer: L - msaLayers, count: γ, embeddings: Array(try streamEmbeddings(for: model).prefix(γ * d)), rows: [rows - 1],
+      positions: (1...γ).map { n - 1 + (streamPosition == "offset" ? $0 : 0) },
+      mask: SpecStream.streamMask(mainRows: rows, start: split, streams: γ, rows: [rows - 1], sees: { $1 <= $0 }))
+    var hidden: [Float] = []
+    hooks.observe = { a in
+      guard a.layer == L - 1, a.point == .layerOutput else { return }
+      hidden = Array(UnsafeBufferPointer(start: a.values + rows * d, count: γ * d))
+    }
+    let logits = try model.forward(Array(prompt[split...]), cache: cache, hooks: hooks)
+    prefillStreams = PrefillRows(cache: cache, count: n, hidden: hidden)
+    return (cache, logits)
+  }
+
+
+
   /// streamsOn "accepted", the verifying call: the tree's main rows alone. Returns their logits [n, vocab] and their
   /// hidden states entering the stream layers [n, d].
   func verify(_ model: LlamaModel, tree: DraftTree, cache: KVCache) throws -> (main: [Float], hidden: [Float]) {
@@ -364,11 +397,18 @@ public final class SpecStream: DecodingStrategy {
     }
     let vocab = model.config.vocabularySize, d = model.config.dimension
     var counters = Counters()
+    // The first tree's drafts: the streams the serial prefill ran at the last prompt position, if it was this cache's.
+    var first: [[Float]] = []
+    if let rows = prefillStreams?.rows(for: cache), rows.count == streams * d {
+      let all = try model.headLogits(hidden: rows, rows: streams)
+      first = (0..<streams).map { Array(all[($0 * vocab)..<(($0 + 1) * vocab)]) }
+    }
+    prefillStreams = nil
     if streamsOn == "accepted" {
       var passes = 0
       let result = try SpecStream.treeDecode(name: "specstream", model, context: context, cache: cache, logits: logits, maxTokens: maxTokens,
                                              sampler: sampler, stop: stop, levels: streams, topK: topK, rowsPerNode: { _ in 1 },
-                                             override: draftOverride, counters: &counters, onToken: onToken) { tree, γ in
+                                             first: first, override: draftOverride, counters: &counters, onToken: onToken) { tree, γ in
         let c = try verify(model, tree: tree, cache: cache)
         return TreeStep(main: c.main, survivors: Array(0..<tree.count)) { node in
           passes += 1
@@ -381,7 +421,7 @@ public final class SpecStream: DecodingStrategy {
     }
     let result = try SpecStream.treeDecode(name: "specstream", model, context: context, cache: cache, logits: logits, maxTokens: maxTokens,
                                            sampler: sampler, stop: stop, levels: streams, topK: topK, rowsPerNode: { 1 + $0 },
-                                           override: draftOverride, counters: &counters, onToken: onToken) { tree, γ in
+                                           first: first, override: draftOverride, counters: &counters, onToken: onToken) { tree, γ in
       let c = try call(model, tree: tree, cache: cache, levels: γ)
       return TreeStep(main: c.main, survivors: c.survivors) { node in
         // Stream logits of `node` (γ rows of vocab) from the call's hidden states.
@@ -406,7 +446,7 @@ public final class SpecStream: DecodingStrategy {
   /// level g = the top-k of draft g) and compacts the cache to the accepted path. `rowsPerNode(γ)`: the rows a node
   /// takes in a call (1 + γ with streams).
   static func treeDecode(name: String, _ model: LlamaModel, context: [Int], cache: KVCache, logits: [Float]?, maxTokens: Int, sampler: Sampler,
-                         stop: [String], levels: Int, topK: Int, rowsPerNode: (Int) -> Int,
+                         stop: [String], levels: Int, topK: Int, rowsPerNode: (Int) -> Int, first: [[Float]] = [],
                          override: (([Int], [[Int]]) -> [[Int]])?, counters: inout Counters, onToken: (Int, String) throws -> Void,
                          run: (DraftTree, Int) throws -> TreeStep) throws -> Generation {
     guard sampler.temperature == 0 else {
@@ -423,13 +463,14 @@ public final class SpecStream: DecodingStrategy {
     var tokens = 0
     func emit(_ id: Int) throws -> Bool { tokens += 1; return try out.emit(id, onToken) }
 
-    // The prefill's call gives the first token and no drafts: the first tree is its root alone, which has to run
-    // anyway (plain decoding runs it too), and its streams draft the next tree.
+    // The prefill's call gives the first token, and the first tree's drafts when the strategy's own prefill made
+    // them (`first`); otherwise the first tree is its root alone, which has to run anyway (plain decoding runs it
+    // too), and its streams draft the next tree.
     guard let logits, logits.count >= vocab else { throw TechniqueError("\(name): the prefill gave \(logits?.count ?? 0) logits, not \(vocab)") }
     counters.calls += 1
     var γ = levels
     var mainLogits = Array(logits.prefix(vocab))
-    var drafts: [[Float]] = []
+    var drafts = first
     while out.result.tokens.count < maxTokens {
       let root = Sampler.argmax(mainLogits)
       if try emit(root) { break }
