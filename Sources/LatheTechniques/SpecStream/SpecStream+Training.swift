@@ -186,9 +186,7 @@ extension SpecStream {
           let vocab = decoder.config.vocabularySize
           func score(_ row: Int, _ target: Int, _ g: Int) {
             let z = Array(logits[(row * vocab)..<((row + 1) * vocab)])
-            let top = z.max() ?? 0
-            let logSum = Double(top) + Foundation.log(z.reduce(0.0) { $0 + Double(Foundation.exp($1 - top)) })
-            loss[g] += logSum - Double(z[target]); count[g] += 1
+            loss[g] += SpecStream.logSumExp(z) - Double(z[target]); count[g] += 1
             if Sampler.argmax(z) == target { right[g] += 1 }
           }
           for p in positions {

@@ -265,8 +265,7 @@ public final class SpecStream: DecodingStrategy {
     var probability = [Double](repeating: 1, count: tree.count)
     for (k, p) in parents.enumerated() {
       let z = logits[(k * vocab)..<((k + 1) * vocab)]
-      let top = z.max() ?? 0
-      let logSum = Double(top) + Foundation.log(z.reduce(0.0) { $0 + Double(Foundation.exp($1 - top)) })
+      let logSum = SpecStream.logSumExp(z)
       for child in tree.children(of: p) { probability[child] = Foundation.exp(Double(z[k * vocab + tree.tokens[child]]) - logSum) }
     }
     return probability
@@ -374,6 +373,12 @@ public final class SpecStream: DecodingStrategy {
                                      positions: (1...γ).map { position + (streamPosition == "offset" ? $0 : 0) }, mask: mask)
     let all = try model.headLogits(hidden: out, rows: γ)
     return (0..<γ).map { Array(all[($0 * vocab)..<(($0 + 1) * vocab)]) }
+  }
+
+  /// log Σ exp(z), from the largest entry (a softmax's normaliser, in Double).
+  static func logSumExp<C: Collection<Float>>(_ z: C) -> Double {
+    let top = z.max() ?? 0
+    return Double(top) + Foundation.log(z.reduce(0.0) { $0 + Double(Foundation.exp($1 - top)) })
   }
 
   /// The top `k` token ids of `logits`, best first (ties: the lower id).
